@@ -1,0 +1,41 @@
+/** Request and response schemas for API tokens. */
+import { TOKEN_SCOPES } from '../../domain/api-tokens';
+import { registry } from '../openapi';
+import { z } from '../zod';
+
+export const CreateTokenBody = z
+  .strictObject({
+    name: z.string().trim().min(1).max(100).openapi({ example: 'storefront' }),
+    scopes: z
+      .array(z.enum(TOKEN_SCOPES))
+      .min(1)
+      .max(TOKEN_SCOPES.length)
+      .default(['read'])
+      .transform((s) => [...new Set(s)]),
+    expires_in_days: z.number().int().min(1).max(3650).optional(),
+  })
+  .openapi('CreateToken');
+
+export type CreateTokenBody = z.infer<typeof CreateTokenBody>;
+
+export const TokenView = registry.register(
+  'ApiToken',
+  z.object({
+    id: z.string(),
+    tenant_id: z.string().nullable(),
+    name: z.string(),
+    prefix: z.string(),
+    scopes: z.array(z.enum(TOKEN_SCOPES)),
+    created_at: z.string(),
+    last_used_at: z.string().nullable(),
+    expires_at: z.string().nullable(),
+    revoked_at: z.string().nullable(),
+  }),
+);
+
+export const TokenCreated = z.object({
+  token: TokenView,
+  secret: z.string().openapi({ description: 'The bearer secret. Shown once; only its hash is stored.' }),
+});
+
+export const TokenIdParams = z.object({ id: z.string() });

@@ -1,0 +1,93 @@
+/**
+ * `npm start`: the whole platform on embedded defaults — PostgreSQL, the Temporal dev server and
+ * UI, migrations, schedule sync, one worker and the API. Ctrl-C stops every piece in reverse.
+ */
+import { createApp } from '../api/app';
+import { loadConfigOrExit } from '../config';
+import { initOrm, migrate } from '../db/orm';
+import { createLogger } from '../logger';
+import { syncSchedules } from '../schedules';
+import { connectTemporal } from '../temporal-client';
+import { installRuntime, startWorkers } from '../worker';
+import { COMMIT, VERSION, databaseFor, temporalFor } from './infra';
+import { serve } from './serve';
+
+async function main(): Promise<void> {
+  const config = loadConfigOrExit();
+  const logger = createLogger({ level: config.LOG_LEVEL, name: 'podplane-dev' });
+  installRuntime(logger);
+  const stack: { name: string; stop: () => Promise<unknown> }[] = [];
+  let stopping = false;
+  const stopAll = async (reason: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ reason }, 'stopping');
+    for (const part of stack.reverse()) {
+      try {
+        await part.stop();
+        logger.info(`${part.name} stopped`);
+      } catch (err) {
+        logger.error({ err }, `${part.name} did not stop cleanly`);
+      }
+    }
+    process.exit(code);
+  };
+  process.once('SIGINT', () => void stopAll('SIGINT', 0));
+  process.once('SIGTERM', () => void stopAll('SIGTERM', 0));
+
+  try {
+    const db = await databaseFor(config, logger);
+    if (db.embedded?.owned) stack.push({ name: 'PostgreSQL', stop: () => db.embedded!.stop() });
+    const temporalInfra = await temporalFor(config, logger);
+    if (temporalInfra.dev) stack.push({ name: 'Temporal dev server', stop: () => temporalInfra.dev!.stop() });
+
+    const orm = await initOrm({ databaseUrl: db.url, poolMax: config.DATABASE_POOL_MAX });
+    stack.push({ name: 'database pool', stop: () => orm.close() });
+    const applied = await migrate(orm);
+    logger.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
+
+    const temporal = await connectTemporal(temporalInfra.address, config.TEMPORAL_NAMESPACE);
+    stack.push({ name: 'Temporal client', stop: () => temporal.close() });
+    logger.info({ schedules: await syncSchedules(temporal.client) }, 'schedules synced');
+
+    const workers = await startWorkers({
+      orm,
+      logger,
+      address: temporalInfra.address,
+      namespace: config.TEMPORAL_NAMESPACE,
+      shutdownGraceTimeMs: config.SHUTDOWN_TIMEOUT_MS,
+    });
+    stack.push({ name: 'worker', stop: () => workers.shutdown() });
+
+    const app = createApp({
+      config,
+      orm,
+      temporal: temporal.client,
+      logger,
+      version: VERSION,
+      commit: COMMIT,
+    });
+    const api = await serve(app, config, logger);
+    stack.push({ name: 'API', stop: () => api.drain(config.SHUTDOWN_TIMEOUT_MS) });
+
+    const lines = [
+      '',
+      'Podplane is running.',
+      `  API          ${api.url}/api/v1`,
+      `  API docs     ${api.url}/docs`,
+      `  Health       ${api.url}/health/ready`,
+      `  Temporal UI  ${temporalInfra.dev?.uiUrl ?? `(external Temporal at ${temporalInfra.address})`}`,
+      `  Database     ${db.embedded ? `embedded PostgreSQL on 127.0.0.1:${config.EMBEDDED_POSTGRES_PORT}` : 'DATABASE_URL'}`,
+      'Create a platform admin token with:  npm run cli -- admin:create --name me',
+      'Press Ctrl-C to stop everything.',
+      '',
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+  } catch (err) {
+    logger.error({ err }, 'start-up failed');
+    process.stderr.write(`podplane failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+    await stopAll('start-up failed', 1);
+  }
+}
+
+void main();

@@ -1,0 +1,47 @@
+/** `npm run start:worker`: every task queue, schedules synced at boot; finishes in-flight activities on SIGTERM. */
+import { loadConfigOrExit } from '../config';
+import { initOrm } from '../db/orm';
+import { createLogger } from '../logger';
+import { syncSchedules } from '../schedules';
+import { connectTemporal } from '../temporal-client';
+import { installRuntime, startWorkers } from '../worker';
+
+async function main(): Promise<void> {
+  const config = loadConfigOrExit();
+  const logger = createLogger({ level: config.LOG_LEVEL, name: 'podplane-worker' });
+  if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
+    process.stderr.write(
+      'invalid configuration: DATABASE_URL and TEMPORAL_ADDRESS are required for start:worker (use npm start for the embedded stack)\n',
+    );
+    process.exit(1);
+  }
+  // We own shutdown: stop polling, let activities finish, then close the database.
+  installRuntime(logger);
+  const orm = await initOrm({ databaseUrl: config.DATABASE_URL, poolMax: config.DATABASE_POOL_MAX });
+  const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const synced = await syncSchedules(temporal.client);
+  logger.info({ schedules: synced }, 'schedules synced');
+  await temporal.close();
+  const workers = await startWorkers({
+    orm,
+    logger,
+    address: config.TEMPORAL_ADDRESS,
+    namespace: config.TEMPORAL_NAMESPACE,
+    shutdownGraceTimeMs: config.SHUTDOWN_TIMEOUT_MS,
+  });
+  const stop = async (signal: string) => {
+    logger.info({ signal }, 'worker shutting down; in-flight activities finish first');
+    await workers.shutdown();
+    await orm.close();
+    logger.info('worker stopped');
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+  await workers.done;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`podplane worker failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

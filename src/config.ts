@@ -1,0 +1,108 @@
+/**
+ * One typed configuration object, parsed once from environment variables.
+ * A missing or malformed variable stops the process with one line naming it.
+ */
+import { z } from 'zod';
+
+/** Secrets that ship as development defaults; production refuses every one of them. */
+export const DEV_DEFAULT_SECRETS = {
+  JWT_SECRET: 'podplane-dev-only-jwt-secret-not-for-production',
+} as const;
+
+const booleanString = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+const durationMs = z.coerce.number().int().min(1);
+
+const schema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PORT: port.default(3000),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    DATA_DIR: z.string().min(1).default('.data'),
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+    EMBEDDED_POSTGRES_PORT: port.default(54329),
+    TEMPORAL_ADDRESS: z
+      .string()
+      .regex(/^[^\s:]+:\d+$/, 'must be host:port')
+      .optional(),
+    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+    TEMPORAL_DEV_PORT: port.default(7233),
+    TEMPORAL_UI_PORT: port.default(8233),
+    TEMPORAL_CLI_PATH: z.string().min(1).optional(),
+    JWT_SECRET: z.string().min(1).default(DEV_DEFAULT_SECRETS.JWT_SECRET),
+    ALLOWED_ORIGINS: z
+      .string()
+      .default('http://localhost:3000,http://127.0.0.1:3000')
+      .transform((s) =>
+        s
+          .split(',')
+          .map((o) => o.trim())
+          .filter((o) => o.length > 0),
+      ),
+    BODY_LIMIT: z
+      .string()
+      .regex(/^\d+(b|kb|mb)$/, 'must look like 100kb or 1mb')
+      .default('100kb'),
+    TRUST_PROXY: booleanString.default(false),
+    SHUTDOWN_TIMEOUT_MS: durationMs.default(30000),
+    WORKER_ACTIVITY_RETRY_INITIAL_MS: durationMs.default(1000),
+    PUBLIC_BASE_URL: z.string().url().optional(),
+  })
+  .superRefine((cfg, ctx) => {
+    if (cfg.NODE_ENV !== 'production') return;
+    const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if ((Object.values(DEV_DEFAULT_SECRETS) as string[]).includes(cfg.JWT_SECRET)) {
+      issue('JWT_SECRET', 'the development default secret is refused in production');
+    } else if (Buffer.byteLength(cfg.JWT_SECRET, 'utf8') < 32) {
+      issue('JWT_SECRET', 'must be at least 32 bytes in production');
+    }
+    if (cfg.ALLOWED_ORIGINS.includes('*')) {
+      issue('ALLOWED_ORIGINS', "'*' is refused in production; list the exact origins");
+    }
+    if (!cfg.DATABASE_URL) issue('DATABASE_URL', 'is required in production');
+    if (!cfg.TEMPORAL_ADDRESS) issue('TEMPORAL_ADDRESS', 'is required in production');
+  });
+
+export type Config = z.infer<typeof schema>;
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    readonly problem: string,
+  ) {
+    super(`invalid configuration: ${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment; throws a ConfigError that names the first offending variable. */
+export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings are treated as unset so `FOO=` in a .env file falls back to the default.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const result = schema.safeParse(cleaned);
+  if (result.success) return result.data;
+  const first = result.error.issues[0];
+  const variable = first ? String(first.path[0] ?? 'environment') : 'environment';
+  const problem = first ? first.message : 'is invalid';
+  throw new ConfigError(variable, problem);
+}
+
+/** For entry points: parse or print one line and exit. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return parseConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,144 @@
+/** Tenancy entities: tenants, their settings rows and API tokens. */
+import {
+  Check,
+  Entity,
+  Enum,
+  Index,
+  ManyToOne,
+  OneToOne,
+  PrimaryKey,
+  Property,
+  type Opt,
+} from '@mikro-orm/core';
+import type { TokenScope } from '../../domain/api-tokens';
+import { newId } from '../../domain/ids';
+import { DEFAULT_QUOTAS, TENANT_STATUSES, type DunningPolicy, type TenantStatus } from '../../domain/tenants';
+
+@Entity({ tableName: 'tenants' })
+export class Tenant {
+  @PrimaryKey({ type: 'string', length: 40 })
+  id: string = newId('tenant');
+
+  @Property({ type: 'string', length: 40, unique: true })
+  slug!: string;
+
+  @Property({ type: 'string', length: 200 })
+  name!: string;
+
+  @Property({ type: 'string', length: 3, columnType: 'char(3)' })
+  currency!: string;
+
+  @Index()
+  @Enum({ items: () => TENANT_STATUSES, type: 'string' })
+  status: TenantStatus & Opt = 'PENDING';
+
+  @Property({ type: 'string', length: 320 })
+  ownerEmail!: string;
+
+  @Property({ type: 'string', length: 200, nullable: true })
+  onboardingWorkflowId?: string | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  activatedAt?: Date | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  createdAt: Date & Opt = new Date();
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', onUpdate: () => new Date() })
+  updatedAt: Date & Opt = new Date();
+}
+
+@Entity({ tableName: 'tenant_billing_settings' })
+export class TenantBillingSettings {
+  @PrimaryKey({ type: 'string', length: 40 })
+  id: string = newId('settings');
+
+  @OneToOne({ entity: () => Tenant, owner: true, unique: true, deleteRule: 'cascade' })
+  tenant!: Tenant;
+
+  /** basis points: 1 % = 100 */
+  @Property({ type: 'integer' })
+  taxRateBps!: number;
+
+  @Property({ type: 'integer' })
+  netTermsDays!: number;
+
+  @Property({ type: 'json' })
+  dunningPolicy!: DunningPolicy;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  createdAt: Date & Opt = new Date();
+}
+
+@Entity({ tableName: 'tenant_quotas' })
+export class TenantQuota {
+  @PrimaryKey({ type: 'string', length: 40 })
+  id: string = newId('quota');
+
+  @OneToOne({ entity: () => Tenant, owner: true, unique: true, deleteRule: 'cascade' })
+  tenant!: Tenant;
+
+  @Property({ type: 'integer' })
+  maxPods: number & Opt = DEFAULT_QUOTAS.maxPods;
+
+  @Property({ type: 'integer' })
+  maxVcpu: number & Opt = DEFAULT_QUOTAS.maxVcpu;
+
+  @Property({ type: 'integer' })
+  maxMemoryMb: number & Opt = DEFAULT_QUOTAS.maxMemoryMb;
+
+  @Property({ type: 'integer' })
+  maxDiskGb: number & Opt = DEFAULT_QUOTAS.maxDiskGb;
+
+  @Property({ type: 'integer' })
+  apiRequestsPerDay: number & Opt = DEFAULT_QUOTAS.apiRequestsPerDay;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  createdAt: Date & Opt = new Date();
+}
+
+/** A bearer credential. Either bound to one tenant or flagged platform-admin, never both. */
+@Entity({ tableName: 'api_tokens' })
+@Check({
+  name: 'api_tokens_owner_check',
+  expression: '(tenant_id is not null) <> platform_admin',
+})
+export class ApiToken {
+  @PrimaryKey({ type: 'string', length: 40 })
+  id: string = newId('token');
+
+  @Index()
+  @ManyToOne({ entity: () => Tenant, nullable: true, deleteRule: 'cascade' })
+  tenant?: Tenant | null;
+
+  @Property({ type: 'boolean' })
+  platformAdmin: boolean & Opt = false;
+
+  @Property({ type: 'string', length: 100 })
+  name!: string;
+
+  /** hex SHA-256 of the secret; the secret itself is never stored */
+  @Property({ type: 'string', length: 64, unique: true })
+  tokenHash!: string;
+
+  @Property({ type: 'string', length: 20 })
+  prefix!: string;
+
+  @Property({ type: 'text[]' })
+  scopes!: TokenScope[];
+
+  @Property({ type: 'string', length: 40, nullable: true })
+  createdByTokenId?: string | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  lastUsedAt?: Date | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  expiresAt?: Date | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  revokedAt?: Date | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  createdAt: Date & Opt = new Date();
+}

@@ -1,0 +1,44 @@
+/**
+ * The one application error. Every layer throws it with a kind; the API maps kinds to HTTP
+ * statuses in one place (api/middleware/problem.ts).
+ */
+export type ErrorKind =
+  | 'malformed_request'
+  | 'validation_failed'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'quota_exceeded'
+  | 'not_found'
+  | 'conflict'
+  | 'unprocessable'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'rate_limited'
+  | 'unavailable'
+  | 'internal';
+
+export interface FieldIssue {
+  /** JSON pointer-ish path of the offending field, e.g. `owner.email` */
+  field: string;
+  message: string;
+}
+
+export class AppError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    /** Human explanation, safe to show to the caller. */
+    readonly detail: string,
+    /** extra members of the problem body: shown to the caller */
+    readonly extras: { errors?: FieldIssue[]; [key: string]: unknown } = {},
+    /** the underlying error, logged but never shown */
+    options: { cause?: unknown } = {},
+  ) {
+    super(detail, options);
+    this.name = 'AppError';
+  }
+}
+
+export const notFound = (what: string) => new AppError('not_found', `${what} was not found`);
+export const conflict = (detail: string, extras: Record<string, unknown> = {}) =>
+  new AppError('conflict', detail, extras);
+export const forbidden = (detail: string) => new AppError('forbidden', detail);

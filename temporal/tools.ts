@@ -1,0 +1,137 @@
+/**
+ * Finds or builds the external binaries the platform runs beside itself: the Temporal CLI
+ * (dev server) and stripe-mock. Resolution order for Temporal (DESIGN.md §2):
+ * TEMPORAL_CLI_PATH → `temporal` on PATH → the tool cache → `go install` at a pinned tag →
+ * (caller's last resort) the SDK's own download.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+export interface GoTool {
+  /** binary name as `go install` produces it */
+  binary: string;
+  module: string;
+  version: string;
+  /** environment variable that may point straight at a binary */
+  pathVariable: string;
+}
+
+/** v1.5.1 is the newest tag without a `replace` directive, so it is the newest `go install` can build. */
+export const TEMPORAL_CLI: GoTool = {
+  binary: 'temporal',
+  module: 'github.com/temporalio/cli/cmd/temporal',
+  version: 'v1.5.1',
+  pathVariable: 'TEMPORAL_CLI_PATH',
+};
+
+export const STRIPE_MOCK: GoTool = {
+  binary: 'stripe-mock',
+  module: 'github.com/stripe/stripe-mock',
+  version: 'v0.197.0',
+  pathVariable: 'STRIPE_MOCK_PATH',
+};
+
+export type ToolLog = (line: string) => void;
+
+/** The tool cache lives outside any clone so CI runs and fresh checkouts on one machine share it. */
+export function toolCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.PODPLANE_TOOLS_DIR) return env.PODPLANE_TOOLS_DIR;
+  const base = env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache');
+  return path.join(base, 'podplane', 'tools');
+}
+
+export function cachedToolPath(tool: GoTool, env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(toolCacheDir(env), `${tool.binary}-${tool.version}`, tool.binary);
+}
+
+async function isExecutable(file: string): Promise<boolean> {
+  try {
+    await access(file, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function onPath(binary: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, binary);
+    if (await isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+async function goAvailable(env: NodeJS.ProcessEnv): Promise<boolean> {
+  try {
+    await execFileAsync('go', ['version'], { env });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Builds `tool` with `go install` into a temporary GOBIN and moves it into the cache only when
+ * the build succeeded, so an interrupted build never leaves a broken binary behind.
+ */
+export async function goInstall(
+  tool: GoTool,
+  log: ToolLog,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
+  const target = cachedToolPath(tool, env);
+  await mkdir(path.dirname(target), { recursive: true });
+  const gobin = await mkdtemp(path.join(path.dirname(target), '.build-'));
+  log(`building ${tool.module}@${tool.version} with go install (first time only; this takes a few minutes)`);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('go', ['install', `${tool.module}@${tool.version}`], {
+        env: { ...env, GOBIN: gobin, CGO_ENABLED: env.CGO_ENABLED ?? '0' },
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      child.on('error', reject);
+      child.on('exit', (code) =>
+        code === 0
+          ? resolve()
+          : reject(new Error(`go install ${tool.module}@${tool.version} exited with ${code}`)),
+      );
+    });
+    await rename(path.join(gobin, tool.binary), target);
+  } finally {
+    await rm(gobin, { recursive: true, force: true });
+  }
+  log(`cached ${tool.binary} at ${target}`);
+  return target;
+}
+
+export type Resolution =
+  { path: string; source: 'env' | 'path' | 'cache' | 'go-install' } | { path: undefined; why: string };
+
+/** Resolves a tool without downloading anything but Go modules. */
+export async function resolveTool(
+  tool: GoTool,
+  log: ToolLog,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { install: boolean } = { install: true },
+): Promise<Resolution> {
+  const explicit = env[tool.pathVariable];
+  if (explicit) {
+    if (await isExecutable(explicit)) return { path: explicit, source: 'env' };
+    throw new Error(`${tool.pathVariable}=${explicit} is not an executable file`);
+  }
+  const fromPath = await onPath(tool.binary, env);
+  if (fromPath) return { path: fromPath, source: 'path' };
+  const cached = cachedToolPath(tool, env);
+  if (await isExecutable(cached)) return { path: cached, source: 'cache' };
+  if (!opts.install) return { path: undefined, why: `${tool.binary} is not installed` };
+  if (!(await goAvailable(env)))
+    return { path: undefined, why: 'Go is not installed, so it cannot be built' };
+  return { path: await goInstall(tool, log, env), source: 'go-install' };
+}
