@@ -54,6 +54,31 @@ const schema = z
     SHUTDOWN_TIMEOUT_MS: durationMs.default(30000),
     WORKER_ACTIVITY_RETRY_INITIAL_MS: durationMs.default(1000),
     PUBLIC_BASE_URL: z.string().url().optional(),
+    HYPERVISOR: z.enum(['simulator', 'proxmox']).default('simulator'),
+    DNS_PROVIDER: z.enum(['simulator', 'powerdns']).default('simulator'),
+    DNS_ZONE: z
+      .string()
+      .regex(
+        /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/,
+        'must be a DNS zone like pods.example.com',
+      )
+      .default('pods.podplane.test'),
+    PROXMOX_URL: z.string().url().optional(),
+    PROXMOX_TOKEN_ID: z.string().min(1).optional(),
+    PROXMOX_TOKEN_SECRET: z.string().min(1).optional(),
+    PROXMOX_TEMPLATE_VMID: z.coerce.number().int().min(100).optional(),
+    PROXMOX_TASK_POLL_MS: durationMs.default(1000),
+    POWERDNS_URL: z.string().url().optional(),
+    POWERDNS_API_KEY: z.string().min(1).optional(),
+    POWERDNS_SERVER_ID: z.string().min(1).default('localhost'),
+    SIMULATOR_LATENCY_MS: z.coerce.number().int().min(0).max(60000).default(300),
+    SIMULATOR_BOOT_MS: z.coerce.number().int().min(0).max(600000).default(1000),
+    SIMULATOR_FAULTS: z.string().optional(),
+    SIMULATOR_SEED_NODES: booleanString.default(true),
+    PROVISION_RETRY_INITIAL_MS: durationMs.default(60_000),
+    PROVISION_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
+    PROVISION_HEARTBEAT_TIMEOUT_MS: durationMs.default(30_000),
+    PROVISION_RETRY_WINDOW_MS: durationMs.default(14 * 86_400_000),
   })
   .superRefine((cfg, ctx) => {
     if (cfg.NODE_ENV !== 'production') return;

@@ -17,8 +17,10 @@ import { authenticate } from './middleware/auth';
 import { createApiMetrics, type ApiMetrics } from './middleware/metrics';
 import { notFoundHandler, problemHandler } from './middleware/problem';
 import { buildOpenApiDocument } from './openapi';
+import { customerRoutes } from './routes/customers';
 import { debugRoutes } from './routes/debug';
 import { healthRoutes } from './routes/health';
+import { productRoutes } from './routes/products';
 import { tenantRoutes } from './routes/tenants';
 import { tokenRoutes } from './routes/tokens';
 import './types';
@@ -132,6 +134,8 @@ export function createApp(deps: AppDeps): Express {
   api.use('/__debug', debugRoutes({ config, version: deps.version, commit: deps.commit }));
   api.use('/tenants', tenantRoutes({ temporal: deps.temporal, metrics }));
   api.use('/tokens', tokenRoutes());
+  api.use('/customers', customerRoutes());
+  api.use('/products', productRoutes());
   app.use('/api/v1', api);
 
   app.use(notFoundHandler);

@@ -12,10 +12,25 @@ export const POD_STATUSES = [
 ] as const;
 export type PodStatus = (typeof POD_STATUSES)[number];
 
-export const JOB_TYPES = ['PROVISION', 'CHANGE_PLAN', 'SUSPEND', 'UNSUSPEND', 'TERMINATE', 'BACKUP', 'RESTORE'] as const;
+export const JOB_TYPES = [
+  'PROVISION',
+  'CHANGE_PLAN',
+  'SUSPEND',
+  'UNSUSPEND',
+  'TERMINATE',
+  'BACKUP',
+  'RESTORE',
+] as const;
 export type JobType = (typeof JOB_TYPES)[number];
 
-export const JOB_STATUSES = ['QUEUED', 'RUNNING', 'COMPLETED', 'ROLLED_BACK', 'DEAD_LETTER', 'CANCELED'] as const;
+export const JOB_STATUSES = [
+  'QUEUED',
+  'RUNNING',
+  'COMPLETED',
+  'ROLLED_BACK',
+  'DEAD_LETTER',
+  'CANCELED',
+] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
 /** Jobs in these states hold the pod's single operation slot. */
@@ -62,12 +77,20 @@ export function operationProblem(op: Exclude<JobType, 'PROVISION'>, status: PodS
 }
 
 /** Plan change rules shared by the API and the workflow's update validator. */
-export function planChangeProblem(status: PodStatus, current: Resources, target: Resources): string | undefined {
+export function planChangeProblem(
+  status: PodStatus,
+  current: Resources,
+  target: Resources,
+): string | undefined {
   if (status !== 'ACTIVE') return `the pod is ${status}; plans change only on ACTIVE pods`;
   if (target.diskGb < current.diskGb) {
     return `disks cannot shrink (current ${current.diskGb} GB, target ${target.diskGb} GB)`;
   }
-  if (target.vcpu === current.vcpu && target.memoryMb === current.memoryMb && target.diskGb === current.diskGb) {
+  if (
+    target.vcpu === current.vcpu &&
+    target.memoryMb === current.memoryMb &&
+    target.diskGb === current.diskGb
+  ) {
     return 'the target plan has the same limits as the current one';
   }
   return undefined;

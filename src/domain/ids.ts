@@ -14,6 +14,7 @@ export const ID_PREFIXES = {
   node: 'nod',
   backup: 'bak',
   idempotency: 'idk',
+  fault: 'flt',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

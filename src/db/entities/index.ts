@@ -1,11 +1,45 @@
 /** Every entity, listed explicitly: discovery never scans the file system. */
+import { Customer, Product } from './catalog';
+import { Backup, CloudPod, CoreNode, ProvisioningJob } from './cloudpods';
+import { IdempotencyKey } from './idempotency';
 import { Notification } from './notifications';
+import { SimDnsRecord, SimFaultRule, SimVm } from './simulator';
 import { ApiToken, Tenant, TenantBillingSettings, TenantQuota } from './tenancy';
 
+export * from './catalog';
+export * from './cloudpods';
+export * from './idempotency';
 export * from './notifications';
+export * from './simulator';
 export * from './tenancy';
 
-export const ENTITIES = [Tenant, TenantBillingSettings, TenantQuota, ApiToken, Notification];
+export const ENTITIES = [
+  Tenant,
+  TenantBillingSettings,
+  TenantQuota,
+  ApiToken,
+  Notification,
+  Customer,
+  Product,
+  CoreNode,
+  CloudPod,
+  ProvisioningJob,
+  Backup,
+  IdempotencyKey,
+  SimVm,
+  SimDnsRecord,
+  SimFaultRule,
+];
 
 /** Entities whose rows belong to one tenant (a `tenant` relation); the tenant filter covers them. */
-export const TENANT_SCOPED_ENTITIES = [TenantBillingSettings, TenantQuota, ApiToken, Notification];
+export const TENANT_SCOPED_ENTITIES = [
+  TenantBillingSettings,
+  TenantQuota,
+  ApiToken,
+  Notification,
+  Customer,
+  Product,
+  CloudPod,
+  ProvisioningJob,
+  Backup,
+];

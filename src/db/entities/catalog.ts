@@ -1,0 +1,95 @@
+/** Catalog entities: a tenant's customers and the products (plans) it sells. */
+import { Entity, Enum, Index, ManyToOne, PrimaryKey, Property, Unique, type Opt } from '@mikro-orm/core';
+import { newId } from '../../domain/ids';
+import { Tenant } from './tenancy';
+
+/** Email is unique per tenant among customers that are not deleted. */
+@Entity({ tableName: 'customers' })
+@Index({ properties: ['tenant', 'createdAt'] })
+@Unique({
+  name: 'customers_tenant_email_live_unique',
+  expression:
+    'create unique index "customers_tenant_email_live_unique" on "customers" ("tenant_id", "email") where "deleted_at" is null',
+})
+export class Customer {
+  @PrimaryKey({ type: 'string', length: 40 })
+  id: string = newId('customer');
+
+  @ManyToOne({ entity: () => Tenant, deleteRule: 'cascade' })
+  tenant!: Tenant;
+
+  @Property({ type: 'string', length: 320 })
+  email!: string;
+
+  @Property({ type: 'string', length: 200 })
+  name!: string;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  deletedAt?: Date | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  createdAt: Date & Opt = new Date();
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', onUpdate: () => new Date() })
+  updatedAt: Date & Opt = new Date();
+}
+
+export const PRODUCT_INTERVALS = ['MONTH', 'YEAR'] as const;
+export type ProductInterval = (typeof PRODUCT_INTERVALS)[number];
+
+/** A CloudPod plan. Soft-deleted products stay readable for pods on them but cannot be chosen. */
+@Entity({ tableName: 'products' })
+@Unique({ properties: ['tenant', 'code'] })
+export class Product {
+  @PrimaryKey({ type: 'string', length: 40 })
+  id: string = newId('product');
+
+  @ManyToOne({ entity: () => Tenant, deleteRule: 'cascade' })
+  tenant!: Tenant;
+
+  @Property({ type: 'string', length: 64 })
+  code!: string;
+
+  @Property({ type: 'string', length: 200 })
+  name!: string;
+
+  @Property({ type: 'string', length: 20 })
+  kind: string & Opt = 'CLOUDPOD';
+
+  @Enum({ items: () => PRODUCT_INTERVALS, type: 'string' })
+  interval!: ProductInterval;
+
+  /** price per interval in minor units of `currency` */
+  @Property({ type: 'integer' })
+  unitAmount!: number;
+
+  @Property({ type: 'string', length: 3, columnType: 'char(3)' })
+  currency!: string;
+
+  @Property({ type: 'integer' })
+  vcpu!: number;
+
+  @Property({ type: 'integer' })
+  memoryMb!: number;
+
+  @Property({ type: 'integer' })
+  diskGb!: number;
+
+  @Property({ type: 'integer' })
+  includedBandwidthGb!: number;
+
+  @Property({ type: 'integer' })
+  trialDays: number & Opt = 0;
+
+  @Property({ type: 'integer' })
+  backupsIncluded: number & Opt = 0;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  deletedAt?: Date | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  createdAt: Date & Opt = new Date();
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', onUpdate: () => new Date() })
+  updatedAt: Date & Opt = new Date();
+}

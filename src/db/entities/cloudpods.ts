@@ -1,0 +1,254 @@
+/** CloudPod entities: hypervisor nodes, pods, their operation jobs and backups. */
+import {
+  Check,
+  Entity,
+  Enum,
+  Index,
+  ManyToOne,
+  PrimaryKey,
+  Property,
+  Unique,
+  type Opt,
+} from '@mikro-orm/core';
+import {
+  BACKUP_KINDS,
+  BACKUP_STATUSES,
+  JOB_STATUSES,
+  JOB_TYPES,
+  NODE_STATUSES,
+  POD_STATUSES,
+  type BackupKind,
+  type BackupStatus,
+  type JobStatus,
+  type JobType,
+  type NodeStatus,
+  type PodStatus,
+} from '../../domain/cloudpods';
+import { newId } from '../../domain/ids';
+import { Customer, Product } from './catalog';
+import { Tenant } from './tenancy';
+
+/**
+ * A hypervisor node. `allocated_*` only moves through conditional UPDATEs and a CHECK keeps it
+ * within capacity, so concurrent reservations can never oversubscribe a node.
+ */
+@Entity({ tableName: 'core_nodes' })
+@Check({
+  name: 'core_nodes_allocation_check',
+  // Written the way PostgreSQL normalizes it, so the schema diff sees no change.
+  expression:
+    '((allocated_vcpu >= 0) AND (allocated_vcpu <= capacity_vcpu)) AND ((allocated_memory_mb >= 0) AND (allocated_memory_mb <= capacity_memory_mb)) AND ((allocated_disk_gb >= 0) AND (allocated_disk_gb <= capacity_disk_gb))',
+})
+export class CoreNode {
+  @PrimaryKey({ type: 'string', length: 40 })
+  id: string = newId('node');
+
+  @Property({ type: 'string', length: 100, unique: true })
+  name!: string;
+
+  @Property({ type: 'string', length: 50 })
+  region!: string;
+
+  @Enum({ items: () => NODE_STATUSES, type: 'string' })
+  status: NodeStatus & Opt = 'ONLINE';
+
+  @Property({ type: 'integer' })
+  capacityVcpu!: number;
+
+  @Property({ type: 'integer' })
+  capacityMemoryMb!: number;
+
+  @Property({ type: 'integer' })
+  capacityDiskGb!: number;
+
+  @Property({ type: 'integer' })
+  allocatedVcpu: number & Opt = 0;
+
+  @Property({ type: 'integer' })
+  allocatedMemoryMb: number & Opt = 0;
+
+  @Property({ type: 'integer' })
+  allocatedDiskGb: number & Opt = 0;
+
+  @Property({ type: 'integer', version: true })
+  version: number & Opt = 1;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  createdAt: Date & Opt = new Date();
+}
+
+@Entity({ tableName: 'cloud_pods' })
+@Unique({ properties: ['tenant', 'slug'] })
+@Index({ properties: ['tenant', 'status'] })
+@Index({ properties: ['customer'] })
+export class CloudPod {
+  @PrimaryKey({ type: 'string', length: 40 })
+  id: string = newId('pod');
+
+  @ManyToOne({ entity: () => Tenant, deleteRule: 'cascade' })
+  tenant!: Tenant;
+
+  @ManyToOne({ entity: () => Customer })
+  customer!: Customer;
+
+  @ManyToOne({ entity: () => Product })
+  product!: Product;
+
+  @Property({ type: 'string', length: 40 })
+  slug!: string;
+
+  @Property({ type: 'string', length: 253 })
+  hostname!: string;
+
+  @Enum({ items: () => POD_STATUSES, type: 'string' })
+  status: PodStatus & Opt = 'PENDING';
+
+  @Index()
+  @ManyToOne({ entity: () => CoreNode, nullable: true })
+  node?: CoreNode | null;
+
+  @Property({ type: 'string', length: 100, nullable: true })
+  vmId?: string | null;
+
+  @Property({ type: 'string', length: 45, nullable: true })
+  ipAddress?: string | null;
+
+  @Property({ type: 'integer' })
+  vcpu!: number;
+
+  @Property({ type: 'integer' })
+  memoryMb!: number;
+
+  @Property({ type: 'integer' })
+  diskGb!: number;
+
+  /** what is reserved on `node` for this pod; released exactly once */
+  @Property({ type: 'integer' })
+  reservedVcpu: number & Opt = 0;
+
+  @Property({ type: 'integer' })
+  reservedMemoryMb: number & Opt = 0;
+
+  @Property({ type: 'integer' })
+  reservedDiskGb: number & Opt = 0;
+
+  @Property({ type: 'text', nullable: true })
+  failureReason?: string | null;
+
+  @Property({ type: 'string', length: 200 })
+  workflowId!: string;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  activatedAt?: Date | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  terminatedAt?: Date | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  deletedAt?: Date | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  createdAt: Date & Opt = new Date();
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', onUpdate: () => new Date() })
+  updatedAt: Date & Opt = new Date();
+}
+
+/** One row per operation on a pod; at most one QUEUED or RUNNING per pod (partial unique index). */
+@Entity({ tableName: 'provisioning_jobs' })
+@Index({ properties: ['queueName', 'status', 'priority'] })
+@Index({ properties: ['status', 'scheduledFor'] })
+@Index({ properties: ['tenant', 'status'] })
+@Index({ properties: ['pod', 'createdAt'] })
+@Unique({
+  name: 'provisioning_jobs_one_open_per_pod',
+  expression:
+    'create unique index "provisioning_jobs_one_open_per_pod" on "provisioning_jobs" ("pod_id") where "status" in (\'QUEUED\', \'RUNNING\')',
+})
+export class ProvisioningJob {
+  @PrimaryKey({ type: 'string', length: 40 })
+  id: string = newId('job');
+
+  @ManyToOne({ entity: () => Tenant, deleteRule: 'cascade' })
+  tenant!: Tenant;
+
+  @ManyToOne({ entity: () => CloudPod, deleteRule: 'cascade' })
+  pod!: CloudPod;
+
+  @Enum({ items: () => JOB_TYPES, type: 'string' })
+  type!: JobType;
+
+  @Property({ type: 'string', length: 50 })
+  queueName: string & Opt = 'provisioning';
+
+  @Enum({ items: () => JOB_STATUSES, type: 'string' })
+  status: JobStatus & Opt = 'QUEUED';
+
+  @Property({ type: 'integer' })
+  priority: number & Opt = 0;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  scheduledFor: Date & Opt = new Date();
+
+  @Property({ type: 'integer' })
+  attempts: number & Opt = 0;
+
+  @Property({ type: 'integer' })
+  maxAttempts: number & Opt = 3;
+
+  /** operation arguments (target plan, backup id…) */
+  @Property({ type: 'json', nullable: true })
+  input?: Record<string, unknown> | null;
+
+  @Property({ type: 'text', nullable: true })
+  failureReason?: string | null;
+
+  @Property({ type: 'string', length: 200 })
+  workflowId!: string;
+
+  @Property({ type: 'string', length: 100, nullable: true })
+  runId?: string | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  startedAt?: Date | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  finishedAt?: Date | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  createdAt: Date & Opt = new Date();
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', onUpdate: () => new Date() })
+  updatedAt: Date & Opt = new Date();
+}
+
+@Entity({ tableName: 'backups' })
+@Index({ properties: ['pod', 'createdAt'] })
+export class Backup {
+  @PrimaryKey({ type: 'string', length: 40 })
+  id: string = newId('backup');
+
+  @ManyToOne({ entity: () => Tenant, deleteRule: 'cascade' })
+  tenant!: Tenant;
+
+  @ManyToOne({ entity: () => CloudPod, deleteRule: 'cascade' })
+  pod!: CloudPod;
+
+  @Property({ type: 'string', length: 200, nullable: true })
+  providerSnapshotId?: string | null;
+
+  @Enum({ items: () => BACKUP_KINDS, type: 'string' })
+  kind!: BackupKind;
+
+  @Enum({ items: () => BACKUP_STATUSES, type: 'string' })
+  status: BackupStatus & Opt = 'PENDING';
+
+  @Property({ type: 'integer', nullable: true })
+  sizeGb?: number | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  expiresAt?: Date | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  createdAt: Date & Opt = new Date();
+}

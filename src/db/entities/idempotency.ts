@@ -1,0 +1,52 @@
+/** Stored responses for Idempotency-Key requests (IETF draft semantics, kept 24 h). */
+import { Entity, Enum, Index, PrimaryKey, Property, Unique, type Opt } from '@mikro-orm/core';
+import { newId } from '../../domain/ids';
+
+export const IDEMPOTENCY_STATES = ['IN_PROGRESS', 'COMPLETED'] as const;
+export type IdempotencyState = (typeof IDEMPOTENCY_STATES)[number];
+
+@Entity({ tableName: 'idempotency_keys' })
+@Unique({ properties: ['scope', 'principalId', 'method', 'path', 'keyHash'] })
+export class IdempotencyKey {
+  @PrimaryKey({ type: 'string', length: 40 })
+  id: string = newId('idempotency');
+
+  /** tenant id, or `platform` for platform-admin principals */
+  @Property({ type: 'string', length: 40 })
+  scope!: string;
+
+  @Property({ type: 'string', length: 40 })
+  principalId!: string;
+
+  @Property({ type: 'string', length: 10 })
+  method!: string;
+
+  @Property({ type: 'string', length: 500 })
+  path!: string;
+
+  @Property({ type: 'string', length: 64 })
+  keyHash!: string;
+
+  /** SHA-256 of the request body: same key with another payload is a 422 */
+  @Property({ type: 'string', length: 64 })
+  fingerprint!: string;
+
+  @Enum({ items: () => IDEMPOTENCY_STATES, type: 'string' })
+  state: IdempotencyState & Opt = 'IN_PROGRESS';
+
+  @Property({ type: 'integer', nullable: true })
+  responseStatus?: number | null;
+
+  @Property({ type: 'json', nullable: true })
+  responseBody?: unknown;
+
+  @Property({ type: 'json', nullable: true })
+  responseHeaders?: Record<string, string> | null;
+
+  @Index()
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  expiresAt!: Date;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  createdAt: Date & Opt = new Date();
+}
