@@ -13,13 +13,17 @@ import type { Config } from '../config';
 import type { MikroORM } from '../db/orm';
 import { AppError } from '../domain/errors';
 import type { Logger } from '../logger';
+import type { FaultInjector } from '../providers/simulator';
 import { authenticate } from './middleware/auth';
 import { createApiMetrics, type ApiMetrics } from './middleware/metrics';
 import { notFoundHandler, problemHandler } from './middleware/problem';
 import { buildOpenApiDocument } from './openapi';
+import { cloudPodRoutes } from './routes/cloudpods';
 import { customerRoutes } from './routes/customers';
 import { debugRoutes } from './routes/debug';
 import { healthRoutes } from './routes/health';
+import { nodeRoutes } from './routes/nodes';
+import { opsRoutes } from './routes/ops';
 import { productRoutes } from './routes/products';
 import { tenantRoutes } from './routes/tenants';
 import { tokenRoutes } from './routes/tokens';
@@ -33,6 +37,8 @@ export interface AppDeps {
   version: string;
   commit: string;
   metrics?: ApiMetrics;
+  /** the simulator's fault rules, steered by /ops/simulator/faults */
+  faults: FaultInjector;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -136,6 +142,9 @@ export function createApp(deps: AppDeps): Express {
   api.use('/tokens', tokenRoutes());
   api.use('/customers', customerRoutes());
   api.use('/products', productRoutes());
+  api.use('/cloudpods', cloudPodRoutes({ orm: deps.orm, temporal: deps.temporal, config, metrics }));
+  api.use('/nodes', nodeRoutes());
+  api.use('/ops', opsRoutes({ orm: deps.orm, temporal: deps.temporal, config, faults: deps.faults }));
   app.use('/api/v1', api);
 
   app.use(notFoundHandler);

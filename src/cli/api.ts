@@ -3,6 +3,7 @@ import { createApp } from '../api/app';
 import { loadConfigOrExit } from '../config';
 import { initOrm } from '../db/orm';
 import { createLogger } from '../logger';
+import { createProviders } from '../providers';
 import { connectTemporal } from '../temporal-client';
 import { COMMIT, VERSION } from './infra';
 import { serve } from './serve';
@@ -18,7 +19,16 @@ async function main(): Promise<void> {
   }
   const orm = await initOrm({ databaseUrl: config.DATABASE_URL, poolMax: config.DATABASE_POOL_MAX });
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
-  const app = createApp({ config, orm, temporal: temporal.client, logger, version: VERSION, commit: COMMIT });
+  const { faults } = createProviders(config, orm);
+  const app = createApp({
+    config,
+    orm,
+    temporal: temporal.client,
+    logger,
+    version: VERSION,
+    commit: COMMIT,
+    faults,
+  });
   const server = await serve(app, config, logger);
   const stop = async (signal: string) => {
     logger.info({ signal }, 'draining API');

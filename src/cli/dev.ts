@@ -6,6 +6,9 @@ import { createApp } from '../api/app';
 import { loadConfigOrExit } from '../config';
 import { initOrm, migrate } from '../db/orm';
 import { createLogger } from '../logger';
+import { createProviders, loadFaultsFromConfig } from '../providers';
+import { seedSimulatedNodes } from '../services/nodes';
+import { systemEm } from '../db/orm';
 import { syncSchedules } from '../schedules';
 import { connectTemporal } from '../temporal-client';
 import { installRuntime, startWorkers } from '../worker';
@@ -50,9 +53,18 @@ async function main(): Promise<void> {
     stack.push({ name: 'Temporal client', stop: () => temporal.close() });
     logger.info({ schedules: await syncSchedules(temporal.client) }, 'schedules synced');
 
+    const providers = createProviders(config, orm);
+    if (config.HYPERVISOR === 'simulator' && config.SIMULATOR_SEED_NODES) {
+      const seeded = await seedSimulatedNodes(systemEm(orm));
+      if (seeded > 0) logger.info({ seeded }, 'registered simulated hypervisor nodes');
+    }
+    const faultRules = await loadFaultsFromConfig(config, providers.faults);
+    if (faultRules > 0) logger.warn({ faultRules }, 'simulator fault rules loaded from SIMULATOR_FAULTS');
+
     const workers = await startWorkers({
       orm,
       logger,
+      providers,
       address: temporalInfra.address,
       namespace: config.TEMPORAL_NAMESPACE,
       shutdownGraceTimeMs: config.SHUTDOWN_TIMEOUT_MS,
@@ -66,6 +78,7 @@ async function main(): Promise<void> {
       logger,
       version: VERSION,
       commit: COMMIT,
+      faults: providers.faults,
     });
     const api = await serve(app, config, logger);
     stack.push({ name: 'API', stop: () => api.drain(config.SHUTDOWN_TIMEOUT_MS) });

@@ -2,6 +2,7 @@
 import { loadConfigOrExit } from '../config';
 import { initOrm } from '../db/orm';
 import { createLogger } from '../logger';
+import { createProviders, loadFaultsFromConfig } from '../providers';
 import { syncSchedules } from '../schedules';
 import { connectTemporal } from '../temporal-client';
 import { installRuntime, startWorkers } from '../worker';
@@ -22,9 +23,12 @@ async function main(): Promise<void> {
   const synced = await syncSchedules(temporal.client);
   logger.info({ schedules: synced }, 'schedules synced');
   await temporal.close();
+  const providers = createProviders(config, orm);
+  await loadFaultsFromConfig(config, providers.faults);
   const workers = await startWorkers({
     orm,
     logger,
+    providers,
     address: config.TEMPORAL_ADDRESS,
     namespace: config.TEMPORAL_NAMESPACE,
     shutdownGraceTimeMs: config.SHUTDOWN_TIMEOUT_MS,

@@ -1,8 +1,10 @@
 /** Picks the provider implementations from configuration. */
-import type { Config } from '../config';
+import { ConfigError, type Config } from '../config';
 import type { MikroORM } from '../db/orm';
 import type { Dns } from './dns';
 import type { Hypervisor } from './hypervisor';
+import { PowerDnsProvider } from './powerdns';
+import { ProxmoxHypervisor } from './proxmox';
 import { FaultInjector, SimulatedDns, SimulatedHypervisor, parseFaultSpec } from './simulator';
 
 export interface Providers {
@@ -12,11 +14,35 @@ export interface Providers {
   faults: FaultInjector;
 }
 
+/** The config schema leaves provider settings optional; they become required once that provider is chosen. */
+function required<K extends keyof Config>(config: Config, key: K, when: string): NonNullable<Config[K]> {
+  const value = config[key];
+  if (value === undefined || value === null) throw new ConfigError(key, `is required when ${when}`);
+  return value;
+}
+
 export function createProviders(config: Config, orm: MikroORM): Providers {
   const faults = new FaultInjector(orm);
   const sim = { orm, faults, latencyMs: config.SIMULATOR_LATENCY_MS, bootMs: config.SIMULATOR_BOOT_MS };
-  const hypervisor: Hypervisor = new SimulatedHypervisor(sim);
-  const dns: Dns = new SimulatedDns(sim);
+  const hypervisor: Hypervisor =
+    config.HYPERVISOR === 'proxmox'
+      ? new ProxmoxHypervisor({
+          baseUrl: required(config, 'PROXMOX_URL', 'HYPERVISOR=proxmox'),
+          tokenId: required(config, 'PROXMOX_TOKEN_ID', 'HYPERVISOR=proxmox'),
+          tokenSecret: required(config, 'PROXMOX_TOKEN_SECRET', 'HYPERVISOR=proxmox'),
+          templateVmId: required(config, 'PROXMOX_TEMPLATE_VMID', 'HYPERVISOR=proxmox'),
+          taskPollMs: config.PROXMOX_TASK_POLL_MS,
+        })
+      : new SimulatedHypervisor(sim);
+  const dns: Dns =
+    config.DNS_PROVIDER === 'powerdns'
+      ? new PowerDnsProvider({
+          baseUrl: required(config, 'POWERDNS_URL', 'DNS_PROVIDER=powerdns'),
+          apiKey: required(config, 'POWERDNS_API_KEY', 'DNS_PROVIDER=powerdns'),
+          serverId: config.POWERDNS_SERVER_ID,
+          zone: config.DNS_ZONE,
+        })
+      : new SimulatedDns(sim);
   return { hypervisor, dns, faults };
 }
 

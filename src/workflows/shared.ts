@@ -4,7 +4,8 @@
  * deterministic (only @temporalio/workflow and @temporalio/common).
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { JobType, PodStatus, Resources } from '../domain/cloudpods';
 
 export const TASK_QUEUES = {
   provisioning: 'provisioning',
@@ -29,6 +30,7 @@ export const SEARCH_ATTRIBUTE_NAMES: readonly string[] = Object.keys(SEARCH_ATTR
 /** Workflow ids derive from business keys, never from clocks or randoms. */
 export const workflowIds = {
   onboardTenant: (tenantId: string) => `tenant-onboard-${tenantId}`,
+  cloudPod: (podId: string) => `cloudpod-${podId}`,
 } as const;
 
 export type OnboardingStep =
@@ -48,4 +50,79 @@ export const onboardingStateQuery = defineQuery<OnboardTenantState>('state');
 
 export const SCHEDULE_IDS = {
   maintenanceCleanup: 'maintenance-cleanup',
+} as const;
+
+/** Retry and timing policy of the pod workflow's activities; from config so tests use milliseconds. */
+export interface PodPolicy {
+  /** first retry interval of a saga step (1 min by default → 5 min → 15 min) */
+  retryInitialMs: number;
+  maxAttempts: number;
+  heartbeatTimeoutMs: number;
+  /** how long a dead-lettered pod waits for an operator's retry */
+  retryWindowMs: number;
+}
+
+export interface CloudPodInput {
+  podId: string;
+  tenantId: string;
+  slug: string;
+  resources: Resources;
+  provisionJobId: string;
+  policy: PodPolicy;
+  /** state carried across continueAsNew */
+  carried?: CarriedPodState;
+}
+
+export type PodOperation =
+  | { kind: 'SUSPEND'; jobId: string }
+  | { kind: 'UNSUSPEND'; jobId: string }
+  | { kind: 'TERMINATE'; jobId: string }
+  | { kind: 'BACKUP'; jobId: string; backupId: string }
+  | { kind: 'RESTORE'; jobId: string; backupId: string }
+  | { kind: 'CHANGE_PLAN'; jobId: string; productId: string; resources: Resources };
+
+export interface CloudPodState {
+  podId: string;
+  status: PodStatus;
+  resources: Resources;
+  currentJob: { id: string; type: JobType } | null;
+  queued: number;
+  /** set while a dead-lettered provision waits for the retry signal */
+  awaitingRetryOf: string | null;
+  lastFailure: string | null;
+  provisionAttempts: number;
+}
+
+export interface CarriedPodState {
+  state: CloudPodState;
+  queue: PodOperation[];
+}
+
+export interface ChangePlanArgs {
+  jobId: string;
+  productId: string;
+  resources: Resources;
+}
+
+export interface ChangePlanResult {
+  jobId: string;
+  resources: Resources;
+}
+
+export const podStateQuery = defineQuery<CloudPodState>('state');
+/** Operator retry of a dead-lettered provision (POST /ops/jobs/:id/retry). */
+export const retrySignal = defineSignal<[{ jobId: string }]>('retry');
+export const suspendSignal = defineSignal<[{ jobId: string }]>('suspend');
+export const unsuspendSignal = defineSignal<[{ jobId: string }]>('unsuspend');
+export const terminateSignal = defineSignal<[{ jobId: string }]>('terminate');
+export const backupSignal = defineSignal<[{ jobId: string; backupId: string }]>('backup');
+export const restoreSignal = defineSignal<[{ jobId: string; backupId: string }]>('restore');
+export const changePlanUpdate = defineUpdate<ChangePlanResult, [ChangePlanArgs]>('changePlan');
+
+/** Failure types activities raise and workflows branch on (never on message text). */
+export const FAILURE_TYPES = {
+  noCapacity: 'NoCapacity',
+  podNotFound: 'PodNotFound',
+  providerRejected: 'ProviderRejected',
+  invalidPlanChange: 'InvalidPlanChange',
 } as const;

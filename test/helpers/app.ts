@@ -10,6 +10,7 @@ import { parseConfig, type Config } from '../../src/config';
 import { systemEm } from '../../src/db/orm';
 import { createLogger, type Logger } from '../../src/logger';
 import { issueToken } from '../../src/services/api-tokens';
+import { createProviders, type Providers } from '../../src/providers';
 import { startWorkers, type RunningWorkers } from '../../src/worker';
 import { createTestDatabase, type TestDatabase } from './db';
 import { connectClient, createNamespace, temporalAddress, workflowBundle } from './temporal';
@@ -25,12 +26,26 @@ export interface TestStack {
   logLines: Record<string, unknown>[];
   adminToken: string;
   workers: RunningWorkers;
+  providers: Providers;
+  /** stop the in-process worker (a "kill" when graceMs is tiny) */
+  stopWorkers(): Promise<void>;
+  /** start a fresh in-process worker (after stopWorkers) */
+  restartWorkers(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startTestStack(env: Record<string, string> = {}): Promise<TestStack> {
   const [db, namespace] = await Promise.all([createTestDatabase(), createNamespace('e2e')]);
-  const config = parseConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', ...env });
+  // Saga timings in milliseconds, simulators without latency; a test may override any of it.
+  const config = parseConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    PROVISION_RETRY_INITIAL_MS: '20',
+    PROVISION_HEARTBEAT_TIMEOUT_MS: '5000',
+    SIMULATOR_LATENCY_MS: '0',
+    SIMULATOR_BOOT_MS: '0',
+    ...env,
+  });
   const logLines: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -41,15 +56,28 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
   });
   const logger = createLogger({ level: 'info' }, sink);
   const { client, close: closeClient } = await connectClient(namespace);
-  const workers = await startWorkers({
+  const providers = createProviders(config, db.orm);
+  const bundle = await workflowBundle();
+  const launch = () =>
+    startWorkers({
+      orm: db.orm,
+      logger,
+      providers,
+      address: temporalAddress(),
+      namespace,
+      workflowBundle: bundle,
+      shutdownGraceTimeMs: Number(env.TEST_WORKER_GRACE_MS ?? 5000),
+    });
+  let workers = await launch();
+  const app = createApp({
+    config,
     orm: db.orm,
+    temporal: client,
     logger,
-    address: temporalAddress(),
-    namespace,
-    workflowBundle: await workflowBundle(),
-    shutdownGraceTimeMs: 5000,
+    version: 'test',
+    commit: 'test',
+    faults: providers.faults,
   });
-  const app = createApp({ config, orm: db.orm, temporal: client, logger, version: 'test', commit: 'test' });
   const { secret: adminToken } = await issueToken(systemEm(db.orm), {
     tenantId: null,
     name: 'test admin',
@@ -64,7 +92,14 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
     logger,
     logLines,
     adminToken,
-    workers,
+    get workers() {
+      return workers;
+    },
+    providers,
+    stopWorkers: () => workers.shutdown(),
+    restartWorkers: async () => {
+      workers = await launch();
+    },
     close: async () => {
       await workers.shutdown();
       await closeClient();

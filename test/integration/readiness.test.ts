@@ -4,6 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { createApp } from '../../src/api/app';
 import { parseConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
+import { FaultInjector } from '../../src/providers/simulator';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { freePort } from '../../temporal/dev-server';
 import { temporalAddress } from '../helpers/temporal';
@@ -21,6 +22,7 @@ function appWith(db: TestDatabase, address: string) {
     logger,
     version: 't',
     commit: 't',
+    faults: new FaultInjector(db.orm),
   });
   return { app, close: () => connection.close() };
 }

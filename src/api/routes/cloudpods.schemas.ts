@@ -1,0 +1,92 @@
+/** Request and response schemas for /api/v1/cloudpods. */
+import { JOB_STATUSES, JOB_TYPES, POD_STATUSES, BACKUP_KINDS, BACKUP_STATUSES } from '../../domain/cloudpods';
+import { registry } from '../openapi';
+import { z } from '../zod';
+import { PaginationQuery } from './common.schemas';
+
+export const CreatePodBody = z
+  .strictObject({
+    customer_id: z.string().min(1).max(40),
+    product_id: z.string().min(1).max(40),
+    slug: z
+      .string()
+      .regex(
+        /^[a-z0-9](?:[a-z0-9-]{1,38})[a-z0-9]$/,
+        'slug must be 3–40 lowercase letters, digits or inner hyphens',
+      )
+      .refine((s) => !s.includes('--'), 'slug must not contain consecutive hyphens')
+      .openapi({ example: 'web-1' }),
+  })
+  .openapi('CreateCloudPod');
+
+const Limits = z.object({ vcpu: z.number().int(), memory_mb: z.number().int(), disk_gb: z.number().int() });
+
+export const JobView = registry.register(
+  'ProvisioningJob',
+  z.object({
+    id: z.string(),
+    pod_id: z.string(),
+    type: z.enum(JOB_TYPES),
+    status: z.enum(JOB_STATUSES),
+    attempts: z.number().int(),
+    max_attempts: z.number().int(),
+    failure_reason: z.string().nullable(),
+    input: z.record(z.string(), z.unknown()).nullable(),
+    workflow_id: z.string(),
+    created_at: z.string(),
+    started_at: z.string().nullable(),
+    finished_at: z.string().nullable(),
+  }),
+);
+
+export const PodView = registry.register(
+  'CloudPod',
+  z.object({
+    id: z.string(),
+    slug: z.string(),
+    hostname: z.string(),
+    status: z.enum(POD_STATUSES),
+    customer_id: z.string(),
+    product_id: z.string(),
+    limits: Limits,
+    node_id: z.string().nullable(),
+    vm_id: z.string().nullable(),
+    ip_address: z.string().nullable(),
+    failure_reason: z.string().nullable(),
+    workflow_id: z.string(),
+    created_at: z.string(),
+    activated_at: z.string().nullable(),
+    terminated_at: z.string().nullable(),
+    current_job: JobView.nullable().optional(),
+  }),
+);
+
+export const BackupView = registry.register(
+  'Backup',
+  z.object({
+    id: z.string(),
+    pod_id: z.string(),
+    kind: z.enum(BACKUP_KINDS),
+    status: z.enum(BACKUP_STATUSES),
+    size_gb: z.number().int().nullable(),
+    created_at: z.string(),
+  }),
+);
+
+export const PodAccepted = z.object({ pod: PodView, job: JobView });
+
+export const ListPodsQuery = PaginationQuery.extend({
+  status: z.enum(POD_STATUSES).optional(),
+  customer_id: z.string().max(40).optional(),
+});
+
+export const PodIdParams = z.object({ id: z.string() });
+export const BackupParams = z.object({ id: z.string(), backupId: z.string() });
+export const PlanBody = z.strictObject({ product_id: z.string().min(1).max(40) });
+export const PlanPreviewQuery = z.strictObject({ product_id: z.string().min(1).max(40) });
+export const PlanPreview = z.object({
+  current: Limits,
+  target: Limits,
+  allowed: z.boolean(),
+  problem: z.string().nullable(),
+});

@@ -1,0 +1,409 @@
+/**
+ * CloudPods through HTTP with a real worker and the PostgreSQL-backed simulators: golden path,
+ * injected failures rolled back and dead-lettered, operator retry, plan change, suspension,
+ * termination, idempotency, quotas and tenant isolation.
+ */
+import request from 'supertest';
+import { CoreNode, Customer, Product, SimDnsRecord, SimVm, Tenant, TenantQuota } from '../../src/db/entities';
+import { systemEm } from '../../src/db/orm';
+import { ProviderError } from '../../src/providers/errors';
+import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
+import { startTestStack, type TestStack } from '../helpers/app';
+import { waitFor } from '../helpers/wait';
+
+let stack: TestStack;
+const admin = () => `Bearer ${stack.adminToken}`;
+
+interface TenantCtx {
+  id: string;
+  token: string;
+  customerId: string;
+  starter: string;
+  pro: string;
+}
+
+async function activeTenant(slug: string): Promise<TenantCtx> {
+  const res = await request(stack.app)
+    .post('/api/v1/tenants')
+    .set('Authorization', admin())
+    .send({ slug, name: slug, currency: 'EUR', owner_email: `owner@${slug}.test` });
+  const id = res.body.tenant.id as string;
+  await stack.temporal.workflow.getHandle(res.body.workflow_id as string).result();
+  const tok = await request(stack.app)
+    .post(`/api/v1/tenants/${id}/tokens`)
+    .set('Authorization', admin())
+    .send({ name: 't', scopes: ['read', 'write'] });
+  const em = systemEm(stack.db.orm);
+  const tenant = em.getReference(Tenant, id);
+  const customer = em.create(Customer, { tenant, email: `c@${slug}.test`, name: 'Customer' });
+  const plan = (code: string, vcpu: number, memoryMb: number, diskGb: number) =>
+    em.create(Product, {
+      tenant,
+      code,
+      name: code,
+      interval: 'MONTH',
+      unitAmount: 1000 * vcpu,
+      currency: 'EUR',
+      vcpu,
+      memoryMb,
+      diskGb,
+      includedBandwidthGb: 100,
+    });
+  const starter = plan('STARTER', 1, 1024, 20);
+  const pro = plan('PRO', 2, 4096, 40);
+  await em.flush();
+  return {
+    id,
+    token: `Bearer ${tok.body.secret as string}`,
+    customerId: customer.id,
+    starter: starter.id,
+    pro: pro.id,
+  };
+}
+
+async function createPod(t: TenantCtx, slug: string, key?: string) {
+  const req = request(stack.app).post('/api/v1/cloudpods').set('Authorization', t.token);
+  if (key) req.set('Idempotency-Key', key);
+  return req.send({ customer_id: t.customerId, product_id: t.starter, slug });
+}
+
+async function podOf(t: TenantCtx, id: string) {
+  return (await request(stack.app).get(`/api/v1/cloudpods/${id}`).set('Authorization', t.token)).body;
+}
+
+async function waitStatus(t: TenantCtx, id: string, status: string, timeoutMs = 30000) {
+  return waitFor(
+    async () => {
+      const pod = await podOf(t, id);
+      return pod.status === status &&
+        (!pod.current_job || !['QUEUED', 'RUNNING'].includes(pod.current_job.status))
+        ? pod
+        : undefined;
+    },
+    { what: `pod ${id} ${status}`, timeoutMs },
+  );
+}
+
+const vmOf = (podId: string) => systemEm(stack.db.orm).findOne(SimVm, { podId });
+const dnsOf = (fqdn: string) => systemEm(stack.db.orm).findOne(SimDnsRecord, { fqdn });
+const allocated = async () => {
+  const nodes = await systemEm(stack.db.orm).find(CoreNode, {});
+  return nodes.reduce(
+    (a, n) => ({
+      vcpu: a.vcpu + n.allocatedVcpu,
+      memoryMb: a.memoryMb + n.allocatedMemoryMb,
+      diskGb: a.diskGb + n.allocatedDiskGb,
+    }),
+    { vcpu: 0, memoryMb: 0, diskGb: 0 },
+  );
+};
+
+let a: TenantCtx;
+let b: TenantCtx;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  for (const name of ['hv-1', 'hv-2']) {
+    const res = await request(stack.app)
+      .post('/api/v1/nodes')
+      .set('Authorization', admin())
+      .send({ name, region: 'test-1', capacity_vcpu: 16, capacity_memory_mb: 65536, capacity_disk_gb: 2000 });
+    expect(res.status).toBe(201);
+  }
+  [a, b] = await Promise.all([activeTenant('pods-a'), activeTenant('pods-b')]);
+});
+afterAll(async () => {
+  await stack?.close();
+});
+
+describe('provisioning', () => {
+  it('takes a pod to ACTIVE with a running VM, a DNS record and reserved capacity', async () => {
+    const before = await allocated();
+    const res = await createPod(a, 'web-1');
+    expect(res.status).toBe(202);
+    expect(res.body.pod).toMatchObject({
+      slug: 'web-1',
+      status: 'PENDING',
+      hostname: 'web-1.pods-a.pods.podplane.test',
+    });
+    expect(res.body.job).toMatchObject({ type: 'PROVISION', status: 'QUEUED' });
+    const pod = await waitStatus(a, res.body.pod.id, 'ACTIVE');
+    expect(pod.current_job).toMatchObject({ type: 'PROVISION', status: 'COMPLETED', attempts: 1 });
+    const vm = await vmOf(pod.id);
+    expect(vm).toMatchObject({ status: 'running', vcpu: 1, memoryMb: 1024, diskGb: 20, locked: false });
+    expect(pod.vm_id).toBe(vm?.vmId);
+    expect(await dnsOf(pod.hostname)).toMatchObject({ content: pod.ip_address });
+    expect(await allocated()).toEqual({
+      vcpu: before.vcpu + 1,
+      memoryMb: before.memoryMb + 1024,
+      diskGb: before.diskGb + 20,
+    });
+
+    const desc = await stack.temporal.workflow.getHandle(`cloudpod-${pod.id}`).describe();
+    expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.CloudPodId)).toBe(pod.id);
+    expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.TenantId)).toBe(a.id);
+    expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.PodplaneStatus)).toBe('ACTIVE');
+    expect(await desc.staticSummary()).toContain(pod.hostname);
+  });
+
+  it('rolls back an injected hypervisor failure, dead-letters the job, and an operator retry brings it to ACTIVE', async () => {
+    const fault = await request(stack.app)
+      .post('/api/v1/ops/simulator/faults')
+      .set('Authorization', admin())
+      .send({
+        operation: 'createVm',
+        slug_pattern: 'hvfail-*',
+        times: 3,
+        message: 'clone task failed: storage offline',
+      });
+    expect(fault.status).toBe(201);
+    const before = await allocated();
+    const res = await createPod(a, 'hvfail-1');
+    const failed = await waitStatus(a, res.body.pod.id, 'FAILED');
+    expect(failed.failure_reason).toMatch(/^create VM failed: .*clone task failed: storage offline/);
+    expect(failed.current_job).toMatchObject({ status: 'DEAD_LETTER', attempts: 1 });
+    expect(failed.current_job.failure_reason).toBe(failed.failure_reason);
+    expect(await vmOf(failed.id)).toBeNull();
+    expect(await dnsOf(failed.hostname)).toBeNull();
+    expect(await allocated()).toEqual(before);
+    expect(failed.node_id).toBeNull();
+
+    const overview = await request(stack.app).get('/api/v1/ops/overview').set('Authorization', admin());
+    expect(overview.status).toBe(200);
+    expect(overview.body.dead_letters_24h.jobs.map((j: { id: string }) => j.id)).toContain(
+      failed.current_job.id,
+    );
+    expect(overview.body.jobs_by_type.PROVISION.DEAD_LETTER).toBeGreaterThanOrEqual(1);
+
+    expect(
+      (
+        await request(stack.app)
+          .post(`/api/v1/ops/jobs/${failed.current_job.id}/retry`)
+          .set('Authorization', a.token)
+      ).status,
+    ).toBe(403);
+    const retry = await request(stack.app)
+      .post(`/api/v1/ops/jobs/${failed.current_job.id}/retry`)
+      .set('Authorization', admin());
+    expect(retry.status).toBe(202);
+    const active = await waitStatus(a, res.body.pod.id, 'ACTIVE');
+    expect(active.current_job).toMatchObject({ id: failed.current_job.id, status: 'COMPLETED', attempts: 2 });
+    expect(active.failure_reason).toBeNull();
+    expect(await vmOf(active.id)).not.toBeNull();
+    const again = await request(stack.app)
+      .post(`/api/v1/ops/jobs/${failed.current_job.id}/retry`)
+      .set('Authorization', admin());
+    expect(again.status).toBe(409);
+  });
+
+  it('destroys the VM and releases capacity when the DNS step fails', async () => {
+    await request(stack.app)
+      .post('/api/v1/ops/simulator/faults')
+      .set('Authorization', admin())
+      .send({ operation: 'upsertA', slug_pattern: 'dnsfail-*' });
+    const before = await allocated();
+    const res = await createPod(a, 'dnsfail-1');
+    const failed = await waitStatus(a, res.body.pod.id, 'FAILED');
+    expect(failed.failure_reason).toMatch(/^create DNS record failed: /);
+    expect(await vmOf(failed.id)).toBeNull();
+    expect(await allocated()).toEqual(before);
+  });
+});
+
+describe('operations on an ACTIVE pod', () => {
+  let podId: string;
+  beforeAll(async () => {
+    const res = await createPod(a, 'ops-1');
+    podId = res.body.pod.id;
+    await waitStatus(a, podId, 'ACTIVE');
+  });
+
+  it('previews and changes the plan STARTER → PRO, resizing the VM and the reservation', async () => {
+    const preview = await request(stack.app)
+      .get(`/api/v1/cloudpods/${podId}/plan/preview`)
+      .query({ product_id: a.pro })
+      .set('Authorization', a.token);
+    expect(preview.body).toEqual({
+      current: { vcpu: 1, memory_mb: 1024, disk_gb: 20 },
+      target: { vcpu: 2, memory_mb: 4096, disk_gb: 40 },
+      allowed: true,
+      problem: null,
+    });
+    const before = await allocated();
+    const res = await request(stack.app)
+      .post(`/api/v1/cloudpods/${podId}/plan`)
+      .set('Authorization', a.token)
+      .send({ product_id: a.pro });
+    expect(res.status).toBe(202);
+    expect(res.body.job).toMatchObject({ type: 'CHANGE_PLAN' });
+    const pod = await waitStatus(a, podId, 'ACTIVE');
+    expect(pod.limits).toEqual({ vcpu: 2, memory_mb: 4096, disk_gb: 40 });
+    expect(pod.product_id).toBe(a.pro);
+    expect(pod.current_job).toMatchObject({ type: 'CHANGE_PLAN', status: 'COMPLETED' });
+    expect(await vmOf(podId)).toMatchObject({ vcpu: 2, memoryMb: 4096, diskGb: 40 });
+    expect(await allocated()).toEqual({
+      vcpu: before.vcpu + 1,
+      memoryMb: before.memoryMb + 3072,
+      diskGb: before.diskGb + 20,
+    });
+
+    const shrink = await request(stack.app)
+      .post(`/api/v1/cloudpods/${podId}/plan`)
+      .set('Authorization', a.token)
+      .send({ product_id: a.starter });
+    expect(shrink.status).toBe(422);
+    expect(shrink.body.detail).toMatch(/disks cannot shrink/);
+    const unknown = await request(stack.app)
+      .post(`/api/v1/cloudpods/${podId}/plan`)
+      .set('Authorization', a.token)
+      .send({ product_id: b.pro });
+    expect(unknown.status).toBe(422);
+  });
+
+  it('suspends (VM stopped and locked, cannot be started) and unsuspends', async () => {
+    const res = await request(stack.app)
+      .post(`/api/v1/cloudpods/${podId}/suspend`)
+      .set('Authorization', a.token);
+    expect(res.status).toBe(202);
+    const busy = await request(stack.app)
+      .post(`/api/v1/cloudpods/${podId}/unsuspend`)
+      .set('Authorization', a.token);
+    expect([409]).toContain(busy.status);
+    await waitStatus(a, podId, 'SUSPENDED');
+    expect(await vmOf(podId)).toMatchObject({ status: 'stopped', locked: true });
+    const pod = await systemEm(stack.db.orm).findOneOrFail(SimVm, { podId });
+    await expect(
+      stack.providers.hypervisor.startVm({ podId, podSlug: 'ops-1', node: pod.node }),
+    ).rejects.toThrow(ProviderError);
+    expect(
+      (await request(stack.app).post(`/api/v1/cloudpods/${podId}/suspend`).set('Authorization', a.token))
+        .status,
+    ).toBe(409);
+
+    expect(
+      (await request(stack.app).post(`/api/v1/cloudpods/${podId}/unsuspend`).set('Authorization', a.token))
+        .status,
+    ).toBe(202);
+    await waitStatus(a, podId, 'ACTIVE');
+    expect(await vmOf(podId)).toMatchObject({ status: 'running', locked: false });
+  });
+
+  it('backs up and restores', async () => {
+    const res = await request(stack.app)
+      .post(`/api/v1/cloudpods/${podId}/backups`)
+      .set('Authorization', a.token);
+    expect(res.status).toBe(202);
+    const backupId = res.body.backup.id as string;
+    await waitStatus(a, podId, 'ACTIVE');
+    const list = await request(stack.app)
+      .get(`/api/v1/cloudpods/${podId}/backups`)
+      .set('Authorization', a.token);
+    expect(list.body.data).toEqual([
+      expect.objectContaining({ id: backupId, kind: 'MANUAL', status: 'COMPLETED', size_gb: 40 }),
+    ]);
+    const restore = await request(stack.app)
+      .post(`/api/v1/cloudpods/${podId}/backups/${backupId}/restore`)
+      .set('Authorization', a.token);
+    expect(restore.status).toBe(202);
+    const pod = await waitStatus(a, podId, 'ACTIVE');
+    expect(pod.current_job).toMatchObject({ type: 'RESTORE', status: 'COMPLETED' });
+  });
+
+  it('is invisible to another tenant (404 everywhere)', async () => {
+    for (const [method, path] of [
+      ['get', `/api/v1/cloudpods/${podId}`],
+      ['get', `/api/v1/cloudpods/${podId}/jobs`],
+      ['post', `/api/v1/cloudpods/${podId}/suspend`],
+      ['delete', `/api/v1/cloudpods/${podId}`],
+    ] as const) {
+      const res = await request(stack.app)[method](path).set('Authorization', b.token);
+      expect(res.status).toBe(404);
+    }
+    const list = await request(stack.app).get('/api/v1/cloudpods').set('Authorization', b.token);
+    expect(list.body.data.map((p: { id: string }) => p.id)).not.toContain(podId);
+  });
+
+  it('terminates: pre-termination backup, VM and DNS gone, capacity released, workflow completed', async () => {
+    const pod = await podOf(a, podId);
+    const before = await allocated();
+    const res = await request(stack.app).delete(`/api/v1/cloudpods/${podId}`).set('Authorization', a.token);
+    expect(res.status).toBe(202);
+    const done = await waitStatus(a, podId, 'TERMINATED');
+    expect(done.terminated_at).not.toBeNull();
+    expect(await vmOf(podId)).toBeNull();
+    expect(await dnsOf(pod.hostname)).toBeNull();
+    expect(await allocated()).toEqual({
+      vcpu: before.vcpu - 2,
+      memoryMb: before.memoryMb - 4096,
+      diskGb: before.diskGb - 40,
+    });
+    const backups = await request(stack.app)
+      .get(`/api/v1/cloudpods/${podId}/backups`)
+      .set('Authorization', a.token);
+    expect(backups.body.data.map((x: { kind: string; status: string }) => [x.kind, x.status])).toContainEqual(
+      ['PRE_TERMINATION', 'COMPLETED'],
+    );
+    const desc = await stack.temporal.workflow.getHandle(`cloudpod-${podId}`).describe();
+    expect(desc.status.name).toBe('COMPLETED');
+    expect(
+      (await request(stack.app).delete(`/api/v1/cloudpods/${podId}`).set('Authorization', a.token)).status,
+    ).toBe(409);
+  });
+});
+
+describe('create guards', () => {
+  it('makes one pod for one Idempotency-Key, even for simultaneous requests', async () => {
+    const [r1, r2] = await Promise.all([
+      createPod(a, 'idem-1', 'key-idem-1'),
+      createPod(a, 'idem-1', 'key-idem-1'),
+    ]);
+    const statuses = [r1.status, r2.status].sort();
+    expect([
+      [202, 202],
+      [202, 409],
+    ]).toContainEqual(statuses);
+    const replay = await createPod(a, 'idem-1', 'key-idem-1');
+    expect(replay.status).toBe(202);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.body.pod.id).toBe((r1.status === 202 ? r1 : r2).body.pod.id);
+    const other = await createPod(a, 'idem-2', 'key-idem-1');
+    expect(other.status).toBe(422);
+    const rows = await stack.db.query("select id from cloud_pods where slug in ('idem-1', 'idem-2')");
+    expect(rows).toHaveLength(1);
+  });
+
+  it('answers 409 for a taken slug and 422 for an unknown customer or product', async () => {
+    await createPod(a, 'dupe-pod');
+    expect((await createPod(a, 'dupe-pod')).status).toBe(409);
+    const bad = await request(stack.app)
+      .post('/api/v1/cloudpods')
+      .set('Authorization', a.token)
+      .send({ customer_id: b.customerId, product_id: a.starter, slug: 'cross-1' });
+    expect(bad.status).toBe(422);
+    const bad2 = await request(stack.app)
+      .post('/api/v1/cloudpods')
+      .set('Authorization', a.token)
+      .send({ customer_id: a.customerId, product_id: 'prd_nope', slug: 'cross-2' });
+    expect(bad2.status).toBe(422);
+    const invalid = await request(stack.app)
+      .post('/api/v1/cloudpods')
+      .set('Authorization', a.token)
+      .send({ customer_id: 1, slug: 'A!' });
+    expect(invalid.status).toBe(400);
+  });
+
+  it('enforces tenant quotas with a 403 naming the quota and the numbers', async () => {
+    const em = systemEm(stack.db.orm);
+    const [{ n }] = (await stack.db.query<{ n: number }>(
+      "select count(*)::int as n from cloud_pods where tenant_id = $1 and status <> 'TERMINATED'",
+      [b.id],
+    )) as [{ n: number }];
+    await em.nativeUpdate(TenantQuota, { tenant: b.id }, { maxPods: n + 1 });
+    expect((await createPod(b, 'quota-1')).status).toBe(202);
+    const res = await createPod(b, 'quota-2');
+    expect(res.status).toBe(403);
+    expect(res.body.type).toBe('https://podplane.dev/problems/quota-exceeded');
+    expect(res.body.quota).toEqual({ quota: 'max_pods', limit: n + 1, used: n + 1, requested: 1 });
+    expect(await stack.db.query("select id from cloud_pods where slug = 'quota-2'")).toHaveLength(0);
+  });
+});
