@@ -39,8 +39,17 @@ async function provider<T>(run: () => Promise<T>): Promise<T> {
   const ctx = Context.current();
   ctx.heartbeat();
   const beat = setInterval(() => ctx.heartbeat(), 1000);
+  // A cancelled activity (worker shutting down, workflow cancelled) stops waiting on the provider;
+  // the next attempt finds whatever the call did, since every provider call is idempotent.
+  const cancelled = new Promise<never>((_, reject) => {
+    const signal = ctx.cancellationSignal;
+    const onAbort = () =>
+      reject(signal.reason instanceof Error ? signal.reason : new Error('activity cancelled'));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  cancelled.catch(() => undefined);
   try {
-    return await run();
+    return await Promise.race([run(), cancelled]);
   } catch (err) {
     if (err instanceof ProviderError && !err.retryable) {
       throw ApplicationFailure.nonRetryable(err.message, FAILURE_TYPES.providerRejected, {

@@ -88,10 +88,10 @@ async function insertPod(
         errors: [{ field: 'product_id', message: 'unknown or retired product' }],
       });
     }
-    const conn = tx.getConnection();
-    await conn.execute('select 1 from tenant_quotas where tenant_id = ? for update', [input.tenantId]);
+    // tx.execute runs inside the transaction, so the lock holds until commit.
+    await tx.execute('select 1 from tenant_quotas where tenant_id = ? for update', [input.tenantId]);
     const quota = await tx.findOne(TenantQuota, { tenant: input.tenantId });
-    const [usage] = await conn.execute<{ pods: number; vcpu: number; memory_mb: number; disk_gb: number }[]>(
+    const [usage] = await tx.execute<{ pods: number; vcpu: number; memory_mb: number; disk_gb: number }[]>(
       `select count(*)::int as pods, coalesce(sum(vcpu), 0)::int as vcpu, coalesce(sum(memory_mb), 0)::int as memory_mb,
               coalesce(sum(disk_gb), 0)::int as disk_gb
          from cloud_pods where tenant_id = ? and status <> 'TERMINATED' and deleted_at is null`,

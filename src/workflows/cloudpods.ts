@@ -300,6 +300,9 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
   }
 
   if (!input.carried) {
+    // A retry that came with the start (signalWithStart once the retry window has passed) asks for
+    // this very attempt; left set, a failure would start a second attempt nobody asked for.
+    retryJobId = undefined;
     let jobId = input.provisionJobId;
     while (!(await provision(jobId))) {
       state.awaitingRetryOf = jobId;

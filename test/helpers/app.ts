@@ -54,7 +54,7 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
       cb();
     },
   });
-  const logger = createLogger({ level: 'info' }, sink);
+  const logger = createLogger({ level: config.LOG_LEVEL }, sink);
   const { client, close: closeClient } = await connectClient(namespace);
   const providers = createProviders(config, db.orm);
   const bundle = await workflowBundle();

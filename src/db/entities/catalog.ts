@@ -5,7 +5,7 @@ import { Tenant } from './tenancy';
 
 /** Email is unique per tenant among customers that are not deleted. */
 @Entity({ tableName: 'customers' })
-@Index({ properties: ['tenant', 'createdAt'] })
+@Index({ properties: ['tenant', 'id'] })
 @Unique({
   name: 'customers_tenant_email_live_unique',
   expression:
@@ -40,6 +40,7 @@ export type ProductInterval = (typeof PRODUCT_INTERVALS)[number];
 /** A CloudPod plan. Soft-deleted products stay readable for pods on them but cannot be chosen. */
 @Entity({ tableName: 'products' })
 @Unique({ properties: ['tenant', 'code'] })
+@Index({ properties: ['tenant', 'id'] })
 export class Product {
   @PrimaryKey({ type: 'string', length: 40 })
   id: string = newId('product');

@@ -79,7 +79,8 @@ export class CoreNode {
 
 @Entity({ tableName: 'cloud_pods' })
 @Unique({ properties: ['tenant', 'slug'] })
-@Index({ properties: ['tenant', 'status'] })
+@Index({ properties: ['tenant', 'status', 'id'] })
+@Index({ properties: ['tenant', 'id'] })
 @Index({ properties: ['customer'] })
 export class CloudPod {
   @PrimaryKey({ type: 'string', length: 40 })

@@ -58,9 +58,8 @@ const ADD_IF_FITS = `
   returning id, name`;
 
 async function lockPod(em: EntityManager, podId: string): Promise<PodRow> {
-  const rows = await em
-    .getConnection()
-    .execute<PodRow[]>('select * from cloud_pods where id = ? for update', [podId]);
+  // em.execute runs on the transaction's connection (getConnection().execute would not).
+  const rows = await em.execute<PodRow[]>('select * from cloud_pods where id = ? for update', [podId]);
   const pod = rows[0];
   if (!pod) throw new Error(`pod ${podId} does not exist`);
   return pod;
@@ -72,20 +71,19 @@ export async function reserveCapacity(
   podId: string,
 ): Promise<{ nodeId: string; nodeName: string }> {
   return em.transactional(async (tx) => {
-    const conn = tx.getConnection();
     const pod = await lockPod(tx, podId);
     if (pod.node_id) {
-      const [node] = await conn.execute<{ name: string }[]>('select name from core_nodes where id = ?', [
+      const [node] = await tx.execute<{ name: string }[]>('select name from core_nodes where id = ?', [
         pod.node_id,
       ]);
       return { nodeId: pod.node_id, nodeName: node?.name ?? pod.node_id };
     }
     const req: Resources = { vcpu: pod.vcpu, memoryMb: pod.memory_mb, diskGb: pod.disk_gb };
-    const nodes = await conn.execute<NodeRow[]>("select * from core_nodes where status = 'ONLINE'");
+    const nodes = await tx.execute<NodeRow[]>("select * from core_nodes where status = 'ONLINE'");
     // The ranking uses a snapshot; a node that filled up meanwhile fails its conditional update
     // and the next candidate is tried.
     for (const candidate of rankNodes(nodes.map(toCapacity), req)) {
-      const [won] = await conn.execute<{ id: string; name: string }[]>(ADD_IF_FITS, [
+      const [won] = await tx.execute<{ id: string; name: string }[]>(ADD_IF_FITS, [
         req.vcpu,
         req.memoryMb,
         req.diskGb,
@@ -95,7 +93,7 @@ export async function reserveCapacity(
         req.diskGb,
       ]);
       if (won) {
-        await conn.execute(
+        await tx.execute(
           'update cloud_pods set node_id = ?, reserved_vcpu = ?, reserved_memory_mb = ?, reserved_disk_gb = ?, updated_at = now() where id = ?',
           [won.id, req.vcpu, req.memoryMb, req.diskGb, podId],
         );
@@ -109,15 +107,14 @@ export async function reserveCapacity(
 /** Gives the pod's reservation back to its node; a pod without one is left as it is. */
 export async function releaseCapacity(em: EntityManager, podId: string): Promise<boolean> {
   return em.transactional(async (tx) => {
-    const conn = tx.getConnection();
     const pod = await lockPod(tx, podId);
     if (!pod.node_id) return false;
-    await conn.execute(
+    await tx.execute(
       `update core_nodes set allocated_vcpu = allocated_vcpu - ?, allocated_memory_mb = allocated_memory_mb - ?,
          allocated_disk_gb = allocated_disk_gb - ?, version = version + 1 where id = ?`,
       [pod.reserved_vcpu, pod.reserved_memory_mb, pod.reserved_disk_gb, pod.node_id],
     );
-    await conn.execute(
+    await tx.execute(
       'update cloud_pods set node_id = null, reserved_vcpu = 0, reserved_memory_mb = 0, reserved_disk_gb = 0, updated_at = now() where id = ?',
       [podId],
     );
@@ -131,7 +128,6 @@ export async function releaseCapacity(em: EntityManager, podId: string): Promise
  */
 export async function adjustReservation(em: EntityManager, podId: string, to: Resources): Promise<void> {
   await em.transactional(async (tx) => {
-    const conn = tx.getConnection();
     const pod = await lockPod(tx, podId);
     if (!pod.node_id) throw new Error(`pod ${podId} has no node reservation to adjust`);
     const delta = {
@@ -140,7 +136,7 @@ export async function adjustReservation(em: EntityManager, podId: string, to: Re
       diskGb: to.diskGb - pod.reserved_disk_gb,
     };
     if (delta.vcpu === 0 && delta.memoryMb === 0 && delta.diskGb === 0) return;
-    const [ok] = await conn.execute<{ id: string }[]>(ADD_IF_FITS.replace("and status = 'ONLINE'", ''), [
+    const [ok] = await tx.execute<{ id: string }[]>(ADD_IF_FITS.replace("and status = 'ONLINE'", ''), [
       delta.vcpu,
       delta.memoryMb,
       delta.diskGb,
@@ -150,7 +146,7 @@ export async function adjustReservation(em: EntityManager, podId: string, to: Re
       delta.diskGb,
     ]);
     if (!ok) throw new NoCapacityError(delta);
-    await conn.execute(
+    await tx.execute(
       'update cloud_pods set reserved_vcpu = ?, reserved_memory_mb = ?, reserved_disk_gb = ?, updated_at = now() where id = ?',
       [to.vcpu, to.memoryMb, to.diskGb, podId],
     );

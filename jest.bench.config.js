@@ -1,0 +1,10 @@
+/** `npm run bench`: the benchmarks of DESIGN.md §12 on the test harness's real PostgreSQL and Temporal. */
+const base = require('./jest.config');
+
+module.exports = {
+  ...base,
+  roots: ['<rootDir>/bench'],
+  testMatch: ['**/*.bench.ts'],
+  testTimeout: 600000,
+  maxWorkers: 1,
+};
