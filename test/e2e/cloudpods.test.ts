@@ -321,6 +321,11 @@ describe('operations on an ACTIVE pod', () => {
     }
     const list = await request(stack.app).get('/api/v1/cloudpods').set('Authorization', b.token);
     expect(list.body.data.map((p: { id: string }) => p.id)).not.toContain(podId);
+    const forged = Buffer.from("x' or 1=1 --").toString('base64url');
+    expect(
+      (await request(stack.app).get(`/api/v1/cloudpods?cursor=${forged}`).set('Authorization', b.token))
+        .status,
+    ).toBe(400);
   });
 
   it('terminates: pre-termination backup, VM and DNS gone, capacity released, workflow completed', async () => {

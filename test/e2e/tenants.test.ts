@@ -133,6 +133,7 @@ describe('POST /api/v1/tenants', () => {
     [{ slug: 'good-slug', name: 42, currency: 'EUR', owner_email: 'a@b.test' }, 'name'],
     [{ slug: 'good-slug', name: 'x', currency: 'EUR', owner_email: 'a@b.test', status: 'ACTIVE' }, 'body'],
     [{ name: 'x', currency: 'EUR', owner_email: 'a@b.test' }, 'slug'],
+    [{ slug: 'good-slug', name: 'nul\u0000byte', currency: 'EUR', owner_email: 'a@b.test' }, 'name'],
   ])('rejects %j with 400 naming %s, storing nothing', async (body, field) => {
     const before = await stack.db.query('select count(*)::int as n from tenants');
     const res = await request(stack.app).post('/api/v1/tenants').set('Authorization', admin()).send(body);
@@ -299,6 +300,13 @@ describe('API shell', () => {
     expect(seen).toEqual(all.map((r) => r.id));
     expectProblem(
       await request(stack.app).get('/api/v1/tenants?limit=1000').set('Authorization', admin()),
+      400,
+      'validation-failed',
+    );
+    // A forged cursor (here: NUL bytes, which PostgreSQL would refuse) is a 400, never a 500.
+    const forged = Buffer.from('\u0000\u0000').toString('base64url');
+    expectProblem(
+      await request(stack.app).get(`/api/v1/tenants?cursor=${forged}`).set('Authorization', admin()),
       400,
       'validation-failed',
     );

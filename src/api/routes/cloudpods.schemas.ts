@@ -2,7 +2,7 @@
 import { JOB_STATUSES, JOB_TYPES, POD_STATUSES, BACKUP_KINDS, BACKUP_STATUSES } from '../../domain/cloudpods';
 import { registry } from '../openapi';
 import { z } from '../zod';
-import { PaginationQuery } from './common.schemas';
+import { PaginationQuery, idCursor } from './common.schemas';
 
 export const CreatePodBody = z
   .strictObject({
@@ -76,6 +76,7 @@ export const BackupView = registry.register(
 export const PodAccepted = z.object({ pod: PodView, job: JobView });
 
 export const ListPodsQuery = PaginationQuery.extend({
+  cursor: idCursor('pod'),
   status: z.enum(POD_STATUSES).optional(),
   customer_id: z.string().max(40).optional(),
 });

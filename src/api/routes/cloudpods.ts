@@ -36,7 +36,7 @@ import {
   PodIdParams,
   PodView,
 } from './cloudpods.schemas';
-import { decodeCursor, encodeCursor } from './common.schemas';
+import { encodeCursor } from './common.schemas';
 
 const security = [{ [bearerAuth.name]: [] }];
 const idemHeader = z.object({ 'idempotency-key': z.string().max(255).optional() });
@@ -228,7 +228,7 @@ export function cloudPodRoutes(deps: {
   router.get('/', async (req, res) => {
     requireTenant(req);
     const q = parse(ListPodsQuery, req.query, 'query');
-    const after = decodeCursor(q.cursor);
+    const after = q.cursor;
     const rows = await emOf(req).find(
       CloudPod,
       {

@@ -1,39 +1,7 @@
-/** Request and response schemas for /api/v1/customers, and the catalog field rules products share. */
-import { isId, type IdKind } from '../../domain/ids';
+/** Request and response schemas for /api/v1/customers. */
 import { registry } from '../openapi';
 import { z } from '../zod';
-import { PaginationQuery, decodeCursor } from './common.schemas';
-
-/** Control characters (NUL among them, which PostgreSQL refuses to store) never belong in a name. */
-const CONTROL_CHARACTER = /\p{Cc}/u;
-
-export const DisplayName = z
-  .string()
-  .trim()
-  .min(1)
-  .max(200)
-  .refine((name) => !CONTROL_CHARACTER.test(name), 'must not contain control characters');
-
-/** `include_deleted=true|false`; anything else is a 400 rather than a silent truthy string. */
-export const IncludeDeleted = z
-  .enum(['true', 'false'])
-  .default('false')
-  .transform((value) => value === 'true')
-  .openapi({ description: 'also return soft-deleted rows' });
-
-/**
- * A list cursor decoded to the last id of the previous page. Anything that does not decode to an id
- * of `kind` is refused here, so arbitrary bytes never reach a query.
- */
-export function idCursor(kind: IdKind) {
-  return z
-    .string()
-    .max(200)
-    .transform((cursor) => decodeCursor(cursor) ?? '')
-    .refine((id) => isId(kind, id), 'is not a cursor returned by this list')
-    .optional()
-    .openapi({ description: 'next_cursor of the previous page' });
-}
+import { DisplayName, IncludeDeleted, PaginationQuery, idCursor } from './common.schemas';
 
 const Email = z.string().trim().toLowerCase().pipe(z.email().max(320));
 

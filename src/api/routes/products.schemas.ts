@@ -4,7 +4,7 @@ import { isCurrency } from '../../domain/tenants';
 import { registry } from '../openapi';
 import { z } from '../zod';
 import { PaginationQuery } from './common.schemas';
-import { DisplayName, IncludeDeleted, idCursor } from './customers.schemas';
+import { DisplayName, IncludeDeleted, idCursor } from './common.schemas';
 
 /**
  * Plan codes end up on invoices, in storefront URLs and in operators' logs: 2–64 characters of

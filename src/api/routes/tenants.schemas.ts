@@ -2,7 +2,7 @@
 import { TENANT_STATUSES, isCurrency, slugProblem } from '../../domain/tenants';
 import { registry } from '../openapi';
 import { z } from '../zod';
-import { PaginationQuery } from './common.schemas';
+import { DisplayName, PaginationQuery, idCursor } from './common.schemas';
 
 export const CreateTenantBody = z
   .strictObject({
@@ -13,7 +13,7 @@ export const CreateTenantBody = z
         if (problem) ctx.addIssue({ code: 'custom', message: `slug ${problem}` });
       })
       .openapi({ example: 'acme-hosting' }),
-    name: z.string().trim().min(1).max(200).openapi({ example: 'Acme Hosting' }),
+    name: DisplayName.openapi({ example: 'Acme Hosting' }),
     currency: z
       .string()
       .refine(isCurrency, 'currency must be an ISO 4217 code in upper case, e.g. EUR')
@@ -46,7 +46,10 @@ export const TenantView = registry.register(
 
 export const TenantCreated = z.object({ tenant: TenantView, workflow_id: z.string() });
 
-export const ListTenantsQuery = PaginationQuery.extend({ status: z.enum(TENANT_STATUSES).optional() });
+export const ListTenantsQuery = PaginationQuery.extend({
+  cursor: idCursor('tenant'),
+  status: z.enum(TENANT_STATUSES).optional(),
+});
 
 export const TenantList = z.object({ data: z.array(TenantView), next_cursor: z.string().nullable() });
 

@@ -10,7 +10,7 @@ import { emOf, requireAny, requirePlatformAdmin } from '../middleware/auth';
 import type { ApiMetrics } from '../middleware/metrics';
 import { parse } from '../middleware/validate';
 import { bearerAuth, problems, registry } from '../openapi';
-import { decodeCursor, encodeCursor } from './common.schemas';
+import { encodeCursor } from './common.schemas';
 import {
   CreateTenantBody,
   ListTenantsQuery,
@@ -92,7 +92,7 @@ export function tenantRoutes(deps: { temporal: Client; metrics: ApiMetrics }): R
   router.get('/', async (req, res) => {
     requireAny(req);
     const query = parse(ListTenantsQuery, req.query, 'query');
-    const after = decodeCursor(query.cursor);
+    const after = query.cursor;
     const rows = await emOf(req).find(
       Tenant,
       { ...(query.status ? { status: query.status } : {}), ...(after ? { id: { $gt: after } } : {}) },
