@@ -356,6 +356,55 @@ describe('operations on an ACTIVE pod', () => {
   });
 });
 
+describe('nodes (platform admin)', () => {
+  it('lists allocation against capacity, drains a node so it gets no new pods, and refuses tenant tokens', async () => {
+    const list = await request(stack.app).get('/api/v1/nodes').set('Authorization', admin());
+    expect(list.status).toBe(200);
+    const total = list.body.data.reduce(
+      (sum: number, n: { allocated: { vcpu: number } }) => sum + n.allocated.vcpu,
+      0,
+    );
+    expect(total).toBe((await allocated()).vcpu);
+    expect(list.body.data[0]).toMatchObject({
+      status: 'ONLINE',
+      capacity: { vcpu: 16, memory_mb: 65536, disk_gb: 2000 },
+    });
+    expect((await request(stack.app).get('/api/v1/nodes').set('Authorization', a.token)).status).toBe(403);
+    expect(
+      (
+        await request(stack.app)
+          .post('/api/v1/nodes')
+          .set('Authorization', admin())
+          .send({
+            name: 'hv-1',
+            region: 'test-1',
+            capacity_vcpu: 1,
+            capacity_memory_mb: 2048,
+            capacity_disk_gb: 20,
+          })
+      ).status,
+    ).toBe(409);
+
+    const extra = await request(stack.app)
+      .post('/api/v1/nodes')
+      .set('Authorization', admin())
+      .send({
+        name: 'hv-drained',
+        region: 'test-1',
+        capacity_vcpu: 64,
+        capacity_memory_mb: 262144,
+        capacity_disk_gb: 8000,
+      });
+    const drained = await request(stack.app)
+      .post(`/api/v1/nodes/${extra.body.id as string}/drain`)
+      .set('Authorization', admin());
+    expect(drained.body.status).toBe('DRAINING');
+    const res = await createPod(a, 'after-drain');
+    const pod = await waitStatus(a, res.body.pod.id, 'ACTIVE');
+    expect(pod.node_id).not.toBe(extra.body.id);
+  });
+});
+
 describe('create guards', () => {
   it('makes one pod for one Idempotency-Key, even for simultaneous requests', async () => {
     const [r1, r2] = await Promise.all([
