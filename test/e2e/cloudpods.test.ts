@@ -139,10 +139,17 @@ describe('provisioning', () => {
       diskGb: before.diskGb + 20,
     });
 
-    const desc = await stack.temporal.workflow.getHandle(`cloudpod-${pod.id}`).describe();
+    // The row turns ACTIVE inside the last activity; the workflow upserts its status right after.
+    const handle = stack.temporal.workflow.getHandle(`cloudpod-${pod.id}`);
+    const desc = await waitFor(
+      async () => {
+        const d = await handle.describe();
+        return d.typedSearchAttributes.get(SEARCH_ATTRIBUTES.PodplaneStatus) === 'ACTIVE' ? d : undefined;
+      },
+      { what: 'PodplaneStatus ACTIVE' },
+    );
     expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.CloudPodId)).toBe(pod.id);
     expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.TenantId)).toBe(a.id);
-    expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.PodplaneStatus)).toBe('ACTIVE');
     expect(await desc.staticSummary()).toContain(pod.hostname);
   });
 
@@ -348,8 +355,8 @@ describe('operations on an ACTIVE pod', () => {
     expect(backups.body.data.map((x: { kind: string; status: string }) => [x.kind, x.status])).toContainEqual(
       ['PRE_TERMINATION', 'COMPLETED'],
     );
-    const desc = await stack.temporal.workflow.getHandle(`cloudpod-${podId}`).describe();
-    expect(desc.status.name).toBe('COMPLETED');
+    const result = await stack.temporal.workflow.getHandle(`cloudpod-${podId}`).result();
+    expect(result.status).toBe('TERMINATED');
     expect(
       (await request(stack.app).delete(`/api/v1/cloudpods/${podId}`).set('Authorization', a.token)).status,
     ).toBe(409);
@@ -372,29 +379,23 @@ describe('nodes (platform admin)', () => {
     expect((await request(stack.app).get('/api/v1/nodes').set('Authorization', a.token)).status).toBe(403);
     expect(
       (
-        await request(stack.app)
-          .post('/api/v1/nodes')
-          .set('Authorization', admin())
-          .send({
-            name: 'hv-1',
-            region: 'test-1',
-            capacity_vcpu: 1,
-            capacity_memory_mb: 2048,
-            capacity_disk_gb: 20,
-          })
+        await request(stack.app).post('/api/v1/nodes').set('Authorization', admin()).send({
+          name: 'hv-1',
+          region: 'test-1',
+          capacity_vcpu: 1,
+          capacity_memory_mb: 2048,
+          capacity_disk_gb: 20,
+        })
       ).status,
     ).toBe(409);
 
-    const extra = await request(stack.app)
-      .post('/api/v1/nodes')
-      .set('Authorization', admin())
-      .send({
-        name: 'hv-drained',
-        region: 'test-1',
-        capacity_vcpu: 64,
-        capacity_memory_mb: 262144,
-        capacity_disk_gb: 8000,
-      });
+    const extra = await request(stack.app).post('/api/v1/nodes').set('Authorization', admin()).send({
+      name: 'hv-drained',
+      region: 'test-1',
+      capacity_vcpu: 64,
+      capacity_memory_mb: 262144,
+      capacity_disk_gb: 8000,
+    });
     const drained = await request(stack.app)
       .post(`/api/v1/nodes/${extra.body.id as string}/drain`)
       .set('Authorization', admin());
