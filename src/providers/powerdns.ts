@@ -1,7 +1,8 @@
 /** The production DNS: PowerDNS Authoritative over its HTTP API, one A rrset per pod host name. */
 import { z } from 'zod';
 import type { ARecord, Dns, DnsRecordRef } from './dns';
-import { ProviderError } from './errors';
+import type { ProviderError } from './errors';
+import { ProviderHttp } from './http';
 
 export interface PowerDnsOptions {
   /** `http://pdns.example.com:8081`, with or without the `/api/v1` suffix */
@@ -42,23 +43,21 @@ function powerDnsMessage(statusText: string, body: string): string {
   return statusText || 'no error message';
 }
 
-function networkMessage(err: unknown): string {
-  if (err instanceof Error && err.name === 'TimeoutError') return 'request timed out';
-  const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
-  return `${err instanceof Error ? err.message : String(err)}${cause}`;
-}
-
 export class PowerDnsProvider implements Dns {
   readonly name = 'powerdns';
   private readonly apiUrl: string;
-  private readonly fetchImpl: typeof fetch;
-  private readonly requestTimeoutMs: number;
+  private readonly http: ProviderHttp;
 
   constructor(private readonly opts: PowerDnsOptions) {
     const base = opts.baseUrl.replace(/\/+$/, '');
     this.apiUrl = base.endsWith('/api/v1') ? base : `${base}/api/v1`;
-    this.fetchImpl = opts.fetch ?? fetch;
-    this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.http = new ProviderHttp({
+      provider: this.name,
+      fetch: opts.fetch ?? fetch,
+      timeoutMs: opts.requestTimeoutMs ?? 30_000,
+      secret: opts.apiKey,
+      errorMessage: powerDnsMessage,
+    });
   }
 
   async upsertA(ref: DnsRecordRef, ip: string, ttl = 300): Promise<void> {
@@ -110,34 +109,16 @@ export class PowerDnsProvider implements Dns {
     const headers: Record<string, string> = { 'X-API-Key': this.opts.apiKey, Accept: 'application/json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     const what = `${method} ${path}`;
-    let status: number;
-    let statusText: string;
-    let text: string;
-    try {
-      const res = await this.fetchImpl(`${this.apiUrl}${path}${suffix}`, {
-        method,
-        headers,
-        body,
-        signal: AbortSignal.timeout(this.requestTimeoutMs),
-      });
-      ({ status, statusText } = res);
-      text = await res.text();
-    } catch (err) {
-      throw this.fail(op, `${what}: ${networkMessage(err)}`, true, 'NETWORK');
-    }
-    if (status < 200 || status >= 300) {
-      throw this.fail(
-        op,
-        `${what}: ${status} ${powerDnsMessage(statusText, text)}`,
-        status >= 500,
-        `HTTP_${status}`,
-      );
-    }
+    const text = await this.http.send(op, what, {
+      url: `${this.apiUrl}${path}${suffix}`,
+      method,
+      headers,
+      body,
+    });
     return text;
   }
 
-  /** Every message passes here, so the API key cannot leak even if a server echoes it. */
   private fail(op: string, message: string, retryable: boolean, code: string): ProviderError {
-    return new ProviderError(this.name, op, message.split(this.opts.apiKey).join('***'), retryable, code);
+    return this.http.fail(op, message, retryable, code);
   }
 }

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Resources } from '../domain/cloudpods';
 import { ProviderError } from './errors';
+import { ProviderHttp } from './http';
 import type { Hypervisor, Snapshot, VmInfo, VmRef, VmSpec } from './hypervisor';
 
 export interface ProxmoxOptions {
@@ -135,25 +136,23 @@ function proxmoxMessage(statusText: string, body: string): string {
   return parts.join('; ') || 'no error message';
 }
 
-function networkMessage(err: unknown): string {
-  if (err instanceof Error && err.name === 'TimeoutError') return 'request timed out';
-  const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
-  return `${err instanceof Error ? err.message : String(err)}${cause}`;
-}
-
 export class ProxmoxHypervisor implements Hypervisor {
   readonly name = 'proxmox';
   private readonly apiUrl: string;
-  private readonly fetchImpl: typeof fetch;
   private readonly taskTimeoutMs: number;
-  private readonly requestTimeoutMs: number;
+  private readonly http: ProviderHttp;
 
   constructor(private readonly opts: ProxmoxOptions) {
     const base = opts.baseUrl.replace(/\/+$/, '');
     this.apiUrl = base.endsWith('/api2/json') ? base : `${base}/api2/json`;
-    this.fetchImpl = opts.fetch ?? fetch;
     this.taskTimeoutMs = opts.taskTimeoutMs ?? 15 * 60_000;
-    this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.http = new ProviderHttp({
+      provider: this.name,
+      fetch: opts.fetch ?? fetch,
+      timeoutMs: opts.requestTimeoutMs ?? 30_000,
+      secret: opts.tokenSecret,
+      errorMessage: proxmoxMessage,
+    });
   }
 
   async createVm(spec: VmSpec): Promise<VmInfo> {
@@ -508,29 +507,12 @@ export class ProxmoxHypervisor implements Hypervisor {
     };
     if (hasBody) headers['Content-Type'] = 'application/x-www-form-urlencoded';
     const what = `${method} ${path}`;
-    let status: number;
-    let statusText: string;
-    let text: string;
-    try {
-      const res = await this.fetchImpl(`${this.apiUrl}${path}${query}`, {
-        method,
-        headers,
-        body: hasBody ? form.toString() : undefined,
-        signal: AbortSignal.timeout(this.requestTimeoutMs),
-      });
-      ({ status, statusText } = res);
-      text = await res.text();
-    } catch (err) {
-      throw this.fail(op, `${what}: ${networkMessage(err)}`, true, 'NETWORK');
-    }
-    if (status < 200 || status >= 300) {
-      throw this.fail(
-        op,
-        `${what}: ${status} ${proxmoxMessage(statusText, text)}`,
-        status >= 500,
-        `HTTP_${status}`,
-      );
-    }
+    const text = await this.http.send(op, what, {
+      url: `${this.apiUrl}${path}${query}`,
+      method,
+      headers,
+      body: hasBody ? form.toString() : undefined,
+    });
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -551,14 +533,7 @@ export class ProxmoxHypervisor implements Hypervisor {
     return parsed.data.data;
   }
 
-  /** Every message passes here, so the token secret cannot leak even if a proxy echoes the header. */
   private fail(op: string, message: string, retryable: boolean, code: string): ProviderError {
-    return new ProviderError(
-      this.name,
-      op,
-      message.split(this.opts.tokenSecret).join('***'),
-      retryable,
-      code,
-    );
+    return this.http.fail(op, message, retryable, code);
   }
 }

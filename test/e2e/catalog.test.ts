@@ -2,6 +2,7 @@
 import request from 'supertest';
 import { startTestStack, type TestStack } from '../helpers/app';
 import { createActiveTenant, issueTenantToken, type ActiveTenant } from '../helpers/tenants';
+import { expectProblem } from '../helpers/problem';
 
 let stack: TestStack;
 let a: ActiveTenant;
@@ -20,17 +21,6 @@ afterAll(async () => {
 
 const bearer = (token: string) => `Bearer ${token}`;
 const http = () => request(stack.app);
-
-function expectProblem(res: request.Response, status: number, type: string) {
-  expect(res.status).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(res.body).toMatchObject({ type: `https://podplane.dev/problems/${type}`, status });
-  expect(typeof res.body.title).toBe('string');
-  expect(typeof res.body.detail).toBe('string');
-  expect(typeof res.body.instance).toBe('string');
-  expect(res.body.request_id).toBe(res.headers['x-request-id']);
-  expect(JSON.stringify(res.body)).not.toMatch(/at .*\.ts:\d+|select |insert into|update "|violates/i);
-}
 
 function problemFields(res: request.Response): string[] {
   return ((res.body.errors ?? []) as { field: string }[]).map((e) => e.field);

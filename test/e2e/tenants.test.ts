@@ -3,6 +3,7 @@ import request from 'supertest';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
 import { startTestStack, type TestStack } from '../helpers/app';
 import { waitFor } from '../helpers/wait';
+import { expectProblem } from '../helpers/problem';
 
 let stack: TestStack;
 const admin = () => `Bearer ${stack.adminToken}`;
@@ -13,16 +14,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.close();
 });
-
-function expectProblem(res: request.Response, status: number, type: string) {
-  expect(res.status).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(res.body).toMatchObject({ type: `https://podplane.dev/problems/${type}`, status });
-  expect(typeof res.body.title).toBe('string');
-  expect(typeof res.body.detail).toBe('string');
-  expect(res.body.request_id).toBe(res.headers['x-request-id']);
-  expect(JSON.stringify(res.body)).not.toMatch(/at .*\.ts:\d+|select |insert into/i);
-}
 
 async function createActiveTenant(slug: string): Promise<{ id: string; token: string }> {
   const res = await request(stack.app)
