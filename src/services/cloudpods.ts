@@ -3,7 +3,7 @@
  * per-operation job rows handed to the pod's workflow. Every path either completes or leaves
  * nothing behind.
  */
-import type { Client } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Config } from '../config';
 import { Backup, CloudPod, Customer, Product, ProvisioningJob, Tenant, TenantQuota } from '../db/entities';
@@ -286,7 +286,7 @@ export async function requestPlanChange(
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     await cancelJob(deps.em, job.id, reason);
-    if ((err as { name?: string }).name === 'WorkflowUpdateFailedError') {
+    if (err instanceof WorkflowUpdateFailedError) {
       throw new AppError('conflict', `the pod refused the plan change: ${reason}`);
     }
     throw new AppError(
