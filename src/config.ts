@@ -3,6 +3,7 @@
  * A missing or malformed variable stops the process with one line naming it.
  */
 import { z } from 'zod';
+import { parseFaultSpec } from './domain/faults';
 
 /** Secrets that ship as development defaults; production refuses every one of them. */
 export const DEV_DEFAULT_SECRETS = {
@@ -81,8 +82,30 @@ const schema = z
     PROVISION_RETRY_WINDOW_MS: durationMs.default(14 * 86_400_000),
   })
   .superRefine((cfg, ctx) => {
-    if (cfg.NODE_ENV !== 'production') return;
     const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if (cfg.SIMULATOR_FAULTS) {
+      try {
+        parseFaultSpec(cfg.SIMULATOR_FAULTS);
+      } catch (err) {
+        issue('SIMULATOR_FAULTS', err instanceof Error ? err.message : String(err));
+      }
+    }
+    if (cfg.HYPERVISOR === 'proxmox') {
+      for (const key of [
+        'PROXMOX_URL',
+        'PROXMOX_TOKEN_ID',
+        'PROXMOX_TOKEN_SECRET',
+        'PROXMOX_TEMPLATE_VMID',
+      ] as const) {
+        if (cfg[key] === undefined) issue(key, 'is required when HYPERVISOR=proxmox');
+      }
+    }
+    if (cfg.DNS_PROVIDER === 'powerdns') {
+      for (const key of ['POWERDNS_URL', 'POWERDNS_API_KEY'] as const) {
+        if (cfg[key] === undefined) issue(key, 'is required when DNS_PROVIDER=powerdns');
+      }
+    }
+    if (cfg.NODE_ENV !== 'production') return;
     if ((Object.values(DEV_DEFAULT_SECRETS) as string[]).includes(cfg.JWT_SECRET)) {
       issue('JWT_SECRET', 'the development default secret is refused in production');
     } else if (Buffer.byteLength(cfg.JWT_SECRET, 'utf8') < 32) {

@@ -5,7 +5,8 @@ import type { Dns } from './dns';
 import type { Hypervisor } from './hypervisor';
 import { PowerDnsProvider } from './powerdns';
 import { ProxmoxHypervisor } from './proxmox';
-import { FaultInjector, SimulatedDns, SimulatedHypervisor, parseFaultSpec } from './simulator';
+import { parseFaultSpec } from '../domain/faults';
+import { FaultInjector, SimulatedDns, SimulatedHypervisor } from './simulator';
 
 export interface Providers {
   hypervisor: Hypervisor;

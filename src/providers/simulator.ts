@@ -5,64 +5,14 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Resources } from '../domain/cloudpods';
+import { globToRegExp, type FaultOperation, type FaultRuleInput } from '../domain/faults';
 import { newId } from '../domain/ids';
 import { SimDnsRecord, SimFaultRule, SimVm } from '../db/entities';
 import { systemEm, type MikroORM } from '../db/orm';
 import type { ARecord, Dns, DnsRecordRef } from './dns';
 import { ProviderError } from './errors';
+
 import type { Hypervisor, Snapshot, VmInfo, VmRef, VmSpec } from './hypervisor';
-
-export const FAULT_OPERATIONS = [
-  'createVm',
-  'findVm',
-  'startVm',
-  'stopVm',
-  'setLocked',
-  'resizeVm',
-  'destroyVm',
-  'snapshotVm',
-  'restoreSnapshot',
-  'upsertA',
-  'deleteA',
-] as const;
-export type FaultOperation = (typeof FAULT_OPERATIONS)[number];
-
-export interface FaultRuleInput {
-  operation: FaultOperation;
-  slugPattern: string;
-  /** how many times to fail; omitted or null fails every time */
-  times?: number | null;
-  message?: string;
-}
-
-export function globToRegExp(glob: string): RegExp {
-  const escaped = glob
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
-  return new RegExp(`^${escaped}$`);
-}
-
-/**
- * `SIMULATOR_FAULTS="createVm:fail-*:2;upsertA:dns-*"` — operation, slug glob, optional count.
- * Returns the rules or throws with the offending entry.
- */
-export function parseFaultSpec(spec: string): FaultRuleInput[] {
-  return spec
-    .split(';')
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map((entry) => {
-      const [operation, slugPattern, times] = entry.split(':');
-      if (!operation || !(FAULT_OPERATIONS as readonly string[]).includes(operation) || !slugPattern) {
-        throw new Error(`bad fault rule '${entry}': expected <operation>:<slug glob>[:<times>]`);
-      }
-      const count = times === undefined ? null : Number(times);
-      if (count !== null && (!Number.isInteger(count) || count < 1))
-        throw new Error(`bad fault count in '${entry}'`);
-      return { operation: operation as FaultOperation, slugPattern, times: count };
-    });
-}
 
 export class FaultInjector {
   constructor(private readonly orm: MikroORM) {}

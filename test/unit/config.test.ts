@@ -84,6 +84,18 @@ describe('parseConfig', () => {
     expect(problem.message).toMatch(message);
   });
 
+  it.each([
+    [{ HYPERVISOR: 'proxmox' }, 'PROXMOX_URL'],
+    [
+      { HYPERVISOR: 'proxmox', PROXMOX_URL: 'https://pve.test:8006', PROXMOX_TOKEN_ID: 'a@pve!b' },
+      'PROXMOX_TOKEN_SECRET',
+    ],
+    [{ DNS_PROVIDER: 'powerdns', POWERDNS_URL: 'http://dns.test:8081' }, 'POWERDNS_API_KEY'],
+    [{ SIMULATOR_FAULTS: 'createVm' }, 'SIMULATOR_FAULTS'],
+  ])('requires what a chosen provider needs: %j names %s', (env, variable) => {
+    expect(problemOf(env as Record<string, string>).variable).toBe(variable);
+  });
+
   it('counts the JWT secret length in bytes', () => {
     expect(() => parseConfig({ ...prodBase, JWT_SECRET: 'é'.repeat(16) })).not.toThrow();
     expect(() => parseConfig({ ...prodBase, JWT_SECRET: 'é'.repeat(15) })).toThrow(ConfigError);

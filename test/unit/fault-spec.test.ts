@@ -1,5 +1,5 @@
 /** Simulator fault rules: the SIMULATOR_FAULTS grammar and the slug glob matcher. */
-import { globToRegExp, parseFaultSpec, type FaultRuleInput } from '../../src/providers/simulator';
+import { globToRegExp, parseFaultSpec, type FaultRuleInput } from '../../src/domain/faults';
 
 describe('parseFaultSpec', () => {
   it.each<[string, FaultRuleInput[]]>([
