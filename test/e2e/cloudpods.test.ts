@@ -267,6 +267,37 @@ describe('operations on an ACTIVE pod', () => {
     expect(unknown.status).toBe(422);
   });
 
+  it('rolls a plan change back when the node has no room: job ROLLED_BACK, pod and VM unchanged', async () => {
+    const em = systemEm(stack.db.orm);
+    const huge = em.create(Product, {
+      tenant: em.getReference(Tenant, a.id),
+      code: 'HUGE',
+      name: 'Huge',
+      interval: 'MONTH',
+      unitAmount: 99000,
+      currency: 'EUR',
+      vcpu: 17,
+      memoryMb: 8192,
+      diskGb: 80,
+      includedBandwidthGb: 100,
+    });
+    await em.flush();
+    const before = await podOf(a, podId);
+    const res = await request(stack.app)
+      .post(`/api/v1/cloudpods/${podId}/plan`)
+      .set('Authorization', a.token)
+      .send({ product_id: huge.id });
+    expect(res.status).toBe(202);
+    const pod = await waitStatus(a, podId, 'ACTIVE');
+    expect(pod.current_job).toMatchObject({ type: 'CHANGE_PLAN', status: 'ROLLED_BACK' });
+    expect(pod.current_job.failure_reason).toMatch(
+      /reserve capacity failed: no ONLINE node has room|reserve capacity failed: .*room/,
+    );
+    expect(pod.limits).toEqual(before.limits);
+    expect(pod.product_id).toBe(before.product_id);
+    expect(await vmOf(podId)).toMatchObject({ vcpu: before.limits.vcpu, memoryMb: before.limits.memory_mb });
+  });
+
   it('suspends (VM stopped and locked, cannot be started) and unsuspends', async () => {
     const res = await request(stack.app)
       .post(`/api/v1/cloudpods/${podId}/suspend`)
@@ -360,6 +391,34 @@ describe('operations on an ACTIVE pod', () => {
     expect(
       (await request(stack.app).delete(`/api/v1/cloudpods/${podId}`).set('Authorization', a.token)).status,
     ).toBe(409);
+  });
+});
+
+describe('ops overview', () => {
+  it('shows jobs running longer than 15 minutes and the oldest queued job', async () => {
+    const res = await createPod(a, 'overview-1');
+    const pod = await waitStatus(a, res.body.pod.id, 'ACTIVE');
+    await stack.db.query(
+      `insert into provisioning_jobs (id, tenant_id, pod_id, type, queue_name, status, priority, scheduled_for, attempts, max_attempts,
+          workflow_id, started_at, created_at, updated_at)
+       values ('job_stuck0000000000000000000', $1, $2, 'BACKUP', 'provisioning', 'RUNNING', 0, now(), 1, 3, $3,
+          now() - interval '20 minutes', now() - interval '20 minutes', now())`,
+      [a.id, pod.id, pod.workflow_id],
+    );
+    const overview = await request(stack.app).get('/api/v1/ops/overview').set('Authorization', admin());
+    expect(overview.status).toBe(200);
+    expect(overview.body.running_over_15_min).toContainEqual(
+      expect.objectContaining({ id: 'job_stuck0000000000000000000', pod_id: pod.id, type: 'BACKUP' }),
+    );
+    expect(overview.body.jobs_by_status.RUNNING).toBeGreaterThanOrEqual(1);
+    expect(overview.body.jobs_by_type.PROVISION.COMPLETED).toBeGreaterThanOrEqual(1);
+    expect(overview.body).toHaveProperty('oldest_queued');
+    await stack.db.query(
+      "update provisioning_jobs set status = 'CANCELED' where id = 'job_stuck0000000000000000000'",
+    );
+    expect((await request(stack.app).get('/api/v1/ops/overview').set('Authorization', a.token)).status).toBe(
+      403,
+    );
   });
 });
 
