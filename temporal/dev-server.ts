@@ -22,6 +22,8 @@ export interface DevServerOptions {
   log: ToolLog;
   env?: NodeJS.ProcessEnv;
   startTimeoutMs?: number;
+  /** dynamic config overrides, e.g. a low continue-as-new threshold for a test */
+  dynamicConfig?: Record<string, string | number | boolean>;
 }
 
 export interface DevServerHandle {
@@ -80,6 +82,9 @@ export function devServerArgs(opts: DevServerOptions): string[] {
     );
   }
   for (const name of opts.searchAttributes) args.push('--search-attribute', `${name}=Keyword`);
+  for (const [key, value] of Object.entries(opts.dynamicConfig ?? {})) {
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  }
   return args;
 }
 
