@@ -299,7 +299,27 @@ export async function requestPlanChange(
   return job;
 }
 
-export function podView(pod: CloudPod, currentJob?: ProvisioningJob | null) {
+/** What a pod's API view reads: a pod entity, or a plain list row (db/repositories/cloudpods.ts). */
+export type PodViewSource = Pick<
+  CloudPod,
+  | 'id'
+  | 'slug'
+  | 'hostname'
+  | 'status'
+  | 'vcpu'
+  | 'memoryMb'
+  | 'diskGb'
+  | 'vmId'
+  | 'ipAddress'
+  | 'failureReason'
+> &
+  Pick<CloudPod, 'workflowId' | 'createdAt' | 'activatedAt' | 'terminatedAt'> & {
+    customer: { id: string };
+    product: { id: string };
+    node?: { id: string } | null;
+  };
+
+export function podView(pod: PodViewSource, currentJob?: ProvisioningJob | null) {
   return {
     id: pod.id,
     slug: pod.slug,

@@ -394,6 +394,53 @@ describe('operations on an ACTIVE pod', () => {
   });
 });
 
+describe('listing', () => {
+  it('pages through the tenant’s pods by cursor and filters by status and customer', async () => {
+    const all = await stack.db.query<{ id: string; status: string }>(
+      'select id, status from cloud_pods where tenant_id = $1 order by id',
+      [a.id],
+    );
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const res: request.Response = await request(stack.app)
+        .get('/api/v1/cloudpods')
+        .query({ limit: 2, ...(cursor ? { cursor } : {}) })
+        .set('Authorization', a.token);
+      expect(res.status).toBe(200);
+      seen.push(...res.body.data.map((p: { id: string }) => p.id));
+      cursor = res.body.next_cursor;
+    } while (cursor);
+    expect(seen).toEqual(all.map((r) => r.id));
+
+    const failed = await request(stack.app)
+      .get('/api/v1/cloudpods')
+      .query({ status: 'FAILED' })
+      .set('Authorization', a.token);
+    expect(failed.body.data.map((p: { id: string }) => p.id)).toEqual(
+      all.filter((r) => r.status === 'FAILED').map((r) => r.id),
+    );
+    expect(failed.body.data[0]).toMatchObject({
+      status: 'FAILED',
+      customer_id: a.customerId,
+      failure_reason: expect.any(String),
+    });
+    const byCustomer = await request(stack.app)
+      .get('/api/v1/cloudpods')
+      .query({ customer_id: b.customerId })
+      .set('Authorization', a.token);
+    expect(byCustomer.body.data).toEqual([]);
+    expect(
+      (
+        await request(stack.app)
+          .get('/api/v1/cloudpods')
+          .query({ status: 'ASLEEP' })
+          .set('Authorization', a.token)
+      ).status,
+    ).toBe(400);
+  });
+});
+
 describe('ops overview', () => {
   it('shows jobs running longer than 15 minutes and the oldest queued job', async () => {
     const res = await createPod(a, 'overview-1');

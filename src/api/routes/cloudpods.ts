@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../../config';
 import { Backup, CloudPod, Product, ProvisioningJob } from '../../db/entities';
 import type { MikroORM } from '../../db/orm';
+import { listPods } from '../../db/repositories/cloudpods';
 import { planChangeProblem } from '../../domain/cloudpods';
 import { AppError, notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
@@ -226,18 +227,14 @@ export function cloudPodRoutes(deps: {
   });
 
   router.get('/', async (req, res) => {
-    requireTenant(req);
+    const principal = requireTenant(req);
     const q = parse(ListPodsQuery, req.query, 'query');
-    const after = q.cursor;
-    const rows = await emOf(req).find(
-      CloudPod,
-      {
-        ...(q.status ? { status: q.status } : {}),
-        ...(q.customer_id ? { customer: q.customer_id } : {}),
-        ...(after ? { id: { $gt: after } } : {}),
-      },
-      { orderBy: { id: 'asc' }, limit: q.limit + 1 },
-    );
+    const rows = await listPods(emOf(req), principal.tenantId, {
+      status: q.status,
+      customerId: q.customer_id,
+      after: q.cursor,
+      limit: q.limit + 1,
+    });
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
     res.json({
