@@ -4,84 +4,21 @@
  * termination, idempotency, quotas and tenant isolation.
  */
 import request from 'supertest';
-import { CoreNode, Customer, Product, SimDnsRecord, SimVm, Tenant, TenantQuota } from '../../src/db/entities';
+import { CoreNode, Product, SimDnsRecord, SimVm, Tenant, TenantQuota } from '../../src/db/entities';
 import { systemEm } from '../../src/db/orm';
 import { ProviderError } from '../../src/providers/errors';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
 import { startTestStack, type TestStack } from '../helpers/app';
 import { waitFor } from '../helpers/wait';
+import { getPod, podTenant, waitPod, type PodTenant } from '../helpers/pods';
 
 let stack: TestStack;
 const admin = () => `Bearer ${stack.adminToken}`;
 
-interface TenantCtx {
-  id: string;
-  token: string;
-  customerId: string;
-  starter: string;
-  pro: string;
-}
-
-async function activeTenant(slug: string): Promise<TenantCtx> {
-  const res = await request(stack.app)
-    .post('/api/v1/tenants')
-    .set('Authorization', admin())
-    .send({ slug, name: slug, currency: 'EUR', owner_email: `owner@${slug}.test` });
-  const id = res.body.tenant.id as string;
-  await stack.temporal.workflow.getHandle(res.body.workflow_id as string).result();
-  const tok = await request(stack.app)
-    .post(`/api/v1/tenants/${id}/tokens`)
-    .set('Authorization', admin())
-    .send({ name: 't', scopes: ['read', 'write'] });
-  const em = systemEm(stack.db.orm);
-  const tenant = em.getReference(Tenant, id);
-  const customer = em.create(Customer, { tenant, email: `c@${slug}.test`, name: 'Customer' });
-  const plan = (code: string, vcpu: number, memoryMb: number, diskGb: number) =>
-    em.create(Product, {
-      tenant,
-      code,
-      name: code,
-      interval: 'MONTH',
-      unitAmount: 1000 * vcpu,
-      currency: 'EUR',
-      vcpu,
-      memoryMb,
-      diskGb,
-      includedBandwidthGb: 100,
-    });
-  const starter = plan('STARTER', 1, 1024, 20);
-  const pro = plan('PRO', 2, 4096, 40);
-  await em.flush();
-  return {
-    id,
-    token: `Bearer ${tok.body.secret as string}`,
-    customerId: customer.id,
-    starter: starter.id,
-    pro: pro.id,
-  };
-}
-
-async function createPod(t: TenantCtx, slug: string, key?: string) {
-  const req = request(stack.app).post('/api/v1/cloudpods').set('Authorization', t.token);
+async function createPod(t: PodTenant, slug: string, key?: string) {
+  const req = request(stack.app).post('/api/v1/cloudpods').set('Authorization', t.auth);
   if (key) req.set('Idempotency-Key', key);
   return req.send({ customer_id: t.customerId, product_id: t.starter, slug });
-}
-
-async function podOf(t: TenantCtx, id: string) {
-  return (await request(stack.app).get(`/api/v1/cloudpods/${id}`).set('Authorization', t.token)).body;
-}
-
-async function waitStatus(t: TenantCtx, id: string, status: string, timeoutMs = 30000) {
-  return waitFor(
-    async () => {
-      const pod = await podOf(t, id);
-      return pod.status === status &&
-        (!pod.current_job || !['QUEUED', 'RUNNING'].includes(pod.current_job.status))
-        ? pod
-        : undefined;
-    },
-    { what: `pod ${id} ${status}`, timeoutMs },
-  );
 }
 
 const vmOf = (podId: string) => systemEm(stack.db.orm).findOne(SimVm, { podId });
@@ -98,8 +35,8 @@ const allocated = async () => {
   );
 };
 
-let a: TenantCtx;
-let b: TenantCtx;
+let a: PodTenant;
+let b: PodTenant;
 
 beforeAll(async () => {
   stack = await startTestStack();
@@ -110,7 +47,7 @@ beforeAll(async () => {
       .send({ name, region: 'test-1', capacity_vcpu: 16, capacity_memory_mb: 65536, capacity_disk_gb: 2000 });
     expect(res.status).toBe(201);
   }
-  [a, b] = await Promise.all([activeTenant('pods-a'), activeTenant('pods-b')]);
+  [a, b] = await Promise.all([podTenant(stack, 'pods-a'), podTenant(stack, 'pods-b')]);
 });
 afterAll(async () => {
   await stack?.close();
@@ -127,7 +64,7 @@ describe('provisioning', () => {
       hostname: 'web-1.pods-a.pods.podplane.test',
     });
     expect(res.body.job).toMatchObject({ type: 'PROVISION', status: 'QUEUED' });
-    const pod = await waitStatus(a, res.body.pod.id, 'ACTIVE');
+    const pod = await waitPod(stack, a, res.body.pod.id, 'ACTIVE');
     expect(pod.current_job).toMatchObject({ type: 'PROVISION', status: 'COMPLETED', attempts: 1 });
     const vm = await vmOf(pod.id);
     expect(vm).toMatchObject({ status: 'running', vcpu: 1, memoryMb: 1024, diskGb: 20, locked: false });
@@ -166,7 +103,7 @@ describe('provisioning', () => {
     expect(fault.status).toBe(201);
     const before = await allocated();
     const res = await createPod(a, 'hvfail-1');
-    const failed = await waitStatus(a, res.body.pod.id, 'FAILED');
+    const failed = await waitPod(stack, a, res.body.pod.id, 'FAILED');
     expect(failed.failure_reason).toMatch(/^create VM failed: .*clone task failed: storage offline/);
     expect(failed.current_job).toMatchObject({ status: 'DEAD_LETTER', attempts: 1 });
     expect(failed.current_job.failure_reason).toBe(failed.failure_reason);
@@ -186,14 +123,14 @@ describe('provisioning', () => {
       (
         await request(stack.app)
           .post(`/api/v1/ops/jobs/${failed.current_job.id}/retry`)
-          .set('Authorization', a.token)
+          .set('Authorization', a.auth)
       ).status,
     ).toBe(403);
     const retry = await request(stack.app)
       .post(`/api/v1/ops/jobs/${failed.current_job.id}/retry`)
       .set('Authorization', admin());
     expect(retry.status).toBe(202);
-    const active = await waitStatus(a, res.body.pod.id, 'ACTIVE');
+    const active = await waitPod(stack, a, res.body.pod.id, 'ACTIVE');
     expect(active.current_job).toMatchObject({ id: failed.current_job.id, status: 'COMPLETED', attempts: 2 });
     expect(active.failure_reason).toBeNull();
     expect(await vmOf(active.id)).not.toBeNull();
@@ -210,7 +147,7 @@ describe('provisioning', () => {
       .send({ operation: 'upsertA', slug_pattern: 'dnsfail-*' });
     const before = await allocated();
     const res = await createPod(a, 'dnsfail-1');
-    const failed = await waitStatus(a, res.body.pod.id, 'FAILED');
+    const failed = await waitPod(stack, a, res.body.pod.id, 'FAILED');
     expect(failed.failure_reason).toMatch(/^create DNS record failed: /);
     expect(await vmOf(failed.id)).toBeNull();
     expect(await allocated()).toEqual(before);
@@ -222,14 +159,14 @@ describe('operations on an ACTIVE pod', () => {
   beforeAll(async () => {
     const res = await createPod(a, 'ops-1');
     podId = res.body.pod.id;
-    await waitStatus(a, podId, 'ACTIVE');
+    await waitPod(stack, a, podId, 'ACTIVE');
   });
 
   it('previews and changes the plan STARTER → PRO, resizing the VM and the reservation', async () => {
     const preview = await request(stack.app)
       .get(`/api/v1/cloudpods/${podId}/plan/preview`)
       .query({ product_id: a.pro })
-      .set('Authorization', a.token);
+      .set('Authorization', a.auth);
     expect(preview.body).toEqual({
       current: { vcpu: 1, memory_mb: 1024, disk_gb: 20 },
       target: { vcpu: 2, memory_mb: 4096, disk_gb: 40 },
@@ -239,11 +176,11 @@ describe('operations on an ACTIVE pod', () => {
     const before = await allocated();
     const res = await request(stack.app)
       .post(`/api/v1/cloudpods/${podId}/plan`)
-      .set('Authorization', a.token)
+      .set('Authorization', a.auth)
       .send({ product_id: a.pro });
     expect(res.status).toBe(202);
     expect(res.body.job).toMatchObject({ type: 'CHANGE_PLAN' });
-    const pod = await waitStatus(a, podId, 'ACTIVE');
+    const pod = await waitPod(stack, a, podId, 'ACTIVE');
     expect(pod.limits).toEqual({ vcpu: 2, memory_mb: 4096, disk_gb: 40 });
     expect(pod.product_id).toBe(a.pro);
     expect(pod.current_job).toMatchObject({ type: 'CHANGE_PLAN', status: 'COMPLETED' });
@@ -256,13 +193,13 @@ describe('operations on an ACTIVE pod', () => {
 
     const shrink = await request(stack.app)
       .post(`/api/v1/cloudpods/${podId}/plan`)
-      .set('Authorization', a.token)
+      .set('Authorization', a.auth)
       .send({ product_id: a.starter });
     expect(shrink.status).toBe(422);
     expect(shrink.body.detail).toMatch(/disks cannot shrink/);
     const unknown = await request(stack.app)
       .post(`/api/v1/cloudpods/${podId}/plan`)
-      .set('Authorization', a.token)
+      .set('Authorization', a.auth)
       .send({ product_id: b.pro });
     expect(unknown.status).toBe(422);
   });
@@ -282,13 +219,13 @@ describe('operations on an ACTIVE pod', () => {
       includedBandwidthGb: 100,
     });
     await em.flush();
-    const before = await podOf(a, podId);
+    const before = await getPod(stack, a, podId);
     const res = await request(stack.app)
       .post(`/api/v1/cloudpods/${podId}/plan`)
-      .set('Authorization', a.token)
+      .set('Authorization', a.auth)
       .send({ product_id: huge.id });
     expect(res.status).toBe(202);
-    const pod = await waitStatus(a, podId, 'ACTIVE');
+    const pod = await waitPod(stack, a, podId, 'ACTIVE');
     expect(pod.current_job).toMatchObject({ type: 'CHANGE_PLAN', status: 'ROLLED_BACK' });
     expect(pod.current_job.failure_reason).toMatch(
       /reserve capacity failed: no ONLINE node has room|reserve capacity failed: .*room/,
@@ -301,49 +238,49 @@ describe('operations on an ACTIVE pod', () => {
   it('suspends (VM stopped and locked, cannot be started) and unsuspends', async () => {
     const res = await request(stack.app)
       .post(`/api/v1/cloudpods/${podId}/suspend`)
-      .set('Authorization', a.token);
+      .set('Authorization', a.auth);
     expect(res.status).toBe(202);
     const busy = await request(stack.app)
       .post(`/api/v1/cloudpods/${podId}/unsuspend`)
-      .set('Authorization', a.token);
+      .set('Authorization', a.auth);
     expect([409]).toContain(busy.status);
-    await waitStatus(a, podId, 'SUSPENDED');
+    await waitPod(stack, a, podId, 'SUSPENDED');
     expect(await vmOf(podId)).toMatchObject({ status: 'stopped', locked: true });
     const pod = await systemEm(stack.db.orm).findOneOrFail(SimVm, { podId });
     await expect(
       stack.providers.hypervisor.startVm({ podId, podSlug: 'ops-1', node: pod.node }),
     ).rejects.toThrow(ProviderError);
     expect(
-      (await request(stack.app).post(`/api/v1/cloudpods/${podId}/suspend`).set('Authorization', a.token))
+      (await request(stack.app).post(`/api/v1/cloudpods/${podId}/suspend`).set('Authorization', a.auth))
         .status,
     ).toBe(409);
 
     expect(
-      (await request(stack.app).post(`/api/v1/cloudpods/${podId}/unsuspend`).set('Authorization', a.token))
+      (await request(stack.app).post(`/api/v1/cloudpods/${podId}/unsuspend`).set('Authorization', a.auth))
         .status,
     ).toBe(202);
-    await waitStatus(a, podId, 'ACTIVE');
+    await waitPod(stack, a, podId, 'ACTIVE');
     expect(await vmOf(podId)).toMatchObject({ status: 'running', locked: false });
   });
 
   it('backs up and restores', async () => {
     const res = await request(stack.app)
       .post(`/api/v1/cloudpods/${podId}/backups`)
-      .set('Authorization', a.token);
+      .set('Authorization', a.auth);
     expect(res.status).toBe(202);
     const backupId = res.body.backup.id as string;
-    await waitStatus(a, podId, 'ACTIVE');
+    await waitPod(stack, a, podId, 'ACTIVE');
     const list = await request(stack.app)
       .get(`/api/v1/cloudpods/${podId}/backups`)
-      .set('Authorization', a.token);
+      .set('Authorization', a.auth);
     expect(list.body.data).toEqual([
       expect.objectContaining({ id: backupId, kind: 'MANUAL', status: 'COMPLETED', size_gb: 40 }),
     ]);
     const restore = await request(stack.app)
       .post(`/api/v1/cloudpods/${podId}/backups/${backupId}/restore`)
-      .set('Authorization', a.token);
+      .set('Authorization', a.auth);
     expect(restore.status).toBe(202);
-    const pod = await waitStatus(a, podId, 'ACTIVE');
+    const pod = await waitPod(stack, a, podId, 'ACTIVE');
     expect(pod.current_job).toMatchObject({ type: 'RESTORE', status: 'COMPLETED' });
   });
 
@@ -354,24 +291,24 @@ describe('operations on an ACTIVE pod', () => {
       ['post', `/api/v1/cloudpods/${podId}/suspend`],
       ['delete', `/api/v1/cloudpods/${podId}`],
     ] as const) {
-      const res = await request(stack.app)[method](path).set('Authorization', b.token);
+      const res = await request(stack.app)[method](path).set('Authorization', b.auth);
       expect(res.status).toBe(404);
     }
-    const list = await request(stack.app).get('/api/v1/cloudpods').set('Authorization', b.token);
+    const list = await request(stack.app).get('/api/v1/cloudpods').set('Authorization', b.auth);
     expect(list.body.data.map((p: { id: string }) => p.id)).not.toContain(podId);
     const forged = Buffer.from("x' or 1=1 --").toString('base64url');
     expect(
-      (await request(stack.app).get(`/api/v1/cloudpods?cursor=${forged}`).set('Authorization', b.token))
+      (await request(stack.app).get(`/api/v1/cloudpods?cursor=${forged}`).set('Authorization', b.auth))
         .status,
     ).toBe(400);
   });
 
   it('terminates: pre-termination backup, VM and DNS gone, capacity released, workflow completed', async () => {
-    const pod = await podOf(a, podId);
+    const pod = await getPod(stack, a, podId);
     const before = await allocated();
-    const res = await request(stack.app).delete(`/api/v1/cloudpods/${podId}`).set('Authorization', a.token);
+    const res = await request(stack.app).delete(`/api/v1/cloudpods/${podId}`).set('Authorization', a.auth);
     expect(res.status).toBe(202);
-    const done = await waitStatus(a, podId, 'TERMINATED');
+    const done = await waitPod(stack, a, podId, 'TERMINATED');
     expect(done.terminated_at).not.toBeNull();
     expect(await vmOf(podId)).toBeNull();
     expect(await dnsOf(pod.hostname)).toBeNull();
@@ -382,14 +319,14 @@ describe('operations on an ACTIVE pod', () => {
     });
     const backups = await request(stack.app)
       .get(`/api/v1/cloudpods/${podId}/backups`)
-      .set('Authorization', a.token);
+      .set('Authorization', a.auth);
     expect(backups.body.data.map((x: { kind: string; status: string }) => [x.kind, x.status])).toContainEqual(
       ['PRE_TERMINATION', 'COMPLETED'],
     );
     const result = await stack.temporal.workflow.getHandle(`cloudpod-${podId}`).result();
     expect(result.status).toBe('TERMINATED');
     expect(
-      (await request(stack.app).delete(`/api/v1/cloudpods/${podId}`).set('Authorization', a.token)).status,
+      (await request(stack.app).delete(`/api/v1/cloudpods/${podId}`).set('Authorization', a.auth)).status,
     ).toBe(409);
   });
 });
@@ -406,7 +343,7 @@ describe('listing', () => {
       const res: request.Response = await request(stack.app)
         .get('/api/v1/cloudpods')
         .query({ limit: 2, ...(cursor ? { cursor } : {}) })
-        .set('Authorization', a.token);
+        .set('Authorization', a.auth);
       expect(res.status).toBe(200);
       seen.push(...res.body.data.map((p: { id: string }) => p.id));
       cursor = res.body.next_cursor;
@@ -416,7 +353,7 @@ describe('listing', () => {
     const failed = await request(stack.app)
       .get('/api/v1/cloudpods')
       .query({ status: 'FAILED' })
-      .set('Authorization', a.token);
+      .set('Authorization', a.auth);
     expect(failed.body.data.map((p: { id: string }) => p.id)).toEqual(
       all.filter((r) => r.status === 'FAILED').map((r) => r.id),
     );
@@ -428,14 +365,14 @@ describe('listing', () => {
     const byCustomer = await request(stack.app)
       .get('/api/v1/cloudpods')
       .query({ customer_id: b.customerId })
-      .set('Authorization', a.token);
+      .set('Authorization', a.auth);
     expect(byCustomer.body.data).toEqual([]);
     expect(
       (
         await request(stack.app)
           .get('/api/v1/cloudpods')
           .query({ status: 'ASLEEP' })
-          .set('Authorization', a.token)
+          .set('Authorization', a.auth)
       ).status,
     ).toBe(400);
   });
@@ -444,7 +381,7 @@ describe('listing', () => {
 describe('ops overview', () => {
   it('shows jobs running longer than 15 minutes and the oldest queued job', async () => {
     const res = await createPod(a, 'overview-1');
-    const pod = await waitStatus(a, res.body.pod.id, 'ACTIVE');
+    const pod = await waitPod(stack, a, res.body.pod.id, 'ACTIVE');
     await stack.db.query(
       `insert into provisioning_jobs (id, tenant_id, pod_id, type, queue_name, status, priority, scheduled_for, attempts, max_attempts,
           workflow_id, started_at, created_at, updated_at)
@@ -463,7 +400,7 @@ describe('ops overview', () => {
     await stack.db.query(
       "update provisioning_jobs set status = 'CANCELED' where id = 'job_stuck0000000000000000000'",
     );
-    expect((await request(stack.app).get('/api/v1/ops/overview').set('Authorization', a.token)).status).toBe(
+    expect((await request(stack.app).get('/api/v1/ops/overview').set('Authorization', a.auth)).status).toBe(
       403,
     );
   });
@@ -482,7 +419,7 @@ describe('nodes (platform admin)', () => {
       status: 'ONLINE',
       capacity: { vcpu: 16, memory_mb: 65536, disk_gb: 2000 },
     });
-    expect((await request(stack.app).get('/api/v1/nodes').set('Authorization', a.token)).status).toBe(403);
+    expect((await request(stack.app).get('/api/v1/nodes').set('Authorization', a.auth)).status).toBe(403);
     expect(
       (
         await request(stack.app).post('/api/v1/nodes').set('Authorization', admin()).send({
@@ -507,7 +444,7 @@ describe('nodes (platform admin)', () => {
       .set('Authorization', admin());
     expect(drained.body.status).toBe('DRAINING');
     const res = await createPod(a, 'after-drain');
-    const pod = await waitStatus(a, res.body.pod.id, 'ACTIVE');
+    const pod = await waitPod(stack, a, res.body.pod.id, 'ACTIVE');
     expect(pod.node_id).not.toBe(extra.body.id);
   });
 });
@@ -538,17 +475,17 @@ describe('create guards', () => {
     expect((await createPod(a, 'dupe-pod')).status).toBe(409);
     const bad = await request(stack.app)
       .post('/api/v1/cloudpods')
-      .set('Authorization', a.token)
+      .set('Authorization', a.auth)
       .send({ customer_id: b.customerId, product_id: a.starter, slug: 'cross-1' });
     expect(bad.status).toBe(422);
     const bad2 = await request(stack.app)
       .post('/api/v1/cloudpods')
-      .set('Authorization', a.token)
+      .set('Authorization', a.auth)
       .send({ customer_id: a.customerId, product_id: 'prd_nope', slug: 'cross-2' });
     expect(bad2.status).toBe(422);
     const invalid = await request(stack.app)
       .post('/api/v1/cloudpods')
-      .set('Authorization', a.token)
+      .set('Authorization', a.auth)
       .send({ customer_id: 1, slug: 'A!' });
     expect(invalid.status).toBe(400);
   });

@@ -4,6 +4,7 @@ import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
 import { startTestStack, type TestStack } from '../helpers/app';
 import { waitFor } from '../helpers/wait';
 import { expectProblem } from '../helpers/problem';
+import { createActiveTenant } from '../helpers/tenants';
 
 let stack: TestStack;
 const admin = () => `Bearer ${stack.adminToken}`;
@@ -14,28 +15,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.close();
 });
-
-async function createActiveTenant(slug: string): Promise<{ id: string; token: string }> {
-  const res = await request(stack.app)
-    .post('/api/v1/tenants')
-    .set('Authorization', admin())
-    .send({ slug, name: `Tenant ${slug}`, currency: 'EUR', owner_email: `owner@${slug}.test` });
-  expect(res.status).toBe(202);
-  const id = res.body.tenant.id as string;
-  await waitFor(
-    async () => {
-      const r = await request(stack.app).get(`/api/v1/tenants/${id}`).set('Authorization', admin());
-      return r.body.status === 'ACTIVE';
-    },
-    { what: `tenant ${slug} ACTIVE` },
-  );
-  const tok = await request(stack.app)
-    .post(`/api/v1/tenants/${id}/tokens`)
-    .set('Authorization', admin())
-    .send({ name: 'automation', scopes: ['read', 'write'] });
-  expect(tok.status).toBe(201);
-  return { id, token: tok.body.secret as string };
-}
 
 describe('POST /api/v1/tenants', () => {
   it('creates a PENDING tenant, answers 202 and the onboarding workflow makes it ACTIVE with its settings', async () => {
@@ -135,7 +114,7 @@ describe('POST /api/v1/tenants', () => {
   });
 
   it('is for platform admins only: a tenant token gets 403, no token 401', async () => {
-    const { token } = await createActiveTenant('tenant-for-403');
+    const { token } = await createActiveTenant(stack, 'tenant-for-403');
     const body = { slug: 'sneaky', name: 'x', currency: 'EUR', owner_email: 'a@b.test' };
     expectProblem(
       await request(stack.app).post('/api/v1/tenants').set('Authorization', `Bearer ${token}`).send(body),
@@ -161,7 +140,10 @@ describe('tenant isolation', () => {
   let a: { id: string; token: string };
   let b: { id: string; token: string };
   beforeAll(async () => {
-    [a, b] = await Promise.all([createActiveTenant('tenant-a'), createActiveTenant('tenant-b')]);
+    [a, b] = await Promise.all([
+      createActiveTenant(stack, 'tenant-a'),
+      createActiveTenant(stack, 'tenant-b'),
+    ]);
   });
 
   it('a tenant token sees its own tenant and gets 404 for another one', async () => {
