@@ -69,6 +69,8 @@ const schema = z
     PROXMOX_TOKEN_SECRET: z.string().min(1).optional(),
     PROXMOX_TEMPLATE_VMID: z.coerce.number().int().min(100).optional(),
     PROXMOX_TASK_POLL_MS: durationMs.default(1000),
+    /** backup storage for vzdump archives (backups outlive their VM there) */
+    PROXMOX_BACKUP_STORAGE: z.string().min(1).max(100).default('local'),
     POWERDNS_URL: z.string().url().optional(),
     POWERDNS_API_KEY: z.string().min(1).optional(),
     POWERDNS_SERVER_ID: z.string().min(1).default('localhost'),
@@ -80,6 +82,8 @@ const schema = z
     PROVISION_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
     PROVISION_HEARTBEAT_TIMEOUT_MS: durationMs.default(30_000),
     PROVISION_RETRY_WINDOW_MS: durationMs.default(14 * 86_400_000),
+    /** how long a backup (pre-termination ones included) stays restorable */
+    BACKUP_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   })
   .superRefine((cfg, ctx) => {
     const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });

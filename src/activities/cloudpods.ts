@@ -15,12 +15,12 @@ import {
   reserveCapacity as reserveCapacityRow,
 } from '../db/repositories/capacity';
 import type { JobStatus, PodStatus, Resources } from '../domain/cloudpods';
+import { FAILURE_TYPES } from '../domain/errors';
 import { newId } from '../domain/ids';
 import type { Logger } from '../logger';
 import type { Dns } from '../providers/dns';
 import { ProviderError } from '../providers/errors';
 import type { Hypervisor, VmRef } from '../providers/hypervisor';
-import { FAILURE_TYPES } from '../workflows/shared';
 
 export interface CloudPodActivityDeps {
   orm: MikroORM;
@@ -98,7 +98,7 @@ export function createCloudPodActivities({
       const info = Context.current().info;
       const em = systemEm(orm);
       const job = await em.findOne(ProvisioningJob, { id: jobId });
-      if (!job) throw ApplicationFailure.nonRetryable(`job ${jobId} does not exist`, 'JobNotFound');
+      if (!job) throw ApplicationFailure.nonRetryable(`job ${jobId} does not exist`, FAILURE_TYPES.jobNotFound);
       if (job.status !== 'RUNNING') {
         job.status = 'RUNNING';
         job.attempts += 1;
@@ -289,7 +289,7 @@ export function createCloudPodActivities({
       if ('backupId' in backup) {
         row = await em.findOne(Backup, { id: backup.backupId });
         if (!row)
-          throw ApplicationFailure.nonRetryable(`backup ${backup.backupId} does not exist`, 'BackupNotFound');
+          throw ApplicationFailure.nonRetryable(`backup ${backup.backupId} does not exist`, FAILURE_TYPES.backupNotFound);
       } else {
         const snapshotName = `pre-termination-${backup.preTerminationJobId}`;
         row =
@@ -322,7 +322,7 @@ export function createCloudPodActivities({
       if (!row?.providerSnapshotId) {
         throw ApplicationFailure.nonRetryable(
           `backup ${backupId} is not a completed backup of this pod`,
-          'BackupNotFound',
+          FAILURE_TYPES.backupNotFound,
         );
       }
       const snapshotId = row.providerSnapshotId;

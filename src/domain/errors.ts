@@ -42,3 +42,17 @@ export const notFound = (what: string) => new AppError('not_found', `${what} was
 export const conflict = (detail: string, extras: Record<string, unknown> = {}) =>
   new AppError('conflict', detail, extras);
 export const forbidden = (detail: string) => new AppError('forbidden', detail);
+
+/**
+ * Failure types that activities raise (as `ApplicationFailure` types) and workflows branch on —
+ * never on message text. Every failure type used anywhere is in this one list.
+ */
+export const FAILURE_TYPES = {
+  noCapacity: 'NoCapacity',
+  podNotFound: 'PodNotFound',
+  jobNotFound: 'JobNotFound',
+  backupNotFound: 'BackupNotFound',
+  providerRejected: 'ProviderRejected',
+  invalidPlanChange: 'InvalidPlanChange',
+} as const;
+export type FailureType = (typeof FAILURE_TYPES)[keyof typeof FAILURE_TYPES];

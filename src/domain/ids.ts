@@ -15,6 +15,8 @@ export const ID_PREFIXES = {
   backup: 'bak',
   idempotency: 'idk',
   fault: 'flt',
+  event: 'evt',
+  simBackup: 'sbk',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

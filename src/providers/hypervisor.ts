@@ -11,6 +11,8 @@ export interface VmRef {
 
 export interface VmSpec extends VmRef, Resources {
   hostname: string;
+  /** create the VM from this backup artifact instead of the template (a pod restored from a backup) */
+  fromBackupId?: string | null;
 }
 
 export type VmPowerState = 'starting' | 'running' | 'stopped';
@@ -28,8 +30,14 @@ export interface VmInfo {
   ipAddress: string | null;
 }
 
-export interface Snapshot {
-  snapshotId: string;
+/**
+ * A backup artifact kept apart from its VM (Proxmox: a vzdump archive on the backup storage),
+ * so destroying the VM leaves it restorable.
+ */
+export interface BackupArtifact {
+  /** the provider's id (Proxmox volid `storage:backup/vzdump-qemu-…`) */
+  backupId: string;
+  podId: string;
   sizeGb: number;
 }
 
@@ -52,6 +60,15 @@ export interface Hypervisor {
   resizeVm(ref: VmRef, to: Resources): Promise<void>;
   /** Stop and delete with purge. */
   destroyVm(ref: VmRef): Promise<void>;
-  snapshotVm(ref: VmRef, name: string): Promise<Snapshot>;
-  restoreSnapshot(ref: VmRef, snapshotId: string): Promise<void>;
+  /**
+   * Back the VM up to an artifact apart from it. Idempotent by `name` (at most 40 characters,
+   * `[a-z0-9-]`): a retry after a lost answer returns the artifact the first call made.
+   */
+  backupVm(ref: VmRef, name: string): Promise<BackupArtifact>;
+  /** The artifact, or null when it does not exist (verified before a destroy relies on it). */
+  findBackup(backupId: string): Promise<BackupArtifact | null>;
+  /** Replace the pod's VM disks with the backup's, in place. */
+  restoreBackup(ref: VmRef, backupId: string): Promise<void>;
+  /** Delete the artifact (retention); a missing artifact succeeds. */
+  deleteBackup(backupId: string): Promise<void>;
 }

@@ -19,8 +19,8 @@ import {
 } from '@temporalio/workflow';
 import type { CloudPodActivities } from '../activities/cloudpods';
 import { planChangeProblem, type PodStatus, type Resources } from '../domain/cloudpods';
+import { FAILURE_TYPES } from '../domain/errors';
 import {
-  FAILURE_TYPES,
   SEARCH_ATTRIBUTES,
   backupSignal,
   changePlanUpdate,

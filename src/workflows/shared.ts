@@ -118,11 +118,3 @@ export const terminateSignal = defineSignal<[{ jobId: string }]>('terminate');
 export const backupSignal = defineSignal<[{ jobId: string; backupId: string }]>('backup');
 export const restoreSignal = defineSignal<[{ jobId: string; backupId: string }]>('restore');
 export const changePlanUpdate = defineUpdate<ChangePlanResult, [ChangePlanArgs]>('changePlan');
-
-/** Failure types activities raise and workflows branch on (never on message text). */
-export const FAILURE_TYPES = {
-  noCapacity: 'NoCapacity',
-  podNotFound: 'PodNotFound',
-  providerRejected: 'ProviderRejected',
-  invalidPlanChange: 'InvalidPlanChange',
-} as const;

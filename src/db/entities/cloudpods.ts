@@ -145,6 +145,10 @@ export class CloudPod {
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   terminatedAt?: Date | null;
 
+  /** a pod created from a backup: provisioning restores this backup instead of the template */
+  @Property({ type: 'string', length: 40, nullable: true })
+  restoreFromBackupId?: string | null;
+
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   deletedAt?: Date | null;
 
@@ -201,8 +205,31 @@ export class ProvisioningJob {
   @Property({ type: 'json', nullable: true })
   input?: Record<string, unknown> | null;
 
+  /** readable reason, shown to the tenant: never an infrastructure detail */
   @Property({ type: 'text', nullable: true })
   failureReason?: string | null;
+
+  /** the step running now (or the one that failed), for the tenant and the operator */
+  @Property({ type: 'string', length: 100, nullable: true })
+  currentStep?: string | null;
+
+  /** attempt number of the current step, as Temporal counts it */
+  @Property({ type: 'integer', nullable: true })
+  stepAttempt?: number | null;
+
+  /** operator-only: the last raw error of the current step (provider or infrastructure detail) */
+  @Property({ type: 'text', nullable: true })
+  lastError?: string | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  lastErrorAt?: Date | null;
+
+  /** operator-only: an undo that could not be done (manual cleanup needed); never overwritten by the failure reason */
+  @Property({ type: 'text', nullable: true })
+  undoFailure?: string | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  deadLetteredAt?: Date | null;
 
   @Property({ type: 'string', length: 200 })
   workflowId!: string;
@@ -223,8 +250,13 @@ export class ProvisioningJob {
   updatedAt: Date & Opt = new Date();
 }
 
+/**
+ * A backup is an artifact apart from its VM (Proxmox: a vzdump archive on backup storage; the
+ * simulator: a `sim_backups` row), so it outlives the VM's destroy until `expiresAt`.
+ */
 @Entity({ tableName: 'backups' })
 @Index({ properties: ['pod', 'createdAt'] })
+@Index({ properties: ['tenant', 'status', 'expiresAt'] })
 export class Backup {
   @PrimaryKey({ type: 'string', length: 40 })
   id: string = newId('backup');
@@ -235,8 +267,13 @@ export class Backup {
   @ManyToOne({ entity: () => CloudPod, deleteRule: 'cascade' })
   pod!: CloudPod;
 
+  /** the provider's id of the backup artifact (Proxmox volid `storage:backup/vzdump-…`) */
   @Property({ type: 'string', length: 200, nullable: true })
   providerSnapshotId?: string | null;
+
+  /** the job that takes it: a retried pre-termination backup finds its row by job */
+  @Property({ type: 'string', length: 40, nullable: true, unique: true })
+  jobId?: string | null;
 
   @Enum({ items: () => BACKUP_KINDS, type: 'string' })
   kind!: BackupKind;
@@ -249,6 +286,51 @@ export class Backup {
 
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   expiresAt?: Date | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  createdAt: Date & Opt = new Date();
+}
+
+export const OPS_EVENT_SEVERITIES = ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] as const;
+export type OpsEventSeverity = (typeof OPS_EVENT_SEVERITIES)[number];
+
+/**
+ * Something an operator must see and act on (a failed undo leaves a VM running, a resource leaked).
+ * Listed by the ops overview; `dedupeKey` makes raising it idempotent under activity retries.
+ */
+@Entity({ tableName: 'ops_events' })
+@Index({ properties: ['severity', 'createdAt'] })
+export class OpsEvent {
+  @PrimaryKey({ type: 'string', length: 40 })
+  id: string = newId('event');
+
+  @Enum({ items: () => OPS_EVENT_SEVERITIES, type: 'string' })
+  severity!: OpsEventSeverity;
+
+  /** stable machine name, e.g. `undo_failed` */
+  @Property({ type: 'string', length: 60 })
+  kind!: string;
+
+  @Property({ type: 'string', length: 40, nullable: true })
+  tenantId?: string | null;
+
+  @Property({ type: 'string', length: 40, nullable: true })
+  podId?: string | null;
+
+  @Property({ type: 'string', length: 40, nullable: true })
+  jobId?: string | null;
+
+  @Property({ type: 'text' })
+  message!: string;
+
+  @Property({ type: 'json', nullable: true })
+  details?: Record<string, unknown> | null;
+
+  @Property({ type: 'string', length: 200, unique: true })
+  dedupeKey!: string;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  resolvedAt?: Date | null;
 
   @Property({ type: 'datetime', columnType: 'timestamptz' })
   createdAt: Date & Opt = new Date();

@@ -47,6 +47,10 @@ export class IdempotencyKey {
   @Property({ type: 'datetime', columnType: 'timestamptz' })
   expiresAt!: Date;
 
+  /** an IN_PROGRESS claim is held until then; a retry after it may take the key over (crashed request) */
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  lockedUntil?: Date | null;
+
   @Property({ type: 'datetime', columnType: 'timestamptz' })
   createdAt: Date & Opt = new Date();
 }

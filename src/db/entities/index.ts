@@ -1,9 +1,9 @@
 /** Every entity, listed explicitly: discovery never scans the file system. */
 import { Customer, Product } from './catalog';
-import { Backup, CloudPod, CoreNode, ProvisioningJob } from './cloudpods';
+import { Backup, CloudPod, CoreNode, OpsEvent, ProvisioningJob } from './cloudpods';
 import { IdempotencyKey } from './idempotency';
 import { Notification } from './notifications';
-import { SimDnsRecord, SimFaultRule, SimVm } from './simulator';
+import { SimBackup, SimDnsRecord, SimFaultRule, SimVm } from './simulator';
 import { ApiToken, Tenant, TenantBillingSettings, TenantQuota } from './tenancy';
 
 export * from './catalog';
@@ -29,6 +29,8 @@ export const ENTITIES = [
   SimVm,
   SimDnsRecord,
   SimFaultRule,
+  SimBackup,
+  OpsEvent,
 ];
 
 /** Entities whose rows belong to one tenant (a `tenant` relation); the tenant filter covers them. */

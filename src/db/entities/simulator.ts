@@ -76,8 +76,45 @@ export class SimFaultRule {
   @Property({ type: 'integer', nullable: true })
   remaining?: number | null;
 
+  /** `fail` fails before the call does anything; `after` lets it take effect and then fails; `delay` answers late */
+  @Property({ type: 'string', length: 10 })
+  mode: string & Opt = 'fail';
+
+  /** how late a `delay` rule answers */
+  @Property({ type: 'integer', nullable: true })
+  delayMs?: number | null;
+
   @Property({ type: 'string', length: 300 })
   message!: string;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  createdAt: Date & Opt = new Date();
+}
+
+/** Backups of the simulated hypervisor, kept apart from the VMs (like vzdump archives): they outlive a destroy. */
+@Entity({ tableName: 'sim_backups' })
+export class SimBackup {
+  @PrimaryKey({ type: 'string', length: 40 })
+  id!: string;
+
+  /** the pod whose VM was backed up */
+  @Property({ type: 'string', length: 40 })
+  podId!: string;
+
+  @Property({ type: 'string', length: 40 })
+  vmId!: string;
+
+  @Property({ type: 'integer' })
+  vcpu!: number;
+
+  @Property({ type: 'integer' })
+  memoryMb!: number;
+
+  @Property({ type: 'integer' })
+  diskGb!: number;
+
+  @Property({ type: 'integer' })
+  sizeGb!: number;
 
   @Property({ type: 'datetime', columnType: 'timestamptz' })
   createdAt: Date & Opt = new Date();
