@@ -34,6 +34,12 @@ const schema = z
       .regex(/^[^\s:]+:\d+$/, 'must be host:port')
       .optional(),
     TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+    /** deadline of every call the API makes to Temporal; past it the API answers 503 having changed nothing */
+    TEMPORAL_CALL_TIMEOUT_MS: durationMs.default(5000),
+    /** how often the worker re-delivers stranded work (pods whose workflow never started, queued jobs) */
+    SWEEP_INTERVAL_MS: durationMs.default(60_000),
+    /** how old a queued job must be before the sweeper re-delivers it */
+    SWEEP_MIN_AGE_MS: durationMs.default(30_000),
     TEMPORAL_DEV_PORT: port.default(7233),
     TEMPORAL_UI_PORT: port.default(8233),
     TEMPORAL_CLI_PATH: z.string().min(1).optional(),

@@ -48,7 +48,7 @@ export async function buildWorkflowBundle(): Promise<WorkflowBundleWithSourceMap
 export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers> {
   const connection = await NativeConnection.connect({ address: opts.address });
   const bundle = opts.workflowBundle ?? (await buildWorkflowBundle());
-  const activities = createActivities({ orm: opts.orm, logger: opts.logger, providers: opts.providers });
+  const activities = createActivities(opts);
   const queues = opts.taskQueues ?? Object.values(TASK_QUEUES);
   const workers = await Promise.all(
     queues.map((taskQueue) =>

@@ -1,19 +1,25 @@
 /**
  * CloudPod activities. Each side effect is idempotent by pod (or job) id, so Temporal may retry
- * any of them after a crash: a second createVm adopts the first VM, a second release is a no-op.
- * Provider errors a retry cannot fix become non-retryable ApplicationFailures with a stable type.
+ * any of them after a crash: a second createVm adopts the first VM, a second release is a no-op,
+ * every undo treats "nothing to undo" as success.
+ *
+ * Failures are sorted: provider refusals are non-retryable with a stable type; provider failures a
+ * retry may fix count against the step's attempts; an outage of our own database is waited out
+ * inside the attempt (heartbeating), so it never spends the provider's retry budget.
  */
+import { LockMode } from '@mikro-orm/core';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Backup, CloudPod, Notification, ProvisioningJob, Product } from '../db/entities';
-import { systemEm, type MikroORM } from '../db/orm';
+import { Backup, CloudPod, Notification, OpsEvent, ProvisioningJob, Product } from '../db/entities';
+import { systemEm, type EntityManager, type MikroORM } from '../db/orm';
 import {
   NoCapacityError,
   adjustReservation as adjustReservationRow,
   releaseCapacity as releaseCapacityRow,
   reserveCapacity as reserveCapacityRow,
 } from '../db/repositories/capacity';
+import { isDatabaseUnavailable } from '../db/unavailable';
 import type { JobStatus, PodStatus, Resources } from '../domain/cloudpods';
 import { FAILURE_TYPES } from '../domain/errors';
 import { newId } from '../domain/ids';
@@ -29,31 +35,59 @@ export interface CloudPodActivityDeps {
   logger: Logger;
   /** poll interval of waitForVmRunning */
   pollMs?: number;
+  /** how long backups stay restorable (BACKUP_RETENTION_DAYS) */
+  backupRetentionDays?: number;
+}
+
+/** Readable step names, shown on the job while the step runs or retries. */
+const STEP_NAMES: Record<string, string> = {
+  reserveCapacity: 'reserve capacity',
+  createVm: 'create VM',
+  waitForVmRunning: 'wait for VM running',
+  createDnsRecord: 'create DNS record',
+  releaseCapacity: 'release capacity',
+  destroyVm: 'destroy VM',
+  deleteDnsRecord: 'delete DNS record',
+  adjustReservation: 'reserve capacity',
+  resizeVm: 'resize VM',
+  revertResize: 'undo resize VM',
+  stopVm: 'stop VM',
+  lockVm: 'lock VM',
+  startVm: 'start VM',
+  unsuspendVm: 'unlock and start VM',
+  takeBackup: 'backup',
+  takePreTerminationBackup: 'pre-termination backup',
+  restoreBackup: 'restore backup',
+};
+
+/** Pre-termination backups are named after their job, within Proxmox's 40-character limit. */
+export function preTerminationBackupName(jobId: string): string {
+  return `pt-${jobId.replace(/_/g, '-')}`.slice(0, 40);
 }
 
 /**
  * Calls a provider while heartbeating (a Proxmox clone can take minutes; the heartbeat is how a
- * lost worker is noticed quickly). Provider errors a retry cannot fix must not burn the budget.
+ * lost worker is noticed quickly). The call is never abandoned half-way: a cancellation is honoured
+ * once it returns, so an undo never races the step it undoes.
  */
 async function provider<T>(run: () => Promise<T>): Promise<T> {
   const ctx = Context.current();
   ctx.heartbeat();
   const beat = setInterval(() => ctx.heartbeat(), 1000);
-  // A cancelled activity (worker shutting down, workflow cancelled) stops waiting on the provider;
-  // the next attempt finds whatever the call did, since every provider call is idempotent.
-  const cancelled = new Promise<never>((_, reject) => {
-    const signal = ctx.cancellationSignal;
-    const onAbort = () =>
-      reject(signal.reason instanceof Error ? signal.reason : new Error('activity cancelled'));
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  cancelled.catch(() => undefined);
   try {
-    return await Promise.race([run(), cancelled]);
+    const result = await run();
+    if (ctx.cancellationSignal.aborted) throw new CancelledFailure('activity cancelled');
+    return result;
   } catch (err) {
-    if (err instanceof ProviderError && !err.retryable) {
-      throw ApplicationFailure.nonRetryable(err.message, FAILURE_TYPES.providerRejected, {
-        code: err.code ?? null,
+    if (err instanceof ProviderError) {
+      const details = { code: err.code ?? null };
+      if (!err.retryable) throw ApplicationFailure.nonRetryable(err.message, FAILURE_TYPES.providerRejected, details);
+      const retryAfterMs = (err as ProviderError & { retryAfterMs?: number }).retryAfterMs;
+      throw ApplicationFailure.create({
+        message: err.message,
+        type: FAILURE_TYPES.providerFailed,
+        details: [details],
+        ...(retryAfterMs ? { nextRetryDelay: retryAfterMs } : {}),
       });
     }
     throw err;
@@ -68,9 +102,66 @@ export function createCloudPodActivities({
   dns,
   logger,
   pollMs = 250,
+  backupRetentionDays = 30,
 }: CloudPodActivityDeps) {
-  async function loadPod(podId: string): Promise<CloudPod> {
-    const pod = await systemEm(orm).findOne(CloudPod, { id: podId }, { populate: ['node', 'tenant'] });
+  /**
+   * The body of a saga step: records the step and its attempt on the pod's running job, records the
+   * raw error (operator-only) when the attempt fails, and waits out an outage of our own database
+   * inside the attempt, heartbeating, so it does not count as a failed attempt.
+   */
+  async function step<T>(podId: string, body: () => Promise<T>): Promise<T> {
+    const ctx = Context.current();
+    const { activityType, attempt } = ctx.info;
+    const name = STEP_NAMES[activityType] ?? activityType;
+    let outageLogged = false;
+    for (let wait = 250; ; wait = Math.min(wait * 2, 5000)) {
+      try {
+        await markStep(podId, name, attempt);
+        return await body();
+      } catch (err) {
+        if (isDatabaseUnavailable(err)) {
+          if (!outageLogged) {
+            logger.warn({ podId, step: name }, 'database unavailable; the step waits for it');
+            outageLogged = true;
+          }
+          const beat = setInterval(() => ctx.heartbeat(), 1000);
+          try {
+            ctx.heartbeat();
+            await sleep(wait, undefined, { signal: ctx.cancellationSignal });
+          } finally {
+            clearInterval(beat);
+          }
+          continue;
+        }
+        await recordStepError(podId, err).catch(() => undefined);
+        throw err;
+      }
+    }
+  }
+
+  async function markStep(podId: string, name: string, attempt: number): Promise<void> {
+    await systemEm(orm)
+      .getConnection()
+      .execute(
+        `update provisioning_jobs set current_step = ?, step_attempt = ?, updated_at = now()
+          where pod_id = ? and status = 'RUNNING'`,
+        [name, attempt, podId],
+      );
+  }
+
+  async function recordStepError(podId: string, err: unknown): Promise<void> {
+    const message = (err instanceof Error ? err.message : String(err)).slice(0, 2000);
+    await systemEm(orm)
+      .getConnection()
+      .execute(
+        `update provisioning_jobs set last_error = ?, last_error_at = now(), updated_at = now()
+          where pod_id = ? and status = 'RUNNING'`,
+        [message, podId],
+      );
+  }
+
+  async function loadPod(podId: string, em: EntityManager = systemEm(orm)): Promise<CloudPod> {
+    const pod = await em.findOne(CloudPod, { id: podId }, { populate: ['node', 'tenant'] });
     if (!pod) throw ApplicationFailure.nonRetryable(`pod ${podId} does not exist`, FAILURE_TYPES.podNotFound);
     return pod;
   }
@@ -79,36 +170,74 @@ export function createCloudPodActivities({
     return { podId: pod.id, podSlug: pod.slug, node: pod.node?.name ?? '' };
   }
 
+  /** Job status change; `updated_at` moves with it, and a dead letter records when it happened. */
   async function setJob(
+    em: EntityManager,
     jobId: string,
     status: JobStatus,
     failureReason: string | null = null,
   ): Promise<void> {
     const done = status !== 'RUNNING' && status !== 'QUEUED';
-    await systemEm(orm).nativeUpdate(
+    const now = new Date();
+    await em.nativeUpdate(
       ProvisioningJob,
       { id: jobId },
-      { status, failureReason, ...(done ? { finishedAt: new Date() } : {}) },
+      {
+        status,
+        failureReason,
+        updatedAt: now,
+        ...(done ? { finishedAt: now } : {}),
+        ...(status === 'DEAD_LETTER' ? { deadLetteredAt: now } : {}),
+      },
     );
   }
 
+  async function backupArtifact(
+    em: EntityManager,
+    pod: CloudPod,
+    row: Backup,
+    name: string,
+  ): Promise<string> {
+    const artifact = await provider(() => hypervisor.backupVm(vmRef(pod), name));
+    // The backup must exist apart from the VM before anything relies on it (a destroy follows).
+    const found = await provider(() => hypervisor.findBackup(artifact.backupId));
+    if (!found) throw new Error(`backup ${artifact.backupId} was reported but cannot be found`);
+    row.providerSnapshotId = artifact.backupId;
+    row.sizeGb = artifact.sizeGb;
+    row.status = 'COMPLETED';
+    row.expiresAt = new Date(Date.now() + backupRetentionDays * 86_400_000);
+    await em.flush();
+    return row.id;
+  }
+
   return {
-    /** Job RUNNING (attempt counted) and the pod into its in-progress status. */
-    async beginJob(jobId: string, podStatus: PodStatus): Promise<void> {
+    /**
+     * Job QUEUED → RUNNING (attempt counted) and the pod into its in-progress status. Returns false,
+     * changing nothing, when the job was cancelled meanwhile (the API gave up delivering it).
+     */
+    async beginJob(jobId: string, podStatus: PodStatus): Promise<boolean> {
       const info = Context.current().info;
-      const em = systemEm(orm);
-      const job = await em.findOne(ProvisioningJob, { id: jobId });
-      if (!job) throw ApplicationFailure.nonRetryable(`job ${jobId} does not exist`, FAILURE_TYPES.jobNotFound);
-      if (job.status !== 'RUNNING') {
-        job.status = 'RUNNING';
-        job.attempts += 1;
-        job.startedAt = new Date();
-        job.finishedAt = null;
-        job.failureReason = null;
-        job.runId = info.workflowExecution?.runId ?? null;
-        await em.flush();
-      }
-      await em.nativeUpdate(CloudPod, { id: job.pod.id }, { status: podStatus });
+      return systemEm(orm).transactional(async (em) => {
+        const job = await em.findOne(ProvisioningJob, { id: jobId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+        if (!job) throw ApplicationFailure.nonRetryable(`job ${jobId} does not exist`, FAILURE_TYPES.jobNotFound);
+        if (job.status === 'QUEUED') {
+          job.status = 'RUNNING';
+          job.attempts += 1;
+          job.startedAt = new Date();
+          job.finishedAt = null;
+          job.failureReason = null;
+          job.currentStep = null;
+          job.stepAttempt = null;
+          job.lastError = null;
+          job.lastErrorAt = null;
+          job.runId = info.workflowExecution?.runId ?? null;
+        } else if (job.status !== 'RUNNING') {
+          // CANCELED (or already finished): a late or repeated delivery changes nothing.
+          return false;
+        }
+        await em.nativeUpdate(CloudPod, { id: job.pod.id }, { status: podStatus });
+        return true;
+      });
     },
 
     async finishJob(
@@ -117,150 +246,249 @@ export function createCloudPodActivities({
       podStatus: PodStatus,
       failureReason: string | null,
     ): Promise<void> {
-      const em = systemEm(orm);
-      const job = await em.findOne(ProvisioningJob, { id: jobId });
-      if (!job) return;
-      await setJob(jobId, status, failureReason);
-      await em.nativeUpdate(CloudPod, { id: job.pod.id }, { status: podStatus, failureReason });
+      await systemEm(orm).transactional(async (em) => {
+        const job = await em.findOne(ProvisioningJob, { id: jobId });
+        if (!job) return;
+        await setJob(em, jobId, status, failureReason);
+        await em.nativeUpdate(CloudPod, { id: job.pod.id }, { status: podStatus, failureReason });
+      });
     },
 
     async reserveCapacity(podId: string): Promise<{ nodeName: string }> {
-      try {
-        const { nodeName } = await reserveCapacityRow(systemEm(orm), podId);
-        return { nodeName };
-      } catch (err) {
-        // Retryable: capacity frees up as other pods terminate; the step's retry budget bounds it.
-        if (err instanceof NoCapacityError)
-          throw ApplicationFailure.retryable(err.message, FAILURE_TYPES.noCapacity);
-        throw err;
-      }
+      return step(podId, async () => {
+        try {
+          const { nodeName } = await reserveCapacityRow(systemEm(orm), podId);
+          return { nodeName };
+        } catch (err) {
+          // Retryable: capacity frees up as other pods terminate; the step's retry budget bounds it.
+          if (err instanceof NoCapacityError)
+            throw ApplicationFailure.retryable(err.message, FAILURE_TYPES.noCapacity);
+          throw err;
+        }
+      });
     },
 
     async releaseCapacity(podId: string): Promise<void> {
-      await releaseCapacityRow(systemEm(orm), podId);
+      await step(podId, () => releaseCapacityRow(systemEm(orm), podId));
     },
 
     async adjustReservation(podId: string, to: Resources): Promise<void> {
-      try {
-        await adjustReservationRow(systemEm(orm), podId, to);
-      } catch (err) {
-        if (err instanceof NoCapacityError)
-          throw ApplicationFailure.nonRetryable(err.message, FAILURE_TYPES.noCapacity);
-        throw err;
-      }
+      await step(podId, async () => {
+        try {
+          await adjustReservationRow(systemEm(orm), podId, to);
+        } catch (err) {
+          if (err instanceof NoCapacityError)
+            throw ApplicationFailure.nonRetryable(err.message, FAILURE_TYPES.noCapacity);
+          throw err;
+        }
+      });
     },
 
-    /** Creates (or adopts) the pod's VM and records its id. */
+    /** Creates (or adopts) the pod's VM — from its backup when the pod restores one — and records its id. */
     async createVm(podId: string): Promise<{ vmId: string }> {
-      const pod = await loadPod(podId);
-      const vm = await provider(() =>
-        hypervisor.createVm({
-          ...vmRef(pod),
-          hostname: pod.hostname,
-          vcpu: pod.vcpu,
-          memoryMb: pod.memoryMb,
-          diskGb: pod.diskGb,
-        }),
-      );
-      await systemEm(orm).nativeUpdate(CloudPod, { id: podId }, { vmId: vm.vmId });
-      return { vmId: vm.vmId };
+      return step(podId, async () => {
+        const em = systemEm(orm);
+        const pod = await loadPod(podId, em);
+        let fromBackupId: string | null = null;
+        if (pod.restoreFromBackupId) {
+          const backup = await em.findOne(Backup, { id: pod.restoreFromBackupId, status: 'COMPLETED' });
+          if (!backup?.providerSnapshotId)
+            throw ApplicationFailure.nonRetryable(
+              `backup ${pod.restoreFromBackupId} is no longer restorable`,
+              FAILURE_TYPES.backupNotFound,
+            );
+          fromBackupId = backup.providerSnapshotId;
+        }
+        const vm = await provider(() =>
+          hypervisor.createVm({
+            ...vmRef(pod),
+            hostname: pod.hostname,
+            vcpu: pod.vcpu,
+            memoryMb: pod.memoryMb,
+            diskGb: pod.diskGb,
+            fromBackupId,
+          }),
+        );
+        await em.nativeUpdate(CloudPod, { id: podId }, { vmId: vm.vmId });
+        return { vmId: vm.vmId };
+      });
     },
 
     /** Polls until the VM runs and has an address, heartbeating so a lost worker is noticed. */
     async waitForVmRunning(podId: string): Promise<{ ipAddress: string }> {
-      const pod = await loadPod(podId);
-      const ctx = Context.current();
-      for (let poll = 1; ; poll++) {
-        ctx.heartbeat({ poll });
-        const vm = await provider(() => hypervisor.findVm(vmRef(pod)));
-        if (!vm) throw new Error(`the VM of pod ${podId} disappeared while starting`);
-        if (vm.status === 'running' && vm.ipAddress) {
-          await systemEm(orm).nativeUpdate(CloudPod, { id: podId }, { ipAddress: vm.ipAddress });
-          return { ipAddress: vm.ipAddress };
+      return step(podId, async () => {
+        const pod = await loadPod(podId);
+        const ctx = Context.current();
+        for (let poll = 1; ; poll++) {
+          ctx.heartbeat({ poll });
+          const vm = await provider(() => hypervisor.findVm(vmRef(pod)));
+          if (!vm) throw new Error(`the VM of pod ${podId} disappeared while starting`);
+          if (vm.status === 'running' && vm.ipAddress) {
+            await systemEm(orm).nativeUpdate(CloudPod, { id: podId }, { ipAddress: vm.ipAddress });
+            return { ipAddress: vm.ipAddress };
+          }
+          await sleep(pollMs, undefined, { signal: ctx.cancellationSignal });
         }
-        await sleep(pollMs, undefined, { signal: ctx.cancellationSignal });
-      }
+      });
     },
 
+    /** Destroys the pod's VM; a VM that does not exist is already destroyed. */
     async destroyVm(podId: string): Promise<void> {
-      const pod = await loadPod(podId);
-      await provider(() => hypervisor.destroyVm(vmRef(pod)));
-      await systemEm(orm).nativeUpdate(CloudPod, { id: podId }, { vmId: null, ipAddress: null });
+      await step(podId, async () => {
+        const pod = await loadPod(podId);
+        await provider(() => hypervisor.destroyVm(vmRef(pod)));
+        await systemEm(orm).nativeUpdate(CloudPod, { id: podId }, { vmId: null });
+      });
     },
 
     async createDnsRecord(podId: string): Promise<void> {
-      const pod = await loadPod(podId);
-      if (!pod.ipAddress) throw new Error(`pod ${podId} has no IP address yet`);
-      const ip = pod.ipAddress;
-      await provider(() => dns.upsertA({ fqdn: pod.hostname, podSlug: pod.slug }, ip));
+      await step(podId, async () => {
+        const pod = await loadPod(podId);
+        if (!pod.ipAddress) throw new Error(`pod ${podId} has no IP address yet`);
+        const ip = pod.ipAddress;
+        await provider(() => dns.upsertA({ fqdn: pod.hostname, podSlug: pod.slug }, ip));
+      });
     },
 
+    /** Deletes the pod's record; a record that does not exist is already deleted. */
     async deleteDnsRecord(podId: string): Promise<void> {
-      const pod = await loadPod(podId);
-      await provider(() => dns.deleteA({ fqdn: pod.hostname, podSlug: pod.slug }));
+      await step(podId, async () => {
+        const pod = await loadPod(podId);
+        await provider(() => dns.deleteA({ fqdn: pod.hostname, podSlug: pod.slug }));
+        await systemEm(orm).nativeUpdate(CloudPod, { id: podId }, { ipAddress: null });
+      });
     },
 
+    /** Pod ACTIVE, job COMPLETED and the notification, in one transaction; repeatable. */
     async markPodActive(podId: string, jobId: string): Promise<void> {
-      const em = systemEm(orm);
-      const pod = await loadPod(podId);
-      await em.nativeUpdate(
-        CloudPod,
-        { id: podId },
-        { status: 'ACTIVE', activatedAt: new Date(), failureReason: null },
-      );
-      await setJob(jobId, 'COMPLETED');
-      await em
-        .createQueryBuilder(Notification)
-        .insert({
-          id: newId('notification'),
-          tenant: pod.tenant.id,
-          template: 'cloudpod.active',
-          recipient: pod.tenant.ownerEmail,
-          subject: `CloudPod ${pod.hostname} is ready`,
-          body: `Your CloudPod ${pod.hostname} is running at ${pod.ipAddress ?? 'its address'}.`,
-          status: 'PENDING',
-          dedupeKey: `cloudpod.active:${jobId}`,
-          createdAt: new Date(),
-        })
-        .onConflict('dedupe_key')
-        .ignore()
-        .execute();
+      await systemEm(orm).transactional(async (em) => {
+        const pod = await loadPod(podId, em);
+        await em.nativeUpdate(
+          CloudPod,
+          { id: podId },
+          { status: 'ACTIVE', activatedAt: pod.activatedAt ?? new Date(), failureReason: null },
+        );
+        await setJob(em, jobId, 'COMPLETED');
+        await em
+          .createQueryBuilder(Notification)
+          .insert({
+            id: newId('notification'),
+            tenant: pod.tenant.id,
+            template: 'cloudpod.active',
+            recipient: pod.tenant.ownerEmail,
+            subject: `CloudPod ${pod.hostname} is ready`,
+            body: `Your CloudPod ${pod.hostname} is running at ${pod.ipAddress ?? 'its address'}.`,
+            status: 'PENDING',
+            dedupeKey: `cloudpod.active:${jobId}`,
+            createdAt: new Date(),
+          })
+          .onConflict('dedupe_key')
+          .ignore()
+          .execute();
+      });
     },
 
     /** The saga gave up: pod FAILED, job DEAD_LETTER, both with the readable reason. */
     async markProvisionFailed(podId: string, jobId: string, reason: string): Promise<void> {
-      await systemEm(orm).nativeUpdate(CloudPod, { id: podId }, { status: 'FAILED', failureReason: reason });
-      await setJob(jobId, 'DEAD_LETTER', reason);
+      await systemEm(orm).transactional(async (em) => {
+        await em.nativeUpdate(CloudPod, { id: podId }, { status: 'FAILED', failureReason: reason });
+        await setJob(em, jobId, 'DEAD_LETTER', reason);
+      });
     },
 
-    /** An undo kept failing after its own retries: leave a loud trace for operators. */
-    async reportUndoFailure(podId: string, step: string, reason: string): Promise<void> {
+    /**
+     * Undos that could not be done (and those skipped because they depended on them): recorded on
+     * the job in its own field and raised as a CRITICAL ops event — an operator must clean up.
+     */
+    async reportUndoFailures(
+      podId: string,
+      jobId: string,
+      failures: { step: string; reason: string }[],
+      skipped: string[],
+    ): Promise<void> {
+      const summary = [
+        ...failures.map((f) => `undo of ${f.step} failed: ${f.reason}`),
+        ...(skipped.length ? [`not undone because of it: ${skipped.join(', ')}`] : []),
+      ].join('; ');
+      await systemEm(orm).transactional(async (em) => {
+        const pod = await em.findOne(CloudPod, { id: podId });
+        const job = await em.findOne(ProvisioningJob, { id: jobId });
+        await em.nativeUpdate(ProvisioningJob, { id: jobId }, { undoFailure: summary, updatedAt: new Date() });
+        await em
+          .createQueryBuilder(OpsEvent)
+          .insert({
+            id: newId('event'),
+            severity: 'CRITICAL',
+            kind: 'undo_failed',
+            tenantId: pod?.tenant.id ?? null,
+            podId,
+            jobId,
+            message: `Compensation failed for pod ${podId}: ${summary}. Manual cleanup needed.`,
+            details: { failures, skipped },
+            dedupeKey: `undo_failed:${jobId}:${job?.attempts ?? 0}:${failures.map((f) => f.step).join(',')}`,
+            createdAt: new Date(),
+          })
+          .onConflict('dedupe_key')
+          .ignore()
+          .execute();
+      });
       logger.fatal(
-        { podId, step, reason, severity: 'CRITICAL' },
+        { podId, jobId, failures, skipped, severity: 'CRITICAL' },
         'compensation failed; manual cleanup needed',
       );
-      await systemEm(orm).nativeUpdate(
-        CloudPod,
-        { id: podId },
-        { failureReason: `undo of ${step} failed: ${reason}` },
-      );
     },
 
-    async suspendVm(podId: string): Promise<void> {
-      const pod = await loadPod(podId);
-      await provider(() => hypervisor.stopVm(vmRef(pod)));
-      await provider(() => hypervisor.setLocked(vmRef(pod), true));
+    async stopVm(podId: string): Promise<void> {
+      await step(podId, async () => {
+        const pod = await loadPod(podId);
+        await provider(() => hypervisor.stopVm(vmRef(pod)));
+      });
+    },
+
+    async lockVm(podId: string): Promise<void> {
+      await step(podId, async () => {
+        const pod = await loadPod(podId);
+        await provider(() => hypervisor.setLocked(vmRef(pod), true));
+      });
+    },
+
+    /** Undo of a stop: the VM runs again (unlocked, as it was before the suspension began). */
+    async startVm(podId: string): Promise<void> {
+      await step(podId, async () => {
+        const pod = await loadPod(podId);
+        await provider(() => hypervisor.setLocked(vmRef(pod), false));
+        await provider(() => hypervisor.startVm(vmRef(pod)));
+      });
     },
 
     async unsuspendVm(podId: string): Promise<void> {
-      const pod = await loadPod(podId);
-      await provider(() => hypervisor.setLocked(vmRef(pod), false));
-      await provider(() => hypervisor.startVm(vmRef(pod)));
+      await step(podId, async () => {
+        const pod = await loadPod(podId);
+        await provider(() => hypervisor.setLocked(vmRef(pod), false));
+        await provider(() => hypervisor.startVm(vmRef(pod)));
+      });
     },
 
     async resizeVm(podId: string, to: Resources): Promise<void> {
-      const pod = await loadPod(podId);
-      await provider(() => hypervisor.resizeVm(vmRef(pod), to));
+      await step(podId, async () => {
+        const pod = await loadPod(podId);
+        await provider(() => hypervisor.resizeVm(vmRef(pod), to));
+      });
+    },
+
+    /**
+     * Undo of a resize: cores and memory back to `before`; a disk that already grew stays grown
+     * (disks never shrink). Returns what the VM has afterwards, which the reservation then matches.
+     */
+    async revertResize(podId: string, before: Resources): Promise<Resources> {
+      return step(podId, async () => {
+        const pod = await loadPod(podId);
+        const vm = await provider(() => hypervisor.findVm(vmRef(pod)));
+        if (!vm) return before;
+        const target = { ...before, diskGb: Math.max(before.diskGb, vm.diskGb) };
+        await provider(() => hypervisor.resizeVm(vmRef(pod), target));
+        return target;
+      });
     },
 
     /** Records the new plan on the pod once the VM has it. */
@@ -278,38 +506,37 @@ export function createCloudPodActivities({
       );
     },
 
-    /** Snapshots the VM into `backupId` (created by the API) or a pre-termination backup keyed by job. */
-    async takeBackup(
-      podId: string,
-      backup: { backupId: string } | { preTerminationJobId: string },
-    ): Promise<string> {
-      const em = systemEm(orm);
-      const pod = await loadPod(podId);
-      let row: Backup | null;
-      if ('backupId' in backup) {
-        row = await em.findOne(Backup, { id: backup.backupId });
+    /** Backs the VM up into the `backupId` row (created by the API): an artifact apart from the VM. */
+    async takeBackup(podId: string, backupId: string): Promise<string> {
+      return step(podId, async () => {
+        const em = systemEm(orm);
+        const pod = await loadPod(podId, em);
+        const row = await em.findOne(Backup, { id: backupId });
         if (!row)
-          throw ApplicationFailure.nonRetryable(`backup ${backup.backupId} does not exist`, FAILURE_TYPES.backupNotFound);
-      } else {
-        const snapshotName = `pre-termination-${backup.preTerminationJobId}`;
-        row =
-          (await em.findOne(Backup, { pod: podId, providerSnapshotId: snapshotName })) ??
-          em.create(Backup, {
-            tenant: pod.tenant,
-            pod,
-            kind: 'PRE_TERMINATION',
-            providerSnapshotId: snapshotName,
-          });
+          throw ApplicationFailure.nonRetryable(`backup ${backupId} does not exist`, FAILURE_TYPES.backupNotFound);
+        if (row.status === 'COMPLETED') return row.id;
+        return backupArtifact(em, pod, row, row.id);
+      });
+    },
+
+    /**
+     * The pre-termination backup, keyed by the terminate job (a retry finds its row), verified to
+     * exist apart from the VM before the destroy that follows. No VM: nothing to back up.
+     */
+    async takePreTerminationBackup(podId: string, jobId: string): Promise<string | null> {
+      return step(podId, async () => {
+        const em = systemEm(orm);
+        const pod = await loadPod(podId, em);
+        const existing = await em.findOne(Backup, { jobId });
+        if (existing?.status === 'COMPLETED') return existing.id;
+        const vm = await provider(() => hypervisor.findVm(vmRef(pod)));
+        if (!vm) return null;
+        const row =
+          existing ??
+          em.create(Backup, { tenant: pod.tenant, pod, kind: 'PRE_TERMINATION', jobId });
         await em.flush();
-      }
-      const snapshot = await provider(() =>
-        hypervisor.snapshotVm(vmRef(pod), row.providerSnapshotId ?? row.id),
-      );
-      row.providerSnapshotId = snapshot.snapshotId;
-      row.sizeGb = snapshot.sizeGb;
-      row.status = 'COMPLETED';
-      await em.flush();
-      return row.id;
+        return backupArtifact(em, pod, row, preTerminationBackupName(jobId));
+      });
     },
 
     async markBackupFailed(backupId: string): Promise<void> {
@@ -317,25 +544,40 @@ export function createCloudPodActivities({
     },
 
     async restoreBackup(podId: string, backupId: string): Promise<void> {
-      const pod = await loadPod(podId);
-      const row = await systemEm(orm).findOne(Backup, { id: backupId, pod: podId, status: 'COMPLETED' });
-      if (!row?.providerSnapshotId) {
-        throw ApplicationFailure.nonRetryable(
-          `backup ${backupId} is not a completed backup of this pod`,
-          FAILURE_TYPES.backupNotFound,
-        );
-      }
-      const snapshotId = row.providerSnapshotId;
-      await provider(() => hypervisor.restoreSnapshot(vmRef(pod), snapshotId));
+      await step(podId, async () => {
+        const pod = await loadPod(podId);
+        const row = await systemEm(orm).findOne(Backup, {
+          id: backupId,
+          tenant: pod.tenant.id,
+          status: 'COMPLETED',
+        });
+        if (!row?.providerSnapshotId) {
+          throw ApplicationFailure.nonRetryable(
+            `backup ${backupId} is not a completed backup of this tenant`,
+            FAILURE_TYPES.backupNotFound,
+          );
+        }
+        const artifact = row.providerSnapshotId;
+        await provider(() => hypervisor.restoreBackup(vmRef(pod), artifact));
+      });
     },
 
     async markPodTerminated(podId: string, jobId: string): Promise<void> {
-      await systemEm(orm).nativeUpdate(
-        CloudPod,
-        { id: podId },
-        { status: 'TERMINATED', terminatedAt: new Date(), vmId: null, ipAddress: null },
-      );
-      await setJob(jobId, 'COMPLETED');
+      await systemEm(orm).transactional(async (em) => {
+        const pod = await em.findOne(CloudPod, { id: podId });
+        await em.nativeUpdate(
+          CloudPod,
+          { id: podId },
+          {
+            status: 'TERMINATED',
+            terminatedAt: pod?.terminatedAt ?? new Date(),
+            vmId: null,
+            ipAddress: null,
+            failureReason: null,
+          },
+        );
+        await setJob(em, jobId, 'COMPLETED');
+      });
     },
   };
 }

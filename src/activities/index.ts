@@ -10,6 +10,8 @@ export interface ActivityDeps {
   orm: MikroORM;
   logger: Logger;
   providers: Pick<Providers, 'hypervisor' | 'dns'>;
+  /** how long backups stay restorable (BACKUP_RETENTION_DAYS; 30 by default) */
+  backupRetentionDays?: number;
 }
 
 export type Activities = TenantActivities & MaintenanceActivities & CloudPodActivities;
@@ -18,7 +20,12 @@ export function createActivities(deps: ActivityDeps): Activities {
   return {
     ...createTenantActivities(deps),
     ...createMaintenanceActivities({ orm: deps.orm, tokenRetentionDays: 30 }),
-    ...createCloudPodActivities({ orm: deps.orm, logger: deps.logger, ...deps.providers }),
+    ...createCloudPodActivities({
+      orm: deps.orm,
+      logger: deps.logger,
+      ...deps.providers,
+      ...(deps.backupRetentionDays ? { backupRetentionDays: deps.backupRetentionDays } : {}),
+    }),
   };
 }
 

@@ -65,7 +65,9 @@ const ALLOWED: Record<Exclude<JobType, 'PROVISION'>, readonly PodStatus[]> = {
   CHANGE_PLAN: ['ACTIVE'],
   SUSPEND: ['ACTIVE'],
   UNSUSPEND: ['SUSPENDED'],
-  TERMINATE: ['ACTIVE', 'SUSPENDED', 'FAILED'],
+  // Every pod but a terminated one can be deleted: a pod still coming up stops and rolls back, a
+  // dead-lettered terminate (TERMINATING) runs again, an operation in progress finishes first.
+  TERMINATE: ['PENDING', 'PROVISIONING', 'ACTIVE', 'UPDATING', 'SUSPENDED', 'TERMINATING', 'FAILED'],
   BACKUP: ['ACTIVE', 'SUSPENDED'],
   RESTORE: ['ACTIVE', 'SUSPENDED'],
 };

@@ -52,7 +52,10 @@ export const FAILURE_TYPES = {
   podNotFound: 'PodNotFound',
   jobNotFound: 'JobNotFound',
   backupNotFound: 'BackupNotFound',
+  /** the provider refused the operation: a retry cannot fix it */
   providerRejected: 'ProviderRejected',
+  /** the provider failed in a way a retry may fix (timeout, 5xx, lost answer) */
+  providerFailed: 'ProviderFailed',
   invalidPlanChange: 'InvalidPlanChange',
 } as const;
 export type FailureType = (typeof FAILURE_TYPES)[keyof typeof FAILURE_TYPES];

@@ -3,7 +3,12 @@
  * per-operation job rows handed to the pod's workflow. Every path either completes or leaves
  * nothing behind.
  */
-import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import {
+  WorkflowUpdateFailedError,
+  isGrpcServiceError,
+  type Client,
+} from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Config } from '../config';
 import { Backup, CloudPod, Customer, Product, ProvisioningJob, Tenant, TenantQuota } from '../db/entities';
@@ -25,6 +30,7 @@ import {
   backupSignal,
   changePlanUpdate,
   restoreSignal,
+  retryUpdate,
   suspendSignal,
   terminateSignal,
   unsuspendSignal,
@@ -148,52 +154,111 @@ async function insertPod(
   });
 }
 
+/** What every start of a pod's workflow carries: search attributes current with the pod, a summary. */
+function startOptions(pod: CloudPod) {
+  return {
+    workflowId: pod.workflowId,
+    taskQueue: TASK_QUEUES.provisioning,
+    typedSearchAttributes: [
+      { key: SEARCH_ATTRIBUTES.TenantId, value: pod.tenant.id },
+      { key: SEARCH_ATTRIBUTES.CloudPodId, value: pod.id },
+      { key: SEARCH_ATTRIBUTES.CustomerId, value: pod.customer.id },
+      { key: SEARCH_ATTRIBUTES.PodplaneStatus, value: pod.status },
+    ],
+    staticSummary: `CloudPod ${pod.hostname} (${pod.id})`,
+    staticDetails: `Plan ${pod.vcpu} vCPU / ${pod.memoryMb} MB / ${pod.diskGb} GB for customer ${pod.customer.id}`,
+  };
+}
+
+/**
+ * The workflow input for a pod: provisioning `provisionJobId` while the pod is PENDING (or when an
+ * operator retries a provisioning), otherwise resuming the pod as the database has it (its
+ * workflow ended: retry window passed, cancelled from the UI).
+ */
+function workflowInput(pod: CloudPod, config: Config, provisionJobId: string | null): CloudPodInput {
+  return {
+    podId: pod.id,
+    tenantId: pod.tenant.id,
+    slug: pod.slug,
+    resources: resourcesOf(pod),
+    provisionJobId: provisionJobId ?? '',
+    policy: podPolicy(config),
+    ...(provisionJobId ? {} : { resume: { status: pod.status, resources: resourcesOf(pod) } }),
+  };
+}
+
+/** Every API call to Temporal has a deadline: an engine that does not answer is a quick 503, never a hung request. */
+function engine<T>(deps: { temporal: Client; config: Config }, fn: () => Promise<T>): Promise<T> {
+  return deps.temporal.withDeadline(Date.now() + deps.config.TEMPORAL_CALL_TIMEOUT_MS, fn);
+}
+
+
+/** gRPC status UNAVAILABLE: the call did not reach the server. */
+const GRPC_UNAVAILABLE = 14;
+
+/** True only for errors that prove the call never reached the workflow; anything else may have landed. */
+export function provenUndelivered(err: unknown): boolean {
+  if (err instanceof WorkflowNotFoundError) return true;
+  for (let e: unknown = err, depth = 0; e && depth < 4; depth++) {
+    if (isGrpcServiceError(e) && Number(e.code) === GRPC_UNAVAILABLE) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+const engineDown = (detail: string, cause: unknown) =>
+  new AppError('unavailable', `the workflow engine could not be reached; ${detail}`, {}, { cause });
+
+/** The latest PROVISION job of a pod (the one a PENDING pod's workflow provisions). */
+async function provisionJobOf(em: EntityManager, podId: string): Promise<ProvisioningJob | null> {
+  return em.findOne(
+    ProvisioningJob,
+    { pod: podId, type: 'PROVISION' },
+    { orderBy: { createdAt: 'desc', id: 'desc' } },
+  );
+}
+
+/** Starts the provisioning of a pod; a workflow already running for it is left alone (idempotent by id). */
+export async function startPodWorkflow(
+  deps: { temporal: Client; config: Config },
+  pod: CloudPod,
+  provisionJobId: string,
+): Promise<void> {
+  try {
+    await engine(deps, () =>
+      deps.temporal.workflow.start<typeof cloudPod>('cloudPod', {
+        ...startOptions(pod),
+        args: [workflowInput(pod, deps.config, provisionJobId)],
+      }),
+    );
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+}
+
 export async function createPod(
   deps: PodDeps,
   input: CreatePodInput,
 ): Promise<{ pod: CloudPod; job: ProvisioningJob }> {
   const { pod, job } = await insertPod(deps.em, deps.config, input);
-  const workflowInput: CloudPodInput = {
-    podId: pod.id,
-    tenantId: input.tenantId,
-    slug: pod.slug,
-    resources: resourcesOf(pod),
-    provisionJobId: job.id,
-    policy: podPolicy(deps.config),
-  };
   try {
-    await deps.temporal.workflow.start<typeof cloudPod>('cloudPod', {
-      workflowId: pod.workflowId,
-      taskQueue: TASK_QUEUES.provisioning,
-      args: [workflowInput],
-      typedSearchAttributes: [
-        { key: SEARCH_ATTRIBUTES.TenantId, value: input.tenantId },
-        { key: SEARCH_ATTRIBUTES.CloudPodId, value: pod.id },
-        { key: SEARCH_ATTRIBUTES.CustomerId, value: input.customerId },
-        { key: SEARCH_ATTRIBUTES.PodplaneStatus, value: 'PENDING' },
-      ],
-      staticSummary: `CloudPod ${pod.hostname} (${pod.id})`,
-      staticDetails: `Plan ${pod.vcpu} vCPU / ${pod.memoryMb} MB / ${pod.diskGb} GB for customer ${input.customerId}`,
-    });
+    await startPodWorkflow(deps, pod, job.id);
   } catch (err) {
-    // Nothing half-written: the pod and its job go away with the failed start.
+    // Nothing half-written: the pod and its job go away with the failed start. (Should the start
+    // have landed after all, its first step finds no pod and the run ends without side effects.)
     await deps.em.getConnection().execute('delete from cloud_pods where id = ?', [pod.id]);
-    throw new AppError(
-      'unavailable',
-      'the workflow engine could not be reached; the pod was not created',
-      {},
-      { cause: err },
-    );
+    throw engineDown('the pod was not created', err);
   }
   return { pod, job };
 }
 
-/** Inserts the operation's job; the partial unique index turns a concurrent operation into 409. */
+/** Inserts the operation's job; the partial unique indexes turn a concurrent operation into 409. */
 async function openJob(
   em: EntityManager,
   pod: CloudPod,
   type: JobType,
   input: Record<string, unknown> | null,
+  extra?: Backup,
 ): Promise<ProvisioningJob> {
   const job = em.create(ProvisioningJob, {
     tenant: pod.tenant,
@@ -204,30 +269,74 @@ async function openJob(
     input,
   });
   try {
-    await em.flush();
+    await em.transactional(async (tx) => {
+      tx.persist(job);
+      if (extra) tx.persist(extra);
+      await tx.flush();
+    });
   } catch (err) {
     if (err instanceof UniqueConstraintViolationException) {
       em.clear();
-      throw conflict('another operation is in progress on this pod; retry when its job has finished');
+      throw conflict(
+        type === 'TERMINATE'
+          ? 'this pod is already being terminated'
+          : 'another operation is in progress on this pod; retry when its job has finished',
+      );
     }
     throw err;
   }
   return job;
 }
 
-async function cancelJob(em: EntityManager, jobId: string, reason: string): Promise<void> {
-  await em.nativeUpdate(
+/** Cancels a job that was never delivered; false when the workflow has already begun it. */
+async function cancelQueuedJob(em: EntityManager, jobId: string, reason: string): Promise<boolean> {
+  const now = new Date();
+  const n = await em.nativeUpdate(
     ProvisioningJob,
-    { id: jobId },
-    { status: 'CANCELED', failureReason: reason, finishedAt: new Date() },
+    { id: jobId, status: 'QUEUED' },
+    { status: 'CANCELED', failureReason: reason, finishedAt: now, updatedAt: now },
   );
+  return n > 0;
 }
 
 export type SignalOperation = 'SUSPEND' | 'UNSUSPEND' | 'TERMINATE' | 'BACKUP' | 'RESTORE';
 
-/** Opens a job for a signal-driven operation and signals the pod's workflow. */
+/**
+ * Delivers a queued job to the pod's workflow, starting a run when the pod has none (a PENDING pod
+ * whose start was lost provisions, a pod whose workflow ended resumes). Repeatable: the workflow
+ * takes each job once.
+ */
+export async function deliverJob(
+  deps: { em: EntityManager; temporal: Client; config: Config },
+  pod: CloudPod,
+  job: ProvisioningJob,
+): Promise<void> {
+  const backupId = typeof job.input?.backup_id === 'string' ? job.input.backup_id : '';
+  const provisionJobId = pod.status === 'PENDING' ? ((await provisionJobOf(deps.em, pod.id))?.id ?? null) : null;
+  const signal = {
+    SUSPEND: suspendSignal,
+    UNSUSPEND: unsuspendSignal,
+    TERMINATE: terminateSignal,
+    BACKUP: backupSignal,
+    RESTORE: restoreSignal,
+  }[job.type as SignalOperation];
+  if (!signal) throw new Error(`${job.type} jobs are not delivered by signal`);
+  await engine(deps, () =>
+    deps.temporal.workflow.signalWithStart<typeof cloudPod, [{ jobId: string; backupId: string }]>(
+      'cloudPod',
+      {
+        ...startOptions(pod),
+        args: [workflowInput(pod, deps.config, provisionJobId)],
+        signal: signal as typeof backupSignal,
+        signalArgs: [{ jobId: job.id, backupId }],
+      },
+    ),
+  );
+}
+
+/** Opens a job for a signal-driven operation and hands it to the pod's workflow. */
 export async function requestOperation(
-  deps: { em: EntityManager; temporal: Client },
+  deps: { em: EntityManager; temporal: Client; config: Config },
   pod: CloudPod,
   type: SignalOperation,
   extra: { backupId?: string } = {},
@@ -236,7 +345,7 @@ export async function requestOperation(
   if (problem) throw conflict(problem);
   let backup: Backup | undefined;
   if (type === 'BACKUP') {
-    backup = deps.em.create(Backup, { tenant: pod.tenant, pod, kind: 'MANUAL' });
+    backup = deps.em.create(Backup, { tenant: pod.tenant, pod, kind: 'MANUAL' }, { persist: false });
   }
   if (type === 'RESTORE') {
     const found = await deps.em.findOne(Backup, { id: extra.backupId ?? '', pod: pod.id });
@@ -245,31 +354,25 @@ export async function requestOperation(
       throw conflict(`backup ${found.id} is ${found.status}; only COMPLETED backups restore`);
   }
   const backupId = backup?.id ?? extra.backupId;
-  const job = await openJob(deps.em, pod, type, backupId ? { backup_id: backupId } : null);
-  const handle = deps.temporal.workflow.getHandle(pod.workflowId);
+  const job = await openJob(deps.em, pod, type, backupId ? { backup_id: backupId } : null, backup);
   try {
-    if (type === 'SUSPEND') await handle.signal(suspendSignal, { jobId: job.id });
-    else if (type === 'UNSUSPEND') await handle.signal(unsuspendSignal, { jobId: job.id });
-    else if (type === 'TERMINATE') await handle.signal(terminateSignal, { jobId: job.id });
-    else if (type === 'BACKUP')
-      await handle.signal(backupSignal, { jobId: job.id, backupId: backupId ?? '' });
-    else await handle.signal(restoreSignal, { jobId: job.id, backupId: backupId ?? '' });
+    await deliverJob(deps, pod, job);
   } catch (err) {
-    await cancelJob(deps.em, job.id, 'the pod workflow could not be signalled');
+    if (!provenUndelivered(err)) {
+      // It may have landed: the job stays QUEUED and the sweeper delivers it again (the workflow
+      // takes a job once), so the answer is the same 202 as a clean delivery.
+      return backup ? { job, backup } : { job };
+    }
+    await cancelQueuedJob(deps.em, job.id, 'the pod workflow could not be reached');
     if (backup) await deps.em.nativeDelete(Backup, { id: backup.id });
-    throw new AppError(
-      'unavailable',
-      'the workflow engine could not be reached; nothing was changed',
-      {},
-      { cause: err },
-    );
+    throw engineDown('nothing was changed', err);
   }
   return backup ? { job, backup } : { job };
 }
 
 /** Opens a CHANGE_PLAN job and hands it to the workflow's update; a rejected update cancels the job. */
 export async function requestPlanChange(
-  deps: { em: EntityManager; temporal: Client },
+  deps: { em: EntityManager; temporal: Client; config: Config },
   pod: CloudPod,
   product: Product,
 ): Promise<ProvisioningJob> {
@@ -277,26 +380,136 @@ export async function requestPlanChange(
   const problem = planChangeProblem(pod.status, resourcesOf(pod), target);
   if (problem) throw new AppError(pod.status === 'ACTIVE' ? 'unprocessable' : 'conflict', problem);
   const job = await openJob(deps.em, pod, 'CHANGE_PLAN', { product_id: product.id });
-  try {
-    await deps.temporal.workflow.getHandle(pod.workflowId).startUpdate(changePlanUpdate, {
+  const update = () =>
+    deps.temporal.workflow.getHandle(pod.workflowId).startUpdate(changePlanUpdate, {
       args: [{ jobId: job.id, productId: product.id, resources: target }],
       waitForStage: 'ACCEPTED',
       updateId: job.id,
     });
+  try {
+    try {
+      await engine(deps, update);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      // The pod's workflow ended (cancelled from the UI): resume it, then ask again.
+      await engine(deps, () =>
+        deps.temporal.workflow.start<typeof cloudPod>('cloudPod', {
+          ...startOptions(pod),
+          args: [workflowInput(pod, deps.config, null)],
+        }),
+      ).catch((e: unknown) => {
+        if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
+      });
+      await engine(deps, update);
+    }
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    await cancelJob(deps.em, job.id, reason);
     if (err instanceof WorkflowUpdateFailedError) {
+      await cancelQueuedJob(deps.em, job.id, reason);
       throw new AppError('conflict', `the pod refused the plan change: ${reason}`);
     }
-    throw new AppError(
-      'unavailable',
-      'the workflow engine could not be reached; nothing was changed',
-      {},
-      { cause: err },
-    );
+    // Not confirmed in time: cancel it unless the workflow has already begun it (then it runs: 202).
+    if (await cancelQueuedJob(deps.em, job.id, 'the workflow engine did not confirm the plan change in time'))
+      throw engineDown('nothing was changed', err);
   }
   return job;
+}
+
+/**
+ * Operator retry of a dead-lettered job (route and CLI). While the pod's workflow runs, the retry
+ * is its `retry` update, whose validator refuses synchronously (409 with the reason); once the
+ * workflow has ended it starts a run that provisions again, or re-delivers the operation.
+ */
+export async function retryJob(
+  deps: { em: EntityManager; temporal: Client; config: Config },
+  jobId: string,
+): Promise<ProvisioningJob> {
+  const { em } = deps;
+  const job = await em.findOne(ProvisioningJob, { id: jobId }, { populate: ['pod', 'pod.tenant', 'pod.customer'] });
+  if (!job) throw notFound('job');
+  const pod = job.pod;
+  if (job.status !== 'DEAD_LETTER')
+    throw conflict(`job ${jobId} is ${job.status}; only DEAD_LETTER jobs are retried`);
+  if (pod.status === 'TERMINATED') throw conflict(`pod ${pod.id} is TERMINATED; its jobs cannot be retried`);
+  if (job.type === 'CHANGE_PLAN')
+    throw new AppError('unprocessable', 'a dead-lettered plan change is not retried; request the plan change again');
+  const previous = { failureReason: job.failureReason, deadLetteredAt: job.deadLetteredAt, finishedAt: job.finishedAt };
+  const reopened = await em.nativeUpdate(
+    ProvisioningJob,
+    { id: jobId, status: 'DEAD_LETTER' },
+    { status: 'QUEUED', finishedAt: null, updatedAt: new Date() },
+  );
+  if (reopened === 0) throw conflict(`job ${jobId} changed meanwhile; reload it`);
+  const restore = () =>
+    em.nativeUpdate(ProvisioningJob, { id: jobId, status: 'QUEUED' }, { status: 'DEAD_LETTER', ...previous });
+  try {
+    await engine(deps, () => deps.temporal.workflow.getHandle(pod.workflowId).executeUpdate(retryUpdate, { args: [{ jobId }] }));
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) {
+      await restore();
+      const reason = err.cause instanceof Error ? err.cause.message : err.message;
+      throw conflict(`the pod refused the retry: ${reason}`);
+    }
+    if (err instanceof WorkflowNotFoundError) {
+      // The workflow has ended (retry window passed): a new run takes the job.
+      try {
+        if (job.type === 'PROVISION') {
+          await engine(deps, () =>
+            deps.temporal.workflow.start<typeof cloudPod>('cloudPod', {
+              ...startOptions(pod),
+              args: [workflowInput(pod, deps.config, jobId)],
+            }),
+          );
+        } else await deliverJob(deps, pod, job);
+      } catch (startErr) {
+        await restore();
+        if (startErr instanceof WorkflowExecutionAlreadyStartedError)
+          throw conflict(`pod ${pod.id} has a running workflow again; retry the request`);
+        throw engineDown('the job stays dead-lettered', startErr);
+      }
+    } else if (provenUndelivered(err) || (await restore()) > 0) {
+      throw engineDown('the job stays dead-lettered', err);
+    }
+  }
+  await em.refresh(job);
+  return job;
+}
+
+/**
+ * Re-delivers work that a crash left between two writes: a PENDING pod whose workflow never
+ * started (its PROVISION job QUEUED), an operation job still QUEUED (its signal may have been lost).
+ * Starting by the pod's workflow id and signalling by job id are idempotent, so it may run any time
+ * — at every worker start and then periodically.
+ */
+export async function sweepStrandedWork(
+  deps: { em: EntityManager; temporal: Client; config: Config },
+): Promise<{ started: number; redelivered: number; canceled: number }> {
+  const { em, config } = deps;
+  const olderThan = new Date(Date.now() - config.SWEEP_MIN_AGE_MS);
+  const jobs = await em.find(
+    ProvisioningJob,
+    { status: 'QUEUED', createdAt: { $lt: olderThan } },
+    { populate: ['pod', 'pod.tenant', 'pod.customer'], orderBy: { createdAt: 'asc' }, limit: 200 },
+  );
+  let started = 0;
+  let redelivered = 0;
+  let canceled = 0;
+  for (const job of jobs) {
+    const pod = job.pod;
+    if (job.type === 'PROVISION') {
+      if (pod.status !== 'PENDING') continue;
+      await startPodWorkflow(deps, pod, job.id);
+      started += 1;
+    } else if (job.type === 'CHANGE_PLAN') {
+      // An update the API never saw accepted: it answered 503 or died; nothing may run it late.
+      if (await cancelQueuedJob(em, job.id, 'the plan change was never confirmed by the workflow engine'))
+        canceled += 1;
+    } else {
+      await deliverJob(deps, pod, job);
+      redelivered += 1;
+    }
+  }
+  return { started, redelivered, canceled };
 }
 
 /** What a pod's API view reads: a pod entity, or a plain list row (db/repositories/cloudpods.ts). */
@@ -365,5 +578,6 @@ export function backupView(b: Backup) {
     status: b.status,
     size_gb: b.sizeGb ?? null,
     created_at: b.createdAt.toISOString(),
+    expires_at: b.expiresAt?.toISOString() ?? null,
   };
 }

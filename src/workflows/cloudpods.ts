@@ -1,16 +1,26 @@
 /**
  * `cloudPod` — `cloudpod-<podId>`: the entity workflow of one CloudPod for its whole life.
- * First the provisioning saga (reserve → VM → running → DNS → ACTIVE) with an undo registered
- * after each step; a step that exhausts its retries rolls back in reverse and dead-letters the job,
- * then the workflow waits for an operator's retry. Once ACTIVE it serves one operation at a time:
- * plan change (update), suspend, unsuspend, terminate, backup, restore (signals).
+ *
+ * First the provisioning saga (reserve → VM → running → DNS → ACTIVE). Each step registers its undo
+ * *before* it runs, because a step can take effect at the provider and still fail; undos are
+ * idempotent. A step that exhausts its retries rolls back in reverse — an undo whose prerequisite
+ * undo failed is not run, so nothing lies about a VM that still runs — and dead-letters the job.
+ * Compensation and its bookkeeping run in a non-cancellable scope.
+ *
+ * Then it serves one operation at a time: plan change (update), suspend, unsuspend, terminate,
+ * backup, restore (signals). Any dead-lettered job waits for the operator's `retry` update.
+ * Terminate is forward-only once destruction has begun, and a terminate that arrives while the pod
+ * is still being provisioned stops the provisioning, rolls it back and terminates.
  */
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   allHandlersFinished,
   condition,
   continueAsNew,
+  isCancellation,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -26,7 +36,7 @@ import {
   changePlanUpdate,
   podStateQuery,
   restoreSignal,
-  retrySignal,
+  retryUpdate,
   suspendSignal,
   terminateSignal,
   unsuspendSignal,
@@ -35,19 +45,26 @@ import {
   type CloudPodInput,
   type CloudPodState,
   type PodOperation,
+  type RetryableJob,
 } from './shared';
 
 interface Undo {
   step: string;
   run: () => Promise<unknown>;
+  /** the undo of this step must not run when the undo of `needs` failed (it would lie about it) */
+  needs?: string;
 }
 
-/** A readable reason: the step's own failure message, never a stack. */
+/** Failure types whose message is written for the tenant; anything else is summarized. */
+const READABLE_TYPES: readonly string[] = Object.values(FAILURE_TYPES);
+
+/** A readable reason for the tenant: business and provider refusals verbatim, anything else summarized. */
 function describe(err: unknown): string {
   let cause: unknown = err;
   while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
-  if (cause instanceof ApplicationFailure && cause.type) return `${cause.message} (${cause.type})`;
-  return cause instanceof Error ? cause.message : String(cause);
+  if (cause instanceof ApplicationFailure && cause.type && READABLE_TYPES.includes(cause.type))
+    return cause.message;
+  return 'it kept failing after its retries (the operator view of the job has the details)';
 }
 
 export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
@@ -58,12 +75,14 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
     maximumInterval: policy.retryInitialMs * 15,
     maximumAttempts: policy.maxAttempts,
   };
+  // A cancelled step is waited for: an undo must never race the step it undoes.
   const steps = proxyActivities<CloudPodActivities>({
     startToCloseTimeout: '15 minutes',
     heartbeatTimeout: policy.heartbeatTimeoutMs,
     retry: stepRetry,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
-  // Undo steps get a longer budget; one that still fails is reported loudly, not swallowed.
+  // Undo steps get a longer budget; one that still fails is recorded and raised, never swallowed.
   const undos = proxyActivities<CloudPodActivities>({
     startToCloseTimeout: '15 minutes',
     heartbeatTimeout: policy.heartbeatTimeoutMs,
@@ -77,8 +96,8 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
 
   const state: CloudPodState = input.carried?.state ?? {
     podId,
-    status: 'PENDING',
-    resources: input.resources,
+    status: input.resume?.status ?? 'PENDING',
+    resources: input.resume?.resources ?? input.resources,
     currentJob: null,
     queued: 0,
     awaitingRetryOf: null,
@@ -86,25 +105,56 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
     provisionAttempts: 0,
   };
   const queue: PodOperation[] = input.carried ? [...input.carried.queue] : [];
+  let deadLettered: RetryableJob | null = input.carried?.deadLettered ?? null;
   const planResults = new Map<string, { ok: true; resources: Resources } | { ok: false; reason: string }>();
-  let retryJobId: string | undefined;
+  /** the job id whose retry the operator asked for (validated against `deadLettered`) */
+  let retryRequested: string | undefined;
+  /** the scope of a running provisioning saga: a terminate cancels it */
+  let provisioning: CancellationScope | null = null;
+  let stoppedByTerminate = false;
 
   const setStatus = (status: PodStatus) => {
     state.status = status;
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.PodplaneStatus, value: status }]);
   };
+  /** Signals are delivered at least once (the sweeper re-sends queued jobs): one entry per job. */
   const enqueue = (op: PodOperation) => {
+    if (queue.some((q) => q.jobId === op.jobId) || state.currentJob?.id === op.jobId) return;
     queue.push(op);
     state.queued = queue.length;
   };
+  const awaitRetry = (job: RetryableJob | null) => {
+    deadLettered = job;
+    state.awaitingRetryOf = job?.jobId ?? null;
+  };
 
   setHandler(podStateQuery, () => state);
-  setHandler(retrySignal, ({ jobId }) => {
-    retryJobId = jobId;
-  });
+  setHandler(
+    retryUpdate,
+    ({ jobId }) => {
+      retryRequested = jobId;
+      return { jobId };
+    },
+    {
+      validator: ({ jobId }: { jobId: string }) => {
+        if (state.status === 'TERMINATED') throw new Error('the pod is TERMINATED; nothing can be retried');
+        if (!state.awaitingRetryOf) throw new Error(`the pod is ${state.status} and waits for no retry`);
+        if (state.awaitingRetryOf !== jobId)
+          throw new Error(`job ${jobId} is not the job waiting for a retry (${state.awaitingRetryOf} is)`);
+        if (retryRequested !== undefined) throw new Error(`a retry of job ${jobId} is already under way`);
+      },
+    },
+  );
   setHandler(suspendSignal, ({ jobId }) => enqueue({ kind: 'SUSPEND', jobId }));
   setHandler(unsuspendSignal, ({ jobId }) => enqueue({ kind: 'UNSUSPEND', jobId }));
-  setHandler(terminateSignal, ({ jobId }) => enqueue({ kind: 'TERMINATE', jobId }));
+  setHandler(terminateSignal, ({ jobId }) => {
+    enqueue({ kind: 'TERMINATE', jobId });
+    // A pod still coming up: stop the provisioning; it rolls back, then the terminate runs.
+    if (provisioning) {
+      stoppedByTerminate = true;
+      provisioning.cancel();
+    }
+  });
   setHandler(backupSignal, ({ jobId, backupId }) => enqueue({ kind: 'BACKUP', jobId, backupId }));
   setHandler(restoreSignal, ({ jobId, backupId }) => enqueue({ kind: 'RESTORE', jobId, backupId }));
   setHandler(
@@ -132,56 +182,106 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
     },
   );
 
-  async function compensate(undo: Undo[]): Promise<void> {
+  /**
+   * Runs the undos in reverse, each retried on its own budget. An undo whose prerequisite failed is
+   * skipped; every failure is recorded on the job and raised as a CRITICAL ops event.
+   * Returns whether everything was undone.
+   */
+  async function compensate(jobId: string, undo: Undo[]): Promise<boolean> {
+    const failed = new Map<string, string>();
+    const skipped: string[] = [];
     for (const u of [...undo].reverse()) {
+      if (u.needs && failed.has(u.needs)) {
+        skipped.push(u.step);
+        continue;
+      }
       setCurrentDetails(`Rolling back: undoing ${u.step}`);
       try {
         await u.run();
       } catch (err) {
-        await books.reportUndoFailure(podId, u.step, describe(err));
+        failed.set(u.step, describeRaw(err));
       }
     }
+    if (failed.size === 0) return true;
+    await books.reportUndoFailures(
+      podId,
+      jobId,
+      [...failed].map(([step, reason]) => ({ step, reason })),
+      skipped,
+    );
+    return false;
   }
 
-  async function provision(jobId: string): Promise<boolean> {
+  /** Undo bookkeeping keeps the raw message: it is operator-only. */
+  function describeRaw(err: unknown): string {
+    let cause: unknown = err;
+    while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
+    return cause instanceof Error ? cause.message : String(cause);
+  }
+
+  async function provision(jobId: string): Promise<void> {
     state.currentJob = { id: jobId, type: 'PROVISION' };
+    if (queue.some((op) => op.kind === 'TERMINATE')) {
+      // Deleted before provisioning started: nothing to build, nothing to undo.
+      await books.finishJob(jobId, 'CANCELED', state.status, 'the pod was deleted before it was provisioned');
+      return;
+    }
+    if (!(await books.beginJob(jobId, 'PROVISIONING'))) return;
     state.provisionAttempts += 1;
-    await books.beginJob(jobId, 'PROVISIONING');
     setStatus('PROVISIONING');
     const undo: Undo[] = [];
     let step = 'reserve capacity';
+    const scope = new CancellationScope();
+    provisioning = scope;
+    stoppedByTerminate = false;
     try {
-      setCurrentDetails('Reserving node capacity');
-      const { nodeName } = await steps.reserveCapacity(podId);
-      undo.push({ step, run: () => undos.releaseCapacity(podId) });
+      await scope.run(async () => {
+        setCurrentDetails('Reserving node capacity');
+        // Capacity a VM still holds must not be released when that VM could not be destroyed.
+        undo.push({ step, run: () => undos.releaseCapacity(podId), needs: 'create VM' });
+        const { nodeName } = await steps.reserveCapacity(podId);
 
-      step = 'create VM';
-      setCurrentDetails(`Creating the VM on ${nodeName}`);
-      await steps.createVm(podId);
-      undo.push({ step, run: () => undos.destroyVm(podId) });
+        step = 'create VM';
+        setCurrentDetails(`Creating the VM on ${nodeName}`);
+        undo.push({ step, run: () => undos.destroyVm(podId) });
+        await steps.createVm(podId);
 
-      step = 'wait for VM running';
-      setCurrentDetails('Waiting for the VM to run');
-      await steps.waitForVmRunning(podId);
+        step = 'wait for VM running';
+        setCurrentDetails('Waiting for the VM to run');
+        await steps.waitForVmRunning(podId);
 
-      step = 'create DNS record';
-      setCurrentDetails('Publishing the DNS record');
-      await steps.createDnsRecord(podId);
-      undo.push({ step, run: () => undos.deleteDnsRecord(podId) });
-
+        step = 'create DNS record';
+        setCurrentDetails('Publishing the DNS record');
+        undo.push({ step, run: () => undos.deleteDnsRecord(podId) });
+        await steps.createDnsRecord(podId);
+      });
+      provisioning = null;
       await books.markPodActive(podId, jobId);
       state.lastFailure = null;
       setStatus('ACTIVE');
       setCurrentDetails('ACTIVE');
-      return true;
     } catch (err) {
-      const reason = `${step} failed: ${describe(err)}`;
-      await compensate(undo);
-      await books.markProvisionFailed(podId, jobId, reason);
-      state.lastFailure = reason;
-      setStatus('FAILED');
-      setCurrentDetails(`FAILED — ${reason}. Waiting for an operator retry.`);
-      return false;
+      provisioning = null;
+      const byTerminate = stoppedByTerminate && isCancellation(err);
+      const reason = byTerminate
+        ? 'provisioning stopped: the pod was deleted'
+        : isCancellation(err)
+          ? `${step} cancelled by an operator`
+          : `${step} failed: ${describe(err)}`;
+      await CancellationScope.nonCancellable(async () => {
+        await compensate(jobId, undo);
+        if (byTerminate) {
+          await books.finishJob(jobId, 'CANCELED', 'PROVISIONING', reason);
+          return;
+        }
+        await books.markProvisionFailed(podId, jobId, reason);
+        state.lastFailure = reason;
+        setStatus('FAILED');
+        setCurrentDetails(`FAILED — ${reason}. Waiting for an operator retry.`);
+        awaitRetry({ kind: 'PROVISION', jobId });
+      });
+      // Cancelled from the UI: the rollback is done; the workflow ends cancelled.
+      if (isCancellation(err) && !byTerminate) throw err;
     } finally {
       state.currentJob = null;
     }
@@ -195,16 +295,31 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       planResults.set(op.jobId, { ok: false, reason: problem });
       return;
     }
-    await books.beginJob(op.jobId, 'UPDATING');
+    if (!(await books.beginJob(op.jobId, 'UPDATING'))) {
+      planResults.set(op.jobId, { ok: false, reason: 'the plan change was cancelled before it started' });
+      return;
+    }
     setStatus('UPDATING');
     const undo: Undo[] = [];
+    /** what the VM has after a reverted resize (a grown disk cannot shrink back) */
+    let revertedTo: Resources = before;
     let step = 'reserve capacity';
     try {
       setCurrentDetails('Reserving capacity for the new plan');
+      undo.push({
+        step,
+        run: () => undos.adjustReservation(podId, revertedTo),
+        needs: 'resize VM',
+      });
       await steps.adjustReservation(podId, op.resources);
-      undo.push({ step, run: () => undos.adjustReservation(podId, before) });
       step = 'resize VM';
       setCurrentDetails('Resizing the VM');
+      undo.push({
+        step,
+        run: async () => {
+          revertedTo = await undos.revertResize(podId, before);
+        },
+      });
       await steps.resizeVm(podId, op.resources);
       await books.applyPlan(podId, op.productId, op.resources);
       await books.finishJob(op.jobId, 'COMPLETED', 'ACTIVE', null);
@@ -213,24 +328,30 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       planResults.set(op.jobId, { ok: true, resources: op.resources });
     } catch (err) {
       const reason = `plan change: ${step} failed: ${describe(err)}`;
-      await compensate(undo);
-      await books.finishJob(op.jobId, 'ROLLED_BACK', 'ACTIVE', reason);
-      setStatus('ACTIVE');
+      await CancellationScope.nonCancellable(async () => {
+        const undone = await compensate(op.jobId, undo);
+        await books.finishJob(op.jobId, undone ? 'ROLLED_BACK' : 'DEAD_LETTER', 'ACTIVE', reason);
+        setStatus('ACTIVE');
+        if (!undone) awaitRetry(op);
+      });
       planResults.set(op.jobId, { ok: false, reason });
     }
   }
 
   async function terminate(jobId: string): Promise<void> {
     const before = state.status;
-    await books.beginJob(jobId, 'TERMINATING');
+    if (!(await books.beginJob(jobId, 'TERMINATING'))) return;
     setStatus('TERMINATING');
     let step = 'pre-termination backup';
+    let destroying = false;
     try {
-      // A pod that never came up has nothing to back up.
-      if (before === 'ACTIVE' || before === 'SUSPENDED') {
+      // A pod that never came up has nothing to back up; the activity also skips a missing VM.
+      if (before === 'ACTIVE' || before === 'SUSPENDED' || before === 'UPDATING') {
         setCurrentDetails('Taking the pre-termination backup');
-        await steps.takeBackup(podId, { preTerminationJobId: jobId });
+        await steps.takePreTerminationBackup(podId, jobId);
       }
+      // From here on terminate only goes forward: the pod never becomes ACTIVE again.
+      destroying = true;
       step = 'destroy VM';
       setCurrentDetails('Destroying the VM');
       await steps.destroyVm(podId);
@@ -244,96 +365,132 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       setCurrentDetails('TERMINATED');
     } catch (err) {
       const reason = `terminate: ${step} failed: ${describe(err)}`;
-      await books.finishJob(jobId, 'DEAD_LETTER', before, reason);
-      setStatus(before);
-      setCurrentDetails(reason);
+      const after = destroying || before === 'TERMINATING' ? 'TERMINATING' : before;
+      await CancellationScope.nonCancellable(async () => {
+        await books.finishJob(jobId, 'DEAD_LETTER', after, reason);
+        setStatus(after);
+        setCurrentDetails(`${reason}. Waiting for an operator retry.`);
+        awaitRetry({ kind: 'TERMINATE', jobId });
+      });
     }
   }
 
-  /** Suspend, unsuspend, backup, restore: one activity each, status restored on failure. */
-  async function simpleOperation(
-    op: Exclude<PodOperation, { kind: 'CHANGE_PLAN' | 'TERMINATE' }>,
-  ): Promise<void> {
+  /** Suspend: stop, then lock; a lock that keeps failing undoes the stop, so status says what the VM is. */
+  async function suspend(jobId: string): Promise<void> {
     const before = state.status;
-    const plan: Record<typeof op.kind, { during: PodStatus; after: PodStatus; details: string }> = {
-      SUSPEND: { during: 'UPDATING', after: 'SUSPENDED', details: 'Stopping and locking the VM' },
+    if (!(await books.beginJob(jobId, 'UPDATING'))) return;
+    setStatus('UPDATING');
+    setCurrentDetails('Stopping and locking the VM');
+    const undo: Undo[] = [];
+    let step = 'stop VM';
+    try {
+      undo.push({ step, run: () => undos.startVm(podId) });
+      await steps.stopVm(podId);
+      step = 'lock VM';
+      await steps.lockVm(podId);
+      await books.finishJob(jobId, 'COMPLETED', 'SUSPENDED', null);
+      setStatus('SUSPENDED');
+    } catch (err) {
+      const reason = `suspend: ${step} failed: ${describe(err)}`;
+      await CancellationScope.nonCancellable(async () => {
+        const undone = await compensate(jobId, undo);
+        // Not undone: the VM stays stopped, which SUSPENDED describes; the operator retries the lock.
+        const after = undone ? before : 'SUSPENDED';
+        await books.finishJob(jobId, undone ? 'ROLLED_BACK' : 'DEAD_LETTER', after, reason);
+        setStatus(after);
+        if (!undone) awaitRetry({ kind: 'SUSPEND', jobId });
+      });
+    }
+    setCurrentDetails(state.status);
+  }
+
+  /** Unsuspend, backup, restore: one step each, dead-lettered for an operator retry on failure. */
+  async function simpleOperation(op: Extract<PodOperation, { kind: 'UNSUSPEND' | 'BACKUP' | 'RESTORE' }>) {
+    const before = state.status;
+    const plan = {
       UNSUSPEND: { during: 'UPDATING', after: 'ACTIVE', details: 'Unlocking and starting the VM' },
       BACKUP: { during: before, after: before, details: 'Taking a backup' },
       RESTORE: { during: before, after: before, details: 'Restoring a backup' },
-    };
+    } as const satisfies Record<string, { during: PodStatus; after: PodStatus; details: string }>;
     const { during, after, details } = plan[op.kind];
-    await books.beginJob(op.jobId, during);
+    if (!(await books.beginJob(op.jobId, during))) return;
     setStatus(during);
     setCurrentDetails(details);
     try {
-      if (op.kind === 'SUSPEND') await steps.suspendVm(podId);
-      else if (op.kind === 'UNSUSPEND') await steps.unsuspendVm(podId);
-      else if (op.kind === 'BACKUP') await steps.takeBackup(podId, { backupId: op.backupId });
+      if (op.kind === 'UNSUSPEND') await steps.unsuspendVm(podId);
+      else if (op.kind === 'BACKUP') await steps.takeBackup(podId, op.backupId);
       else await steps.restoreBackup(podId, op.backupId);
       await books.finishJob(op.jobId, 'COMPLETED', after, null);
       setStatus(after);
     } catch (err) {
       const reason = `${op.kind.toLowerCase()} failed: ${describe(err)}`;
-      if (op.kind === 'BACKUP') await books.markBackupFailed(op.backupId);
-      await books.finishJob(op.jobId, 'DEAD_LETTER', before, reason);
-      setStatus(before);
+      await CancellationScope.nonCancellable(async () => {
+        if (op.kind === 'BACKUP') await books.markBackupFailed(op.backupId);
+        await books.finishJob(op.jobId, 'DEAD_LETTER', before, reason);
+        setStatus(before);
+        awaitRetry(op);
+      });
     }
     setCurrentDetails(state.status);
   }
 
-  async function runOperation(op: PodOperation): Promise<void> {
+  async function run(op: RetryableJob): Promise<void> {
+    // Any new job supersedes a dead-lettered one: only the latest failure can be retried.
+    awaitRetry(null);
+    if (op.kind === 'PROVISION') return provision(op.jobId);
     state.currentJob = { id: op.jobId, type: op.kind };
     try {
-      if (op.kind === 'CHANGE_PLAN') await changePlan(op);
-      else if (op.kind === 'TERMINATE') await terminate(op.jobId);
-      else if (state.status === 'FAILED' || state.status === 'TERMINATED') {
+      if (op.kind === 'TERMINATE') await terminate(op.jobId);
+      else if (op.kind === 'CHANGE_PLAN') await changePlan(op);
+      else if (state.status === 'FAILED' || state.status === 'TERMINATED' || state.status === 'TERMINATING') {
         await books.finishJob(
           op.jobId,
           'CANCELED',
           state.status,
           `a ${state.status} pod cannot ${op.kind.toLowerCase()}`,
         );
-      } else await simpleOperation(op);
+      } else if (op.kind === 'SUSPEND') await suspend(op.jobId);
+      else await simpleOperation(op);
     } finally {
       state.currentJob = null;
     }
   }
 
-  if (!input.carried) {
-    // A retry that came with the start (signalWithStart once the retry window has passed) asks for
-    // this very attempt; left set, a failure would start a second attempt nobody asked for.
-    retryJobId = undefined;
-    let jobId = input.provisionJobId;
-    while (!(await provision(jobId))) {
-      state.awaitingRetryOf = jobId;
-      const woke = await condition(
-        () => retryJobId !== undefined || queue.some((op) => op.kind === 'TERMINATE'),
-        policy.retryWindowMs,
-      );
-      state.awaitingRetryOf = null;
-      if (!woke) {
-        setCurrentDetails('FAILED — the retry window passed without an operator retry');
-        return state;
-      }
-      if (retryJobId === undefined) break;
-      jobId = retryJobId;
-      retryJobId = undefined;
-    }
-  }
+  if (!input.carried && !input.resume) await run({ kind: 'PROVISION', jobId: input.provisionJobId });
 
   for (;;) {
-    await condition(() => queue.length > 0 || workflowInfo().continueAsNewSuggested);
-    const op = queue.shift();
-    state.queued = queue.length;
-    if (!op) {
-      // History is long: carry the state into a fresh run once every handler is done.
-      await condition(allHandlersFinished);
-      return continueAsNew<typeof cloudPod>({ ...input, carried: { state, queue } });
-    }
-    await runOperation(op);
     if (state.status === 'TERMINATED') {
+      // Late operations of a terminated pod are closed, not left queued.
+      for (const op of queue.splice(0)) {
+        await books.finishJob(op.jobId, 'CANCELED', 'TERMINATED', 'the pod is TERMINATED');
+      }
       await condition(allHandlersFinished);
       return state;
     }
+    const wake = () => queue.length > 0 || retryRequested !== undefined || workflowInfo().continueAsNewSuggested;
+    // A FAILED pod waits for its retry (or a terminate) only so long; its workflow then ends.
+    if (state.status === 'FAILED') {
+      if (!(await condition(wake, policy.retryWindowMs))) {
+        setCurrentDetails('FAILED — the retry window passed without an operator retry');
+        return state;
+      }
+    } else await condition(wake);
+
+    if (retryRequested !== undefined && deadLettered?.jobId === retryRequested) {
+      const op = deadLettered;
+      retryRequested = undefined;
+      await run(op);
+      continue;
+    }
+    retryRequested = undefined;
+    const op = queue.shift();
+    state.queued = queue.length;
+    if (op) {
+      await run(op);
+      continue;
+    }
+    // History is long: carry the state into a fresh run once every handler is done.
+    await condition(allHandlersFinished);
+    return continueAsNew<typeof cloudPod>({ ...input, carried: { state, queue, deadLettered } });
   }
 }

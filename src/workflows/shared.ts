@@ -67,10 +67,16 @@ export interface CloudPodInput {
   tenantId: string;
   slug: string;
   resources: Resources;
+  /** the PROVISION job this run provisions (ignored when `resume` or `carried` is set) */
   provisionJobId: string;
   policy: PodPolicy;
   /** state carried across continueAsNew */
   carried?: CarriedPodState;
+  /**
+   * A run started for an operation on a pod whose workflow had ended (a FAILED pod past its retry
+   * window, a run cancelled from the UI): no provisioning, the pod as the database has it.
+   */
+  resume?: { status: PodStatus; resources: Resources };
 }
 
 export type PodOperation =
@@ -87,15 +93,20 @@ export interface CloudPodState {
   resources: Resources;
   currentJob: { id: string; type: JobType } | null;
   queued: number;
-  /** set while a dead-lettered provision waits for the retry signal */
+  /** the dead-lettered job that an operator retry would run again */
   awaitingRetryOf: string | null;
   lastFailure: string | null;
   provisionAttempts: number;
 }
 
+/** A job that can be retried by the operator: an operation, or a provisioning attempt. */
+export type RetryableJob = PodOperation | { kind: 'PROVISION'; jobId: string };
+
 export interface CarriedPodState {
   state: CloudPodState;
   queue: PodOperation[];
+  /** the dead-lettered job awaiting an operator retry */
+  deadLettered?: RetryableJob | null;
 }
 
 export interface ChangePlanArgs {
@@ -110,8 +121,11 @@ export interface ChangePlanResult {
 }
 
 export const podStateQuery = defineQuery<CloudPodState>('state');
-/** Operator retry of a dead-lettered provision (POST /ops/jobs/:id/retry). */
-export const retrySignal = defineSignal<[{ jobId: string }]>('retry');
+/**
+ * Operator retry of the dead-lettered job the pod waits on (POST /ops/jobs/:id/retry). An update, so
+ * its validator refuses synchronously (a TERMINATED pod, a job that is not the one waiting).
+ */
+export const retryUpdate = defineUpdate<{ jobId: string }, [{ jobId: string }]>('retry');
 export const suspendSignal = defineSignal<[{ jobId: string }]>('suspend');
 export const unsuspendSignal = defineSignal<[{ jobId: string }]>('unsuspend');
 export const terminateSignal = defineSignal<[{ jobId: string }]>('terminate');

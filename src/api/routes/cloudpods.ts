@@ -291,14 +291,14 @@ export function cloudPodRoutes(deps: {
     const pod = await loadPod(req);
     const body = parse(PlanBody, req.body);
     const product = await targetProduct(req, body.product_id);
-    const job = await requestPlanChange({ em: emOf(req), temporal: deps.temporal }, pod, product);
+    const job = await requestPlanChange({ em: emOf(req), temporal: deps.temporal, config: deps.config }, pod, product);
     res.status(202).json({ pod: podView(pod), job: jobView(job) });
   });
 
   const signalRoute = (type: SignalOperation) => async (req: Request, res: Response) => {
     requireTenant(req, 'write');
     const pod = await loadPod(req);
-    const { job } = await requestOperation({ em: emOf(req), temporal: deps.temporal }, pod, type);
+    const { job } = await requestOperation({ em: emOf(req), temporal: deps.temporal, config: deps.config }, pod, type);
     req.log.info({ podId: pod.id, jobId: job.id, type }, 'pod operation requested');
     res.status(202).json({ pod: podView(pod), job: jobView(job) });
   };
@@ -320,7 +320,7 @@ export function cloudPodRoutes(deps: {
   router.post('/:id/backups', idem, async (req, res) => {
     requireTenant(req, 'write');
     const pod = await loadPod(req);
-    const { job, backup } = await requestOperation({ em: emOf(req), temporal: deps.temporal }, pod, 'BACKUP');
+    const { job, backup } = await requestOperation({ em: emOf(req), temporal: deps.temporal, config: deps.config }, pod, 'BACKUP');
     res
       .status(202)
       .json({ pod: podView(pod), job: jobView(job), ...(backup ? { backup: backupView(backup) } : {}) });
@@ -331,7 +331,7 @@ export function cloudPodRoutes(deps: {
     const pod = await loadPod(req);
     const { backupId } = parse(BackupParams, req.params, 'params');
     if (!isId('backup', backupId)) throw notFound('backup');
-    const { job } = await requestOperation({ em: emOf(req), temporal: deps.temporal }, pod, 'RESTORE', {
+    const { job } = await requestOperation({ em: emOf(req), temporal: deps.temporal, config: deps.config }, pod, 'RESTORE', {
       backupId,
     });
     res.status(202).json({ pod: podView(pod), job: jobView(job) });

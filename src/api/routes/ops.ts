@@ -2,15 +2,12 @@
 import { Router } from 'express';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../config';
-import { ProvisioningJob, type CloudPod } from '../../db/entities';
 import type { MikroORM } from '../../db/orm';
-import { AppError, conflict, notFound } from '../../domain/errors';
+import { notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
 import { FAULT_OPERATIONS } from '../../domain/faults';
 import type { FaultInjector } from '../../providers/simulator';
-import { jobView, podPolicy, resourcesOf } from '../../services/cloudpods';
-import { SEARCH_ATTRIBUTES, TASK_QUEUES, retrySignal, type CloudPodInput } from '../../workflows/shared';
-import type { cloudPod } from '../../workflows/cloudpods';
+import { jobView, retryJob } from '../../services/cloudpods';
 import { emOf, requirePlatformAdmin } from '../middleware/auth';
 import { parse } from '../middleware/validate';
 import { bearerAuth, problems, registry } from '../openapi';
@@ -43,7 +40,8 @@ registry.registerPath({
 registry.registerPath({
   method: 'post',
   path: '/api/v1/ops/jobs/{id}/retry',
-  summary: 'Retry a dead-lettered provisioning job: the saga runs again as a new attempt',
+  summary:
+    'Retry a dead-lettered job of any type: a provisioning runs the saga again, an operation runs again; 409 with the reason when the pod refuses',
   security,
   request: { params: JobIdParams },
   responses: {
@@ -156,61 +154,8 @@ export function opsRoutes(deps: {
     requirePlatformAdmin(req, 'write');
     const { id } = parse(JobIdParams, req.params, 'params');
     if (!isId('job', id)) throw notFound('job');
-    const em = emOf(req);
-    const job = await em.findOne(ProvisioningJob, { id }, { populate: ['pod'] });
-    if (!job) throw notFound('job');
-    if (job.status !== 'DEAD_LETTER')
-      throw conflict(`job ${id} is ${job.status}; only DEAD_LETTER jobs are retried`);
-    if (job.type !== 'PROVISION') {
-      throw new AppError(
-        'unprocessable',
-        `${job.type} jobs are not retried here; request the operation again instead`,
-      );
-    }
-    const pod: CloudPod = job.pod;
-    const reopened = await em.nativeUpdate(
-      ProvisioningJob,
-      { id, status: 'DEAD_LETTER' },
-      { status: 'QUEUED', failureReason: null, finishedAt: null },
-    );
-    if (reopened === 0) throw conflict(`job ${id} changed meanwhile; reload it`);
-    const input: CloudPodInput = {
-      podId: pod.id,
-      tenantId: pod.tenant.id,
-      slug: pod.slug,
-      resources: resourcesOf(pod),
-      provisionJobId: id,
-      policy: podPolicy(deps.config),
-    };
-    try {
-      // A workflow past its retry window has completed: signalWithStart runs the saga in a new run.
-      await deps.temporal.workflow.signalWithStart<typeof cloudPod, [{ jobId: string }]>('cloudPod', {
-        workflowId: pod.workflowId,
-        taskQueue: TASK_QUEUES.provisioning,
-        args: [input],
-        signal: retrySignal,
-        signalArgs: [{ jobId: id }],
-        typedSearchAttributes: [
-          { key: SEARCH_ATTRIBUTES.TenantId, value: pod.tenant.id },
-          { key: SEARCH_ATTRIBUTES.CloudPodId, value: pod.id },
-        ],
-        staticSummary: `CloudPod ${pod.hostname} (${pod.id})`,
-      });
-    } catch (err) {
-      await em.nativeUpdate(
-        ProvisioningJob,
-        { id },
-        { status: 'DEAD_LETTER', failureReason: job.failureReason },
-      );
-      throw new AppError(
-        'unavailable',
-        'the workflow engine could not be reached; the job stays dead-lettered',
-        {},
-        { cause: err },
-      );
-    }
-    req.log.info({ jobId: id, podId: pod.id }, 'dead-lettered job retried by operator');
-    await em.refresh(job);
+    const job = await retryJob({ em: emOf(req), temporal: deps.temporal, config: deps.config }, id);
+    req.log.info({ jobId: id, podId: job.pod.id, type: job.type }, 'dead-lettered job retried by operator');
     res.status(202).json({ job: jobView(job) });
   });
 

@@ -165,10 +165,17 @@ export class CloudPod {
 @Index({ properties: ['status', 'scheduledFor'] })
 @Index({ properties: ['tenant', 'status'] })
 @Index({ properties: ['pod', 'createdAt'] })
+// One open operation per pod, plus one open terminate: a DELETE is never refused because another
+// operation (or the provisioning) is still running — it queues behind it, or stops the provisioning.
 @Unique({
   name: 'provisioning_jobs_one_open_per_pod',
   expression:
-    'create unique index "provisioning_jobs_one_open_per_pod" on "provisioning_jobs" ("pod_id") where "status" in (\'QUEUED\', \'RUNNING\')',
+    'create unique index "provisioning_jobs_one_open_per_pod" on "provisioning_jobs" ("pod_id") where "status" in (\'QUEUED\', \'RUNNING\') and "type" <> \'TERMINATE\'',
+})
+@Unique({
+  name: 'provisioning_jobs_one_open_terminate_per_pod',
+  expression:
+    'create unique index "provisioning_jobs_one_open_terminate_per_pod" on "provisioning_jobs" ("pod_id") where "status" in (\'QUEUED\', \'RUNNING\') and "type" = \'TERMINATE\'',
 })
 export class ProvisioningJob {
   @PrimaryKey({ type: 'string', length: 40 })

@@ -4,10 +4,12 @@ import { Migration20261121220725 } from './Migration20261121220725';
 import { Migration20261121222410 } from './Migration20261121222410';
 import { Migration20261121225132 } from './Migration20261121225132';
 import { Migration20261123154002 } from './Migration20261123154002';
+import { Migration20261123160500 } from './Migration20261123160500';
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261121220725', class: Migration20261121220725 },
   { name: 'Migration20261121222410', class: Migration20261121222410 },
   { name: 'Migration20261121225132', class: Migration20261121225132 },
   { name: 'Migration20261123154002', class: Migration20261123154002 },
+  { name: 'Migration20261123160500', class: Migration20261123160500 },
 ];
