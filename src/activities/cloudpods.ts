@@ -81,7 +81,8 @@ async function provider<T>(run: () => Promise<T>): Promise<T> {
   } catch (err) {
     if (err instanceof ProviderError) {
       const details = { code: err.code ?? null };
-      if (!err.retryable) throw ApplicationFailure.nonRetryable(err.message, FAILURE_TYPES.providerRejected, details);
+      if (!err.retryable)
+        throw ApplicationFailure.nonRetryable(err.message, FAILURE_TYPES.providerRejected, details);
       const retryAfterMs = (err as ProviderError & { retryAfterMs?: number }).retryAfterMs;
       throw ApplicationFailure.create({
         message: err.message,
@@ -218,8 +219,13 @@ export function createCloudPodActivities({
     async beginJob(jobId: string, podStatus: PodStatus): Promise<boolean> {
       const info = Context.current().info;
       return systemEm(orm).transactional(async (em) => {
-        const job = await em.findOne(ProvisioningJob, { id: jobId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-        if (!job) throw ApplicationFailure.nonRetryable(`job ${jobId} does not exist`, FAILURE_TYPES.jobNotFound);
+        const job = await em.findOne(
+          ProvisioningJob,
+          { id: jobId },
+          { lockMode: LockMode.PESSIMISTIC_WRITE },
+        );
+        if (!job)
+          throw ApplicationFailure.nonRetryable(`job ${jobId} does not exist`, FAILURE_TYPES.jobNotFound);
         if (job.status === 'QUEUED') {
           job.status = 'RUNNING';
           job.attempts += 1;
@@ -413,7 +419,11 @@ export function createCloudPodActivities({
       await systemEm(orm).transactional(async (em) => {
         const pod = await em.findOne(CloudPod, { id: podId });
         const job = await em.findOne(ProvisioningJob, { id: jobId });
-        await em.nativeUpdate(ProvisioningJob, { id: jobId }, { undoFailure: summary, updatedAt: new Date() });
+        await em.nativeUpdate(
+          ProvisioningJob,
+          { id: jobId },
+          { undoFailure: summary, updatedAt: new Date() },
+        );
         await em
           .createQueryBuilder(OpsEvent)
           .insert({
@@ -513,7 +523,10 @@ export function createCloudPodActivities({
         const pod = await loadPod(podId, em);
         const row = await em.findOne(Backup, { id: backupId });
         if (!row)
-          throw ApplicationFailure.nonRetryable(`backup ${backupId} does not exist`, FAILURE_TYPES.backupNotFound);
+          throw ApplicationFailure.nonRetryable(
+            `backup ${backupId} does not exist`,
+            FAILURE_TYPES.backupNotFound,
+          );
         if (row.status === 'COMPLETED') return row.id;
         return backupArtifact(em, pod, row, row.id);
       });
@@ -532,8 +545,7 @@ export function createCloudPodActivities({
         const vm = await provider(() => hypervisor.findVm(vmRef(pod)));
         if (!vm) return null;
         const row =
-          existing ??
-          em.create(Backup, { tenant: pod.tenant, pod, kind: 'PRE_TERMINATION', jobId });
+          existing ?? em.create(Backup, { tenant: pod.tenant, pod, kind: 'PRE_TERMINATION', jobId });
         await em.flush();
         return backupArtifact(em, pod, row, preTerminationBackupName(jobId));
       });

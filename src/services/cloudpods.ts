@@ -3,13 +3,9 @@
  * per-operation job rows handed to the pod's workflow. Every path either completes or leaves
  * nothing behind.
  */
-import {
-  WorkflowUpdateFailedError,
-  isGrpcServiceError,
-  type Client,
-} from '@temporalio/client';
+import { WorkflowUpdateFailedError, isGrpcServiceError, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Config } from '../config';
 import { Backup, CloudPod, Customer, Product, ProvisioningJob, Tenant, TenantQuota } from '../db/entities';
 import type { EntityManager } from '../db/orm';
@@ -58,6 +54,8 @@ export interface CreatePodInput {
   customerId: string;
   productId: string;
   slug: string;
+  /** create the pod from this backup (of any pod of the tenant, terminated ones included) */
+  restoreFromBackupId?: string | null;
 }
 
 export interface PodDeps {
@@ -74,11 +72,12 @@ async function insertPod(
 ): Promise<{ pod: CloudPod; job: ProvisioningJob }> {
   return em.transactional(async (tx) => {
     const tenant = await tx.findOneOrFail(Tenant, { id: input.tenantId });
-    const customer = await tx.findOne(Customer, {
-      id: input.customerId,
-      tenant: input.tenantId,
-      deletedAt: null,
-    });
+    // FOR SHARE: a concurrent delete of the customer (FOR UPDATE) waits for this pod, then sees it.
+    const customer = await tx.findOne(
+      Customer,
+      { id: input.customerId, tenant: input.tenantId, deletedAt: null },
+      { lockMode: LockMode.PESSIMISTIC_READ },
+    );
     if (!customer) {
       throw new AppError('unprocessable', 'customer_id does not name a customer of this tenant', {
         errors: [{ field: 'customer_id', message: 'unknown customer' }],
@@ -93,6 +92,29 @@ async function insertPod(
       throw new AppError('unprocessable', 'product_id does not name an available product of this tenant', {
         errors: [{ field: 'product_id', message: 'unknown or retired product' }],
       });
+    }
+    if (input.restoreFromBackupId) {
+      const backup = await tx.findOne(Backup, { id: input.restoreFromBackupId, tenant: input.tenantId });
+      const restorable =
+        backup?.status === 'COMPLETED' && (!backup.expiresAt || backup.expiresAt.getTime() > Date.now());
+      if (!backup || !restorable) {
+        throw new AppError(
+          'unprocessable',
+          'restore_from_backup_id does not name a restorable backup of this tenant',
+          {
+            errors: [{ field: 'restore_from_backup_id', message: 'unknown, failed or expired backup' }],
+          },
+        );
+      }
+      if ((backup.sizeGb ?? 0) > product.diskGb) {
+        throw new AppError(
+          'unprocessable',
+          `the backup needs a ${backup.sizeGb} GB disk; the plan has ${product.diskGb} GB`,
+          {
+            errors: [{ field: 'product_id', message: 'disk too small for the backup' }],
+          },
+        );
+      }
     }
     // tx.execute runs inside the transaction, so the lock holds until commit.
     await tx.execute('select 1 from tenant_quotas where tenant_id = ? for update', [input.tenantId]);
@@ -131,6 +153,7 @@ async function insertPod(
       hostname: podHostname(input.slug, tenant.slug, config.DNS_ZONE),
       ...requested,
       workflowId: workflowIds.cloudPod(id),
+      restoreFromBackupId: input.restoreFromBackupId ?? null,
     });
     const job = tx.create(ProvisioningJob, {
       tenant,
@@ -191,7 +214,6 @@ function workflowInput(pod: CloudPod, config: Config, provisionJobId: string | n
 function engine<T>(deps: { temporal: Client; config: Config }, fn: () => Promise<T>): Promise<T> {
   return deps.temporal.withDeadline(Date.now() + deps.config.TEMPORAL_CALL_TIMEOUT_MS, fn);
 }
-
 
 /** gRPC status UNAVAILABLE: the call did not reach the server. */
 const GRPC_UNAVAILABLE = 14;
@@ -312,7 +334,8 @@ export async function deliverJob(
   job: ProvisioningJob,
 ): Promise<void> {
   const backupId = typeof job.input?.backup_id === 'string' ? job.input.backup_id : '';
-  const provisionJobId = pod.status === 'PENDING' ? ((await provisionJobOf(deps.em, pod.id))?.id ?? null) : null;
+  const provisionJobId =
+    pod.status === 'PENDING' ? ((await provisionJobOf(deps.em, pod.id))?.id ?? null) : null;
   const signal = {
     SUSPEND: suspendSignal,
     UNSUSPEND: unsuspendSignal,
@@ -425,15 +448,26 @@ export async function retryJob(
   jobId: string,
 ): Promise<ProvisioningJob> {
   const { em } = deps;
-  const job = await em.findOne(ProvisioningJob, { id: jobId }, { populate: ['pod', 'pod.tenant', 'pod.customer'] });
+  const job = await em.findOne(
+    ProvisioningJob,
+    { id: jobId },
+    { populate: ['pod', 'pod.tenant', 'pod.customer'] },
+  );
   if (!job) throw notFound('job');
   const pod = job.pod;
   if (job.status !== 'DEAD_LETTER')
     throw conflict(`job ${jobId} is ${job.status}; only DEAD_LETTER jobs are retried`);
   if (pod.status === 'TERMINATED') throw conflict(`pod ${pod.id} is TERMINATED; its jobs cannot be retried`);
   if (job.type === 'CHANGE_PLAN')
-    throw new AppError('unprocessable', 'a dead-lettered plan change is not retried; request the plan change again');
-  const previous = { failureReason: job.failureReason, deadLetteredAt: job.deadLetteredAt, finishedAt: job.finishedAt };
+    throw new AppError(
+      'unprocessable',
+      'a dead-lettered plan change is not retried; request the plan change again',
+    );
+  const previous = {
+    failureReason: job.failureReason,
+    deadLetteredAt: job.deadLetteredAt,
+    finishedAt: job.finishedAt,
+  };
   const reopened = await em.nativeUpdate(
     ProvisioningJob,
     { id: jobId, status: 'DEAD_LETTER' },
@@ -443,7 +477,9 @@ export async function retryJob(
   const restore = () =>
     em.nativeUpdate(ProvisioningJob, { id: jobId, status: 'QUEUED' }, { status: 'DEAD_LETTER', ...previous });
   try {
-    await engine(deps, () => deps.temporal.workflow.getHandle(pod.workflowId).executeUpdate(retryUpdate, { args: [{ jobId }] }));
+    await engine(deps, () =>
+      deps.temporal.workflow.getHandle(pod.workflowId).executeUpdate(retryUpdate, { args: [{ jobId }] }),
+    );
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
       await restore();
@@ -481,9 +517,11 @@ export async function retryJob(
  * Starting by the pod's workflow id and signalling by job id are idempotent, so it may run any time
  * — at every worker start and then periodically.
  */
-export async function sweepStrandedWork(
-  deps: { em: EntityManager; temporal: Client; config: Config },
-): Promise<{ started: number; redelivered: number; canceled: number }> {
+export async function sweepStrandedWork(deps: {
+  em: EntityManager;
+  temporal: Client;
+  config: Config;
+}): Promise<{ started: number; redelivered: number; canceled: number }> {
   const { em, config } = deps;
   const olderThan = new Date(Date.now() - config.SWEEP_MIN_AGE_MS);
   const jobs = await em.find(
@@ -562,6 +600,9 @@ export function jobView(job: ProvisioningJob) {
     attempts: job.attempts,
     max_attempts: job.maxAttempts,
     failure_reason: job.failureReason ?? null,
+    current_step: job.currentStep ?? null,
+    step_attempt: job.stepAttempt ?? null,
+    last_error_at: job.lastErrorAt?.toISOString() ?? null,
     input: job.input ?? null,
     workflow_id: job.workflowId,
     created_at: job.createdAt.toISOString(),

@@ -1,9 +1,14 @@
-/** Tenant creation: the row (PENDING) and its onboarding workflow, or neither. */
+/**
+ * Tenant operations shared by the routes and the CLI: creation (the row, PENDING, and its onboarding
+ * workflow, or neither) and quota changes.
+ */
 import type { Client } from '@temporalio/client';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { Tenant } from '../db/entities';
 import type { EntityManager } from '../db/orm';
-import { AppError, conflict } from '../domain/errors';
+import { AppError, conflict, notFound } from '../domain/errors';
+import { DEFAULT_QUOTAS, type QuotaLimits } from '../domain/tenants';
+import { newId } from '../domain/ids';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds, type OnboardTenantInput } from '../workflows/shared';
 import type { onboardTenant } from '../workflows/tenants';
 
@@ -75,4 +80,98 @@ export function tenantView(tenant: Tenant) {
     created_at: tenant.createdAt.toISOString(),
     activated_at: tenant.activatedAt?.toISOString() ?? null,
   };
+}
+
+/** The pod quotas an admin can change; a missing one stays as it is. */
+export type QuotaChange = Partial<Pick<QuotaLimits, 'maxPods' | 'maxVcpu' | 'maxMemoryMb' | 'maxDiskGb'>>;
+
+export interface TenantQuotaReport {
+  tenant_id: string;
+  limits: { max_pods: number; max_vcpu: number; max_memory_mb: number; max_disk_gb: number };
+  usage: { pods: number; vcpu: number; memory_mb: number; disk_gb: number };
+}
+
+interface QuotaRow {
+  max_pods: number;
+  max_vcpu: number;
+  max_memory_mb: number;
+  max_disk_gb: number;
+}
+
+/** What counts against a quota: every pod not TERMINATED and not deleted (as the pod create checks). */
+async function tenantUsage(em: EntityManager, tenantId: string): Promise<TenantQuotaReport['usage']> {
+  const [usage] = await em.execute<TenantQuotaReport['usage'][]>(
+    `select count(*)::int as pods, coalesce(sum(vcpu), 0)::int as vcpu, coalesce(sum(memory_mb), 0)::int as memory_mb,
+            coalesce(sum(disk_gb), 0)::int as disk_gb
+       from cloud_pods where tenant_id = ? and status <> 'TERMINATED' and deleted_at is null`,
+    [tenantId],
+  );
+  return usage ?? { pods: 0, vcpu: 0, memory_mb: 0, disk_gb: 0 };
+}
+
+async function requireTenantRow(em: EntityManager, tenantId: string): Promise<void> {
+  const [tenant] = await em.execute<{ id: string }[]>('select id from tenants where id = ?', [tenantId]);
+  if (!tenant) throw notFound('tenant');
+}
+
+/** A tenant without a quota row yet (onboarding still running) is held to the defaults, as pod creation does. */
+const defaultRow = (): QuotaRow => ({
+  max_pods: DEFAULT_QUOTAS.maxPods,
+  max_vcpu: DEFAULT_QUOTAS.maxVcpu,
+  max_memory_mb: DEFAULT_QUOTAS.maxMemoryMb,
+  max_disk_gb: DEFAULT_QUOTAS.maxDiskGb,
+});
+
+/** A tenant's pod quotas and current usage. */
+export async function tenantQuotas(em: EntityManager, tenantId: string): Promise<TenantQuotaReport> {
+  await requireTenantRow(em, tenantId);
+  const [row] = await em.execute<QuotaRow[]>(
+    'select max_pods, max_vcpu, max_memory_mb, max_disk_gb from tenant_quotas where tenant_id = ?',
+    [tenantId],
+  );
+  return { tenant_id: tenantId, limits: { ...(row ?? defaultRow()) }, usage: await tenantUsage(em, tenantId) };
+}
+
+/**
+ * Changes a tenant's pod quotas (platform admin: route and CLI), in one transaction. The upsert
+ * takes the quota row's lock, the one pod creation holds while it checks, so a create in flight
+ * is checked against the old limits or the new ones, never a mix. A limit below current usage is
+ * allowed: it only blocks new pods.
+ */
+export async function setTenantQuotas(
+  em: EntityManager,
+  tenantId: string,
+  change: QuotaChange,
+): Promise<{ report: TenantQuotaReport; previous: TenantQuotaReport['limits'] }> {
+  return em.transactional(async (tx) => {
+    // tx.execute runs on the transaction's connection, so the lock below holds until commit.
+    await requireTenantRow(tx, tenantId);
+    const [before] = await tx.execute<QuotaRow[]>(
+      'select max_pods, max_vcpu, max_memory_mb, max_disk_gb from tenant_quotas where tenant_id = ? for update',
+      [tenantId],
+    );
+    const previous = before ?? defaultRow();
+    // The onboarding activity inserts the row with `on conflict do nothing`, so a row written here first stays.
+    const [after] = await tx.execute<QuotaRow[]>(
+      `insert into tenant_quotas (id, tenant_id, max_pods, max_vcpu, max_memory_mb, max_disk_gb, api_requests_per_day, created_at)
+       values (?, ?, ?, ?, ?, ?, ?, now())
+       on conflict (tenant_id) do update set
+         max_pods = excluded.max_pods, max_vcpu = excluded.max_vcpu,
+         max_memory_mb = excluded.max_memory_mb, max_disk_gb = excluded.max_disk_gb
+       returning max_pods, max_vcpu, max_memory_mb, max_disk_gb`,
+      [
+        newId('quota'),
+        tenantId,
+        change.maxPods ?? previous.max_pods,
+        change.maxVcpu ?? previous.max_vcpu,
+        change.maxMemoryMb ?? previous.max_memory_mb,
+        change.maxDiskGb ?? previous.max_disk_gb,
+        DEFAULT_QUOTAS.apiRequestsPerDay,
+      ],
+    );
+    return {
+      report: { tenant_id: tenantId, limits: { ...(after ?? previous) }, usage: await tenantUsage(tx, tenantId) },
+      previous: { ...previous },
+    };
+  });
 }

@@ -112,6 +112,10 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
   /** the scope of a running provisioning saga: a terminate cancels it */
   let provisioning: CancellationScope | null = null;
   let stoppedByTerminate = false;
+  /** whether the running job was taken (its row QUEUED → RUNNING); a cancelled job is not */
+  let began = false;
+  const begin = async (jobId: string, podStatus: PodStatus) =>
+    (began = await books.beginJob(jobId, podStatus));
 
   const setStatus = (status: PodStatus) => {
     state.status = status;
@@ -226,7 +230,7 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       await books.finishJob(jobId, 'CANCELED', state.status, 'the pod was deleted before it was provisioned');
       return;
     }
-    if (!(await books.beginJob(jobId, 'PROVISIONING'))) return;
+    if (!(await begin(jobId, 'PROVISIONING'))) return;
     state.provisionAttempts += 1;
     setStatus('PROVISIONING');
     const undo: Undo[] = [];
@@ -295,7 +299,7 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       planResults.set(op.jobId, { ok: false, reason: problem });
       return;
     }
-    if (!(await books.beginJob(op.jobId, 'UPDATING'))) {
+    if (!(await begin(op.jobId, 'UPDATING'))) {
       planResults.set(op.jobId, { ok: false, reason: 'the plan change was cancelled before it started' });
       return;
     }
@@ -340,7 +344,7 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
 
   async function terminate(jobId: string): Promise<void> {
     const before = state.status;
-    if (!(await books.beginJob(jobId, 'TERMINATING'))) return;
+    if (!(await begin(jobId, 'TERMINATING'))) return;
     setStatus('TERMINATING');
     let step = 'pre-termination backup';
     let destroying = false;
@@ -378,7 +382,7 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
   /** Suspend: stop, then lock; a lock that keeps failing undoes the stop, so status says what the VM is. */
   async function suspend(jobId: string): Promise<void> {
     const before = state.status;
-    if (!(await books.beginJob(jobId, 'UPDATING'))) return;
+    if (!(await begin(jobId, 'UPDATING'))) return;
     setStatus('UPDATING');
     setCurrentDetails('Stopping and locking the VM');
     const undo: Undo[] = [];
@@ -413,7 +417,7 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       RESTORE: { during: before, after: before, details: 'Restoring a backup' },
     } as const satisfies Record<string, { during: PodStatus; after: PodStatus; details: string }>;
     const { during, after, details } = plan[op.kind];
-    if (!(await books.beginJob(op.jobId, during))) return;
+    if (!(await begin(op.jobId, during))) return;
     setStatus(during);
     setCurrentDetails(details);
     try {
@@ -436,7 +440,18 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
 
   async function run(op: RetryableJob): Promise<void> {
     // Any new job supersedes a dead-lettered one: only the latest failure can be retried.
+    const waiting = deadLettered;
     awaitRetry(null);
+    began = false;
+    try {
+      await dispatch(op);
+    } finally {
+      // A retry whose job was not taken (cancelled meanwhile) leaves the failure retryable.
+      if (!began && waiting?.jobId === op.jobId && !state.awaitingRetryOf) awaitRetry(waiting);
+    }
+  }
+
+  async function dispatch(op: RetryableJob): Promise<void> {
     if (op.kind === 'PROVISION') return provision(op.jobId);
     state.currentJob = { id: op.jobId, type: op.kind };
     try {
@@ -467,11 +482,13 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       await condition(allHandlersFinished);
       return state;
     }
-    const wake = () => queue.length > 0 || retryRequested !== undefined || workflowInfo().continueAsNewSuggested;
+    const wake = () =>
+      queue.length > 0 || retryRequested !== undefined || workflowInfo().continueAsNewSuggested;
     // A FAILED pod waits for its retry (or a terminate) only so long; its workflow then ends.
     if (state.status === 'FAILED') {
       if (!(await condition(wake, policy.retryWindowMs))) {
         setCurrentDetails('FAILED — the retry window passed without an operator retry');
+        awaitRetry(null);
         return state;
       }
     } else await condition(wake);

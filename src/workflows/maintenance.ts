@@ -19,6 +19,8 @@ export async function maintenanceCleanup(): Promise<{ purgedTokens: number; purg
   // Appended after the existing step, so a run that started before this change replays unchanged.
   setCurrentDetails(`Purged ${purgedTokens} API tokens; purging expired Idempotency-Keys`);
   const purgedIdempotencyKeys = await purges.purgeExpiredIdempotencyKeys();
-  setCurrentDetails(`Purged ${purgedTokens} API tokens and ${purgedIdempotencyKeys} expired Idempotency-Keys`);
+  setCurrentDetails(
+    `Purged ${purgedTokens} API tokens and ${purgedIdempotencyKeys} expired Idempotency-Keys`,
+  );
   return { purgedTokens, purgedIdempotencyKeys };
 }

@@ -1,6 +1,11 @@
 /** cloudPod against a real Temporal server with in-memory fake activities: saga, rollback, retry, operations. */
 import { Context } from '@temporalio/activity';
-import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { CloudPodActivities } from '../../src/activities/cloudpods';
 import type { Resources } from '../../src/domain/cloudpods';
@@ -10,7 +15,7 @@ import {
   TASK_QUEUES,
   changePlanUpdate,
   podStateQuery,
-  retrySignal,
+  retryUpdate,
   suspendSignal,
   terminateSignal,
   workflowIds,
@@ -77,6 +82,8 @@ interface FakeCloudPod {
   heal(name: ActivityName): void;
   /** `name` blocks (heartbeating) until the returned function is called */
   block(name: ActivityName): () => void;
+  /** the job's row is CANCELED: beginJob does not take it */
+  cancelJob(jobId: string): void;
 }
 
 /** In-memory CloudPod activities: every attempt recorded, a failure switch and a gate per activity. */
@@ -85,6 +92,7 @@ function fakeCloudPodActivities(): FakeCloudPod {
   const args: unknown[][] = [];
   const failing = new Map<ActivityName, number>();
   const gates = new Map<ActivityName, Promise<void>>();
+  const cancelled = new Set<string>();
 
   async function call<T>(name: ActivityName, callArgs: unknown[], result: T): Promise<T> {
     calls.push(name);
@@ -109,7 +117,8 @@ function fakeCloudPodActivities(): FakeCloudPod {
   }
 
   const activities: CloudPodActivities = {
-    beginJob: (...a) => call('beginJob', a, undefined),
+    // A job the API cancelled meanwhile is not taken.
+    beginJob: (...a) => call('beginJob', a, !cancelled.has(a[0])),
     finishJob: (...a) => call('finishJob', a, undefined),
     reserveCapacity: (...a) => call('reserveCapacity', a, { nodeName: 'node-a' }),
     releaseCapacity: (...a) => call('releaseCapacity', a, undefined),
@@ -121,12 +130,16 @@ function fakeCloudPodActivities(): FakeCloudPod {
     deleteDnsRecord: (...a) => call('deleteDnsRecord', a, undefined),
     markPodActive: (...a) => call('markPodActive', a, undefined),
     markProvisionFailed: (...a) => call('markProvisionFailed', a, undefined),
-    reportUndoFailure: (...a) => call('reportUndoFailure', a, undefined),
-    suspendVm: (...a) => call('suspendVm', a, undefined),
+    reportUndoFailures: (...a) => call('reportUndoFailures', a, undefined),
+    stopVm: (...a) => call('stopVm', a, undefined),
+    lockVm: (...a) => call('lockVm', a, undefined),
+    startVm: (...a) => call('startVm', a, undefined),
     unsuspendVm: (...a) => call('unsuspendVm', a, undefined),
     resizeVm: (...a) => call('resizeVm', a, undefined),
+    revertResize: (...a) => call('revertResize', a, a[1]),
     applyPlan: (...a) => call('applyPlan', a, undefined),
     takeBackup: (...a) => call('takeBackup', a, 'bak_fake'),
+    takePreTerminationBackup: (...a) => call('takePreTerminationBackup', a, 'bak_fake'),
     markBackupFailed: (...a) => call('markBackupFailed', a, undefined),
     restoreBackup: (...a) => call('restoreBackup', a, undefined),
     markPodTerminated: (...a) => call('markPodTerminated', a, undefined),
@@ -137,6 +150,7 @@ function fakeCloudPodActivities(): FakeCloudPod {
     calls,
     argsOf: (name) => args.filter((_, i) => calls[i] === name),
     fail: (name, times = Infinity) => failing.set(name, times),
+    cancelJob: (jobId) => cancelled.add(jobId),
     heal: (name) => failing.delete(name),
     block(name) {
       let release = () => {};
@@ -238,13 +252,19 @@ describe('cloudPod provisioning saga', () => {
     expect(fake.calls).toEqual(PROVISION_STEPS);
   });
 
-  // The DNS undo is registered only after its step succeeds, and waiting for the VM has no undo.
+  // Each undo is registered before its step (a step can take effect and still fail), so the failing
+  // step's own undo runs too; waiting for the VM has no undo.
   it.each<{ step: ActivityName; before: ActivityName[]; undos: ActivityName[]; reason: RegExp }>([
-    { step: 'reserveCapacity', before: [], undos: [], reason: /^reserve capacity failed: / },
+    {
+      step: 'reserveCapacity',
+      before: [],
+      undos: ['releaseCapacity'],
+      reason: /^reserve capacity failed: /,
+    },
     {
       step: 'createVm',
       before: ['reserveCapacity'],
-      undos: ['releaseCapacity'],
+      undos: ['destroyVm', 'releaseCapacity'],
       reason: /^create VM failed: /,
     },
     {
@@ -256,7 +276,7 @@ describe('cloudPod provisioning saga', () => {
     {
       step: 'createDnsRecord',
       before: ['reserveCapacity', 'createVm', 'waitForVmRunning'],
-      undos: ['destroyVm', 'releaseCapacity'],
+      undos: ['deleteDnsRecord', 'destroyVm', 'releaseCapacity'],
       reason: /^create DNS record failed: /,
     },
   ])(
@@ -298,7 +318,7 @@ describe('cloudPod provisioning saga', () => {
       expect(fake.calls).not.toContain('markPodActive');
 
       fake.heal('createVm');
-      await handle.signal(retrySignal, { jobId });
+      await handle.executeUpdate(retryUpdate, { args: [{ jobId }] });
       const state = await activeState(handle);
       expect(state).toMatchObject({ provisionAttempts: 2, awaitingRetryOf: null, lastFailure: null });
       expect(fake.calls.slice(firstRun)).toEqual(PROVISION_STEPS);
@@ -316,17 +336,14 @@ describe('cloudPod provisioning saga', () => {
       expect(closed).toMatchObject({ status: 'FAILED', awaitingRetryOf: null, provisionAttempts: 1 });
       const firstRun = fake.calls.length;
 
-      // What POST /ops/jobs/:id/retry does once the workflow has completed; the step still fails.
-      const retried = await client.workflow.signalWithStart<typeof cloudPod, [{ jobId: string }]>(
-        'cloudPod',
-        {
-          workflowId: workflowIds.cloudPod(podId),
-          taskQueue: TASK_QUEUES.provisioning,
-          args: [podInput(podId)],
-          signal: retrySignal,
-          signalArgs: [{ jobId }],
-        },
-      );
+      // What POST /ops/jobs/:id/retry does once the workflow has completed: a new run provisions
+      // the same job; the step still fails.
+      await expect(handle.executeUpdate(retryUpdate, { args: [{ jobId }] })).rejects.toThrow();
+      const retried = await client.workflow.start<typeof cloudPod>('cloudPod', {
+        workflowId: workflowIds.cloudPod(podId),
+        taskQueue: TASK_QUEUES.provisioning,
+        args: [podInput(podId)],
+      });
       started.push(retried);
       const state = await awaitingRetry(
         client.workflow.getHandle<typeof cloudPod>(retried.workflowId),
@@ -336,12 +353,13 @@ describe('cloudPod provisioning saga', () => {
       expect(fake.calls.slice(firstRun)).toEqual([
         'beginJob',
         ...times('reserveCapacity', POLICY.maxAttempts),
+        'releaseCapacity',
         'markProvisionFailed',
       ]);
     });
   });
 
-  it('reports an undo that keeps failing, still runs the remaining undos and ends FAILED', async () => {
+  it('records an undo that keeps failing and does not release the capacity the undestroyed VM holds', async () => {
     const fake = fakeCloudPodActivities();
     fake.fail('waitForVmRunning');
     fake.fail('destroyVm');
@@ -350,6 +368,7 @@ describe('cloudPod provisioning saga', () => {
       const { handle, jobId } = await startPod(podId);
       // The undo's own, longer retry budget takes the dev server about a second per attempt.
       const state = await awaitingRetry(handle, jobId, 45000);
+      // The failure reason stays the step's; the undo failure is recorded apart.
       expect(state.lastFailure).toMatch(/^wait for VM running failed: /);
 
       const afterStep = fake.calls.lastIndexOf('waitForVmRunning') + 1;
@@ -358,11 +377,132 @@ describe('cloudPod provisioning saga', () => {
       expect(destroyAttempts).toBeGreaterThan(POLICY.maxAttempts);
       expect(fake.calls.slice(afterStep)).toEqual([
         ...times('destroyVm', destroyAttempts),
-        'reportUndoFailure',
-        'releaseCapacity',
+        'reportUndoFailures',
         'markProvisionFailed',
       ]);
-      expect(fake.argsOf('reportUndoFailure')).toEqual([[podId, 'create VM', expect.any(String)]]);
+      expect(fake.calls).not.toContain('releaseCapacity');
+      expect(fake.argsOf('reportUndoFailures')).toEqual([
+        [podId, jobId, [{ step: 'create VM', reason: expect.any(String) }], ['reserve capacity']],
+      ]);
+      const [failed] = fake.argsOf('markProvisionFailed');
+      expect(failed?.[2]).toMatch(/^wait for VM running failed: /);
+    });
+  });
+
+  it('runs the rollback to its end when the workflow is cancelled from the UI during it', async () => {
+    const fake = fakeCloudPodActivities();
+    fake.fail('createDnsRecord');
+    const release = fake.block('destroyVm');
+    const podId = 'pod_wf_cancel_rollback';
+    try {
+      await runWith(fake.activities, async () => {
+        const { handle } = await startPod(podId);
+        await waitFor(() => Promise.resolve(fake.calls.includes('destroyVm')), {
+          what: 'the rollback to reach destroyVm',
+        });
+        await handle.cancel();
+        // The undo is not cancelled: it finishes, and the ones after it still run.
+        release();
+        await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
+        const afterStep = fake.calls.lastIndexOf('createDnsRecord') + 1;
+        expect(fake.calls.slice(afterStep)).toEqual([
+          'deleteDnsRecord',
+          'destroyVm',
+          'releaseCapacity',
+          'markProvisionFailed',
+        ]);
+      });
+    } finally {
+      release();
+    }
+  });
+
+  it('a terminate during provisioning stops it, rolls back what it did and terminates', async () => {
+    const fake = fakeCloudPodActivities();
+    const podId = 'pod_wf_terminate_provisioning';
+    const terminateJob = `job_${podId}_terminate`;
+    const release = fake.block('waitForVmRunning');
+    try {
+      const result = await runWith(fake.activities, async () => {
+        const { handle, jobId } = await startPod(podId);
+        await waitFor(() => Promise.resolve(fake.calls.includes('waitForVmRunning')), {
+          what: 'provisioning to wait for the VM',
+        });
+        await handle.signal(terminateSignal, { jobId: terminateJob });
+        const final = await handle.result();
+        expect(fake.calls.slice(fake.calls.indexOf('waitForVmRunning') + 1)).toEqual([
+          'destroyVm',
+          'releaseCapacity',
+          'finishJob',
+          'beginJob',
+          'destroyVm',
+          'deleteDnsRecord',
+          'releaseCapacity',
+          'markPodTerminated',
+        ]);
+        expect(fake.argsOf('finishJob')).toEqual([
+          [jobId, 'CANCELED', 'PROVISIONING', 'provisioning stopped: the pod was deleted'],
+        ]);
+        expect(fake.calls).not.toContain('markProvisionFailed');
+        expect(fake.calls).not.toContain('takePreTerminationBackup');
+        return final;
+      });
+      expect(result).toMatchObject({ status: 'TERMINATED' });
+    } finally {
+      release();
+    }
+  });
+
+  it('a pod deleted before its provisioning began is terminated without being built', async () => {
+    const fake = fakeCloudPodActivities();
+    const podId = 'pod_wf_terminate_pending';
+    const terminateJob = `job_${podId}_terminate`;
+    const result = await runWith(fake.activities, async () => {
+      // What DELETE does for a PENDING pod whose workflow never started.
+      const input = podInput(podId);
+      const handle = await client.workflow.signalWithStart<typeof cloudPod, [{ jobId: string }]>('cloudPod', {
+        workflowId: workflowIds.cloudPod(podId),
+        taskQueue: TASK_QUEUES.provisioning,
+        args: [input],
+        signal: terminateSignal,
+        signalArgs: [{ jobId: terminateJob }],
+      });
+      started.push(handle);
+      return handle.result();
+    });
+    expect(fake.calls).toEqual([
+      'finishJob',
+      'beginJob',
+      'destroyVm',
+      'deleteDnsRecord',
+      'releaseCapacity',
+      'markPodTerminated',
+    ]);
+    expect(fake.calls).not.toContain('reserveCapacity');
+    expect(result).toMatchObject({ status: 'TERMINATED', provisionAttempts: 0 });
+  });
+
+  it('refuses a retry synchronously when the pod waits for none, and when the job is not the one waiting', async () => {
+    const fake = fakeCloudPodActivities();
+    fake.fail('createVm');
+    const podId = 'pod_wf_retry_refused';
+    await runWith(fake.activities, async () => {
+      const { handle, jobId } = await startPod(podId);
+      await awaitingRetry(handle, jobId);
+      await expect(
+        handle.executeUpdate(retryUpdate, { args: [{ jobId: 'job_someone_else' }] }),
+      ).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+      const before = fake.calls.length;
+      fake.heal('createVm');
+      await handle.executeUpdate(retryUpdate, { args: [{ jobId }] });
+      await activeState(handle);
+      expect(fake.calls.length).toBeGreaterThan(before);
+      // ACTIVE now: nothing waits for a retry.
+      const refused = handle.executeUpdate(retryUpdate, { args: [{ jobId }] });
+      await expect(refused).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+      await expect(refused).rejects.toMatchObject({
+        cause: { message: expect.stringMatching(/waits for no retry/) },
+      });
     });
   });
 });
@@ -444,7 +584,7 @@ describe('cloudPod operations', () => {
     const podId = 'pod_wf_serial';
     const suspendJob = `job_${podId}_suspend`;
     const terminateJob = `job_${podId}_terminate`;
-    const release = fake.block('suspendVm');
+    const release = fake.block('stopVm');
     try {
       const result = await runWith(fake.activities, async () => {
         const { handle } = await startPod(podId);
@@ -452,8 +592,8 @@ describe('cloudPod operations', () => {
         const before = fake.calls.length;
 
         await handle.signal(suspendSignal, { jobId: suspendJob });
-        await waitFor(() => Promise.resolve(fake.calls.includes('suspendVm')), {
-          what: 'suspendVm to start',
+        await waitFor(() => Promise.resolve(fake.calls.includes('stopVm')), {
+          what: 'stopVm to start',
         });
         await handle.signal(terminateSignal, { jobId: terminateJob });
         await stateWhen(
@@ -461,17 +601,18 @@ describe('cloudPod operations', () => {
           'the terminate to queue behind the suspend',
           (s) => s.queued === 1 && s.currentJob?.id === suspendJob,
         );
-        expect(fake.calls.slice(before)).toEqual(['beginJob', 'suspendVm']);
+        expect(fake.calls.slice(before)).toEqual(['beginJob', 'stopVm']);
 
         release();
         const final = await handle.result();
         const ops = fake.calls.slice(before);
         expect(ops).toEqual([
           'beginJob',
-          'suspendVm',
+          'stopVm',
+          'lockVm',
           'finishJob',
           'beginJob',
-          'takeBackup',
+          'takePreTerminationBackup',
           'destroyVm',
           'deleteDnsRecord',
           'releaseCapacity',
@@ -485,7 +626,7 @@ describe('cloudPod operations', () => {
         expect(fake.argsOf('finishJob')).toEqual([[suspendJob, 'COMPLETED', 'SUSPENDED', null]]);
         // Terminate's first activity comes after the suspend's job was closed.
         expect(ops.lastIndexOf('beginJob')).toBeGreaterThan(ops.indexOf('finishJob'));
-        expect(fake.argsOf('takeBackup')).toEqual([[podId, { preTerminationJobId: terminateJob }]]);
+        expect(fake.argsOf('takePreTerminationBackup')).toEqual([[podId, terminateJob]]);
         return final;
       });
       expect(result).toMatchObject({ status: 'TERMINATED', currentJob: null, queued: 0 });
@@ -518,7 +659,139 @@ describe('cloudPod operations', () => {
       expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.PodplaneStatus)).toBe('TERMINATED');
       return final;
     });
-    expect(fake.calls).not.toContain('takeBackup');
+    expect(fake.calls).not.toContain('takePreTerminationBackup');
     expect(result).toMatchObject({ status: 'TERMINATED', awaitingRetryOf: null });
+  });
+
+  it('terminate is forward-only: a failing DNS delete dead-letters it TERMINATING, and the retry finishes it', async () => {
+    const fake = fakeCloudPodActivities();
+    const podId = 'pod_wf_terminate_forward';
+    const terminateJob = `job_${podId}_terminate`;
+    await runWith(fake.activities, async () => {
+      const { handle } = await startPod(podId);
+      await activeState(handle);
+      fake.fail('deleteDnsRecord');
+      await handle.signal(terminateSignal, { jobId: terminateJob });
+      const state = await stateWhen(
+        handle,
+        'the terminate to dead-letter',
+        (s) => s.awaitingRetryOf === terminateJob,
+      );
+      expect(state.status).toBe('TERMINATING');
+      expect(fake.argsOf('finishJob')).toEqual([
+        [
+          terminateJob,
+          'DEAD_LETTER',
+          'TERMINATING',
+          expect.stringMatching(/^terminate: delete DNS record failed: /),
+        ],
+      ]);
+      // Other operations are refused while the pod is half destroyed; the retry is the way forward.
+      await expect(
+        handle.executeUpdate(retryUpdate, { args: [{ jobId: 'job_not_waiting' }] }),
+      ).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+      fake.heal('deleteDnsRecord');
+      const before = fake.calls.length;
+      await handle.executeUpdate(retryUpdate, { args: [{ jobId: terminateJob }] });
+      const final = await handle.result();
+      expect(final.status).toBe('TERMINATED');
+      // The backup is taken again only if a VM is left; the fake's activity decides, the workflow asks.
+      expect(fake.calls.slice(before)).toEqual([
+        'beginJob',
+        'destroyVm',
+        'deleteDnsRecord',
+        'releaseCapacity',
+        'markPodTerminated',
+      ]);
+    });
+  });
+
+  it('a plan change whose resize fails reverts the resize and then the reservation to what the VM has', async () => {
+    const fake = fakeCloudPodActivities();
+    const podId = 'pod_wf_plan_resize_fails';
+    await runWith(fake.activities, async () => {
+      const { handle } = await startPod(podId);
+      await activeState(handle);
+      fake.fail('resizeVm');
+      const jobId = `job_${podId}_upgrade`;
+      const before = fake.calls.length;
+      await expect(
+        handle.executeUpdate(changePlanUpdate, {
+          args: [{ jobId, productId: 'prod_large', resources: LARGE }],
+        }),
+      ).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+      expect(fake.calls.slice(before)).toEqual([
+        'beginJob',
+        'adjustReservation',
+        ...times('resizeVm', POLICY.maxAttempts),
+        'revertResize',
+        'adjustReservation',
+        'finishJob',
+      ]);
+      expect(fake.argsOf('revertResize')).toEqual([[podId, SMALL]]);
+      expect(fake.argsOf('adjustReservation')).toEqual([
+        [podId, LARGE],
+        [podId, SMALL],
+      ]);
+      expect(fake.argsOf('finishJob')).toEqual([
+        [jobId, 'ROLLED_BACK', 'ACTIVE', expect.stringMatching(/^plan change: resize VM failed: /)],
+      ]);
+      expect(await handle.query(podStateQuery)).toMatchObject({ status: 'ACTIVE', resources: SMALL });
+    });
+  });
+
+  it('a suspension whose lock keeps failing starts the VM again and leaves the pod ACTIVE', async () => {
+    const fake = fakeCloudPodActivities();
+    const podId = 'pod_wf_suspend_lock_fails';
+    const jobId = `job_${podId}_suspend`;
+    await runWith(fake.activities, async () => {
+      const { handle } = await startPod(podId);
+      await activeState(handle);
+      fake.fail('lockVm');
+      const before = fake.calls.length;
+      await handle.signal(suspendSignal, { jobId });
+      await stateWhen(
+        handle,
+        'the suspension to roll back',
+        (s) => s.currentJob === null && s.queued === 0 && fake.calls.includes('finishJob'),
+      );
+      expect(fake.calls.slice(before)).toEqual([
+        'beginJob',
+        'stopVm',
+        ...times('lockVm', POLICY.maxAttempts),
+        'startVm',
+        'finishJob',
+      ]);
+      expect(fake.argsOf('finishJob')).toEqual([
+        [jobId, 'ROLLED_BACK', 'ACTIVE', expect.stringMatching(/^suspend: lock VM failed: /)],
+      ]);
+      expect(await handle.query(podStateQuery)).toMatchObject({ status: 'ACTIVE', awaitingRetryOf: null });
+    });
+  });
+
+  it('skips a job the API cancelled before the workflow took it, and takes a signal once', async () => {
+    const fake = fakeCloudPodActivities();
+    const podId = 'pod_wf_cancelled_job';
+    const cancelledJob = `job_${podId}_suspend_cancelled`;
+    const suspendJob = `job_${podId}_suspend`;
+    await runWith(fake.activities, async () => {
+      const { handle } = await startPod(podId);
+      await activeState(handle);
+      fake.cancelJob(cancelledJob);
+      const before = fake.calls.length;
+      await handle.signal(suspendSignal, { jobId: cancelledJob });
+      await handle.signal(suspendSignal, { jobId: suspendJob });
+      await handle.signal(suspendSignal, { jobId: suspendJob });
+      await stateWhen(
+        handle,
+        'the pod to be SUSPENDED',
+        (s) => s.status === 'SUSPENDED' && s.queued === 0 && s.currentJob === null,
+      );
+      expect(fake.calls.slice(before)).toEqual(['beginJob', 'beginJob', 'stopVm', 'lockVm', 'finishJob']);
+      expect(fake.argsOf('beginJob').slice(-2)).toEqual([
+        [cancelledJob, 'UPDATING'],
+        [suspendJob, 'UPDATING'],
+      ]);
+    });
   });
 });

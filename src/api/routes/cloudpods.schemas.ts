@@ -16,6 +16,12 @@ export const CreatePodBody = z
       )
       .refine((s) => !s.includes('--'), 'slug must not contain consecutive hyphens')
       .openapi({ example: 'web-1' }),
+    restore_from_backup_id: z
+      .string()
+      .min(1)
+      .max(40)
+      .optional()
+      .openapi({ description: 'create the pod from this backup of the tenant (a terminated pod’s included) instead of the template' }),
   })
   .openapi('CreateCloudPod');
 
@@ -31,6 +37,9 @@ export const JobView = registry.register(
     attempts: z.number().int(),
     max_attempts: z.number().int(),
     failure_reason: z.string().nullable(),
+    current_step: z.string().nullable().openapi({ description: 'the step running now, or the one that failed' }),
+    step_attempt: z.number().int().nullable().openapi({ description: 'attempt of the current step; > 1 while it retries' }),
+    last_error_at: z.string().nullable().openapi({ description: 'when the current step last failed (the operator view has the error)' }),
     input: z.record(z.string(), z.unknown()).nullable(),
     workflow_id: z.string(),
     created_at: z.string(),
@@ -70,6 +79,7 @@ export const BackupView = registry.register(
     status: z.enum(BACKUP_STATUSES),
     size_gb: z.number().int().nullable(),
     created_at: z.string(),
+    expires_at: z.string().nullable().openapi({ description: 'restorable until then, even after the pod is terminated' }),
   }),
 );
 

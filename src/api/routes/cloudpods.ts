@@ -204,6 +204,11 @@ export function cloudPodRoutes(deps: {
         errors: [{ field: 'customer_id', message: 'unknown customer' }],
       });
     }
+    if (body.restore_from_backup_id !== undefined && !isId('backup', body.restore_from_backup_id)) {
+      throw new AppError('unprocessable', 'restore_from_backup_id does not name a restorable backup of this tenant', {
+        errors: [{ field: 'restore_from_backup_id', message: 'unknown backup' }],
+      });
+    }
     if (!isId('product', body.product_id)) {
       throw new AppError('unprocessable', 'product_id does not name an available product of this tenant', {
         errors: [{ field: 'product_id', message: 'unknown or retired product' }],
@@ -216,6 +221,7 @@ export function cloudPodRoutes(deps: {
         customerId: body.customer_id,
         productId: body.product_id,
         slug: body.slug,
+        restoreFromBackupId: body.restore_from_backup_id ?? null,
       },
     );
     deps.metrics.workflowStarts.inc({ workflow: 'cloudPod' });
