@@ -11,6 +11,7 @@ import { seedSimulatedNodes } from '../services/nodes';
 import { systemEm } from '../db/orm';
 import { syncSchedules } from '../schedules';
 import { connectTemporal } from '../temporal-client';
+import { startSweeper } from '../sweeper';
 import { installRuntime, startWorkers } from '../worker';
 import { COMMIT, VERSION, databaseFor, temporalFor } from './infra';
 import { serve } from './serve';
@@ -68,8 +69,12 @@ async function main(): Promise<void> {
       address: temporalInfra.address,
       namespace: config.TEMPORAL_NAMESPACE,
       shutdownGraceTimeMs: config.SHUTDOWN_TIMEOUT_MS,
+      backupRetentionDays: config.BACKUP_RETENTION_DAYS,
     });
     stack.push({ name: 'worker', stop: () => workers.shutdown() });
+    // Pods whose workflow a crash never started, jobs whose signal was lost: delivered now and periodically.
+    const sweeper = startSweeper({ orm, temporal: temporal.client, config, logger });
+    stack.push({ name: 'sweeper', stop: () => sweeper.stop() });
 
     const app = createApp({
       config,

@@ -5,11 +5,13 @@ import { Command } from 'commander';
 import { loadConfigOrExit } from '../config';
 import { initOrm, migrate, systemEm, type MikroORM } from '../db/orm';
 import { TOKEN_SCOPES, type TokenScope } from '../domain/api-tokens';
-import { CreateTenantBody } from '../api/routes/tenants.schemas';
+import { CreateTenantBody, TenantQuotasBody } from '../api/routes/tenants.schemas';
+import { isId } from '../domain/ids';
 import { createLogger } from '../logger';
 import { issueToken } from '../services/api-tokens';
-import { createTenant } from '../services/tenants';
+import { createTenant, setTenantQuotas, tenantQuotas, type TenantQuotaReport } from '../services/tenants';
 import { syncSchedules } from '../schedules';
+import { retryJob } from '../services/cloudpods';
 import { connectTemporal, type TemporalClientHandle } from '../temporal-client';
 import { databaseFor } from './infra';
 
@@ -149,6 +151,80 @@ program
         process.stdout.write(`tenant ${tenant.id} created (PENDING); onboarding workflow ${workflowId}\n`);
       }),
     ),
+  );
+
+program
+  .command('job:retry')
+  .description('retry a dead-lettered job (any type): the same service as POST /api/v1/ops/jobs/:id/retry')
+  .argument('<jobId>', 'the DEAD_LETTER job')
+  .action((jobId: string) =>
+    withOrm((orm) =>
+      withTemporal(async (temporal) => {
+        const job = await retryJob({ em: systemEm(orm), temporal: temporal.client, config }, jobId);
+        process.stdout.write(`${job.id}: ${job.type} ${job.status} (pod ${job.pod.id})\n`);
+      }),
+    ),
+  );
+
+function printQuotas(r: TenantQuotaReport): void {
+  const { limits: l, usage: u } = r;
+  process.stdout.write(
+    `tenant ${r.tenant_id} quotas (used / limit):\n` +
+      `  pods       ${u.pods} / ${l.max_pods}\n` +
+      `  vcpu       ${u.vcpu} / ${l.max_vcpu}\n` +
+      `  memory_mb  ${u.memory_mb} / ${l.max_memory_mb}\n` +
+      `  disk_gb    ${u.disk_gb} / ${l.max_disk_gb}\n`,
+  );
+}
+
+/** Numbers as typed: `Number` keeps `1.5` and `abc` (NaN) for the schema to refuse by name. */
+const asNumber = (v: string) => (v.trim() === '' ? Number.NaN : Number(v));
+
+program
+  .command('tenant:quotas')
+  .description("show a tenant's pod quotas and usage, or change the limits given (the others stay)")
+  .requiredOption('--tenant <id>', 'tenant id')
+  .option('--max-pods <n>', 'pods not TERMINATED', asNumber)
+  .option('--max-vcpu <n>', 'vCPUs summed over those pods', asNumber)
+  .option('--max-memory-mb <n>', 'memory (MB) summed over those pods', asNumber)
+  .option('--max-disk-gb <n>', 'disk (GB) summed over those pods', asNumber)
+  .action(
+    (opts: {
+      tenant: string;
+      maxPods?: number;
+      maxVcpu?: number;
+      maxMemoryMb?: number;
+      maxDiskGb?: number;
+    }) =>
+      withOrm(async (orm) => {
+        if (!isId('tenant', opts.tenant)) throw new Error(`'${opts.tenant}' is not a tenant id (ten_…)`);
+        const given = {
+          max_pods: opts.maxPods,
+          max_vcpu: opts.maxVcpu,
+          max_memory_mb: opts.maxMemoryMb,
+          max_disk_gb: opts.maxDiskGb,
+        };
+        if (Object.values(given).every((v) => v === undefined)) {
+          printQuotas(await tenantQuotas(systemEm(orm), opts.tenant));
+          return;
+        }
+        // The route's schema: the same bounds from the shell as over HTTP.
+        const parsed = TenantQuotasBody.safeParse(given);
+        if (!parsed.success) {
+          const problems = parsed.error.issues.map(
+            (i) => `--${String(i.path[0] ?? 'limits').replace(/_/g, '-')}: ${i.message}`,
+          );
+          throw new Error(problems.join('; '));
+        }
+        const body = parsed.data;
+        const { report } = await setTenantQuotas(systemEm(orm), opts.tenant, {
+          maxPods: body.max_pods,
+          maxVcpu: body.max_vcpu,
+          maxMemoryMb: body.max_memory_mb,
+          maxDiskGb: body.max_disk_gb,
+        });
+        printQuotas(report);
+      }),
   );
 
 program

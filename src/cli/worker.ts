@@ -5,6 +5,7 @@ import { createLogger } from '../logger';
 import { createProviders, loadFaultsFromConfig } from '../providers';
 import { syncSchedules } from '../schedules';
 import { connectTemporal } from '../temporal-client';
+import { startSweeper } from '../sweeper';
 import { installRuntime, startWorkers } from '../worker';
 
 async function main(): Promise<void> {
@@ -22,7 +23,6 @@ async function main(): Promise<void> {
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const synced = await syncSchedules(temporal.client);
   logger.info({ schedules: synced }, 'schedules synced');
-  await temporal.close();
   const providers = createProviders(config, orm);
   await loadFaultsFromConfig(config, providers.faults);
   const workers = await startWorkers({
@@ -32,10 +32,15 @@ async function main(): Promise<void> {
     address: config.TEMPORAL_ADDRESS,
     namespace: config.TEMPORAL_NAMESPACE,
     shutdownGraceTimeMs: config.SHUTDOWN_TIMEOUT_MS,
+    backupRetentionDays: config.BACKUP_RETENTION_DAYS,
   });
+  // Every worker start (and then every SWEEP_INTERVAL_MS) re-delivers work a crash stranded.
+  const sweeper = startSweeper({ orm, temporal: temporal.client, config, logger });
   const stop = async (signal: string) => {
     logger.info({ signal }, 'worker shutting down; in-flight activities finish first');
+    await sweeper.stop();
     await workers.shutdown();
+    await temporal.close();
     await orm.close();
     logger.info('worker stopped');
     process.exit(0);

@@ -42,7 +42,38 @@ it('records provision → plan change → suspend → unsuspend → terminate', 
   const handle = stack.temporal.workflow.getHandle(`cloudpod-${podId}`);
   const result = await handle.result();
   expect(result.status).toBe('TERMINATED');
-  const file = path.join(__dirname, 'histories', 'cloudpod-provision-plan-suspend-terminate.json');
+  await saveHistory(handle.workflowId, 'cloudpod-provision-plan-suspend-terminate.json');
+});
+
+it('records a failed provisioning rolled back and retried, and a terminate dead-lettered and retried', async () => {
+  const t = await podTenant(stack, 'replay-fail');
+  const admin = `Bearer ${stack.adminToken}`;
+  await stack.providers.faults.add({ operation: 'createVm', slugPattern: 'replay-fail-*', times: 3 });
+  const created = await request(stack.app)
+    .post('/api/v1/cloudpods')
+    .set('Authorization', t.auth)
+    .send({ customer_id: t.customerId, product_id: t.starter, slug: 'replay-fail-1' });
+  const podId = created.body.pod.id as string;
+  await waitPod(stack, t, podId, 'FAILED');
+  const retried = await request(stack.app)
+    .post(`/api/v1/ops/jobs/${created.body.job.id as string}/retry`)
+    .set('Authorization', admin);
+  expect(retried.status).toBe(202);
+  await waitPod(stack, t, podId, 'ACTIVE');
+  await stack.providers.faults.add({ operation: 'deleteA', slugPattern: 'replay-fail-*', times: 3 });
+  const deleted = await request(stack.app).delete(`/api/v1/cloudpods/${podId}`).set('Authorization', t.auth);
+  await waitPod(stack, t, podId, 'TERMINATING');
+  const again = await request(stack.app)
+    .post(`/api/v1/ops/jobs/${deleted.body.job.id as string}/retry`)
+    .set('Authorization', admin);
+  expect(again.status).toBe(202);
+  const handle = stack.temporal.workflow.getHandle(`cloudpod-${podId}`);
+  expect((await handle.result()).status).toBe('TERMINATED');
+  await saveHistory(handle.workflowId, 'cloudpod-rollback-retry-terminate-retry.json');
+});
+
+async function saveHistory(workflowId: string, name: string): Promise<void> {
+  const file = path.join(__dirname, 'histories', name);
   // The CLI writes the canonical proto3 JSON that historyFromJSON (and the Temporal UI) read.
   const cli = await resolveTool(TEMPORAL_CLI, () => undefined);
   if (cli.path === undefined) throw new Error(`temporal CLI unavailable: ${cli.why}`);
@@ -52,7 +83,7 @@ it('records provision → plan change → suspend → unsuspend → terminate', 
       'workflow',
       'show',
       '--workflow-id',
-      handle.workflowId,
+      workflowId,
       '--namespace',
       stack.namespace,
       '--address',
@@ -63,4 +94,4 @@ it('records provision → plan change → suspend → unsuspend → terminate', 
     { maxBuffer: 64 * 1024 * 1024 },
   );
   await writeFile(file, stdout);
-});
+}
