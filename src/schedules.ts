@@ -18,7 +18,7 @@ export function scheduleDefinitions(): ScheduleOptions[] {
         workflowId: 'maintenance-cleanup',
         taskQueue: TASK_QUEUES.maintenance,
         args: [],
-        staticSummary: 'Daily housekeeping: purge long-dead API tokens',
+        staticSummary: 'Daily housekeeping: purge long-dead API tokens and expired Idempotency-Keys',
       },
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
       state: { note: 'managed by podplane schedules:sync' },

@@ -12,21 +12,24 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
 import type { MikroORM } from '../db/orm';
 import { AppError } from '../domain/errors';
-import type { Logger } from '../logger';
+import { LOG_SERIALIZERS, type Logger } from '../logger';
 import type { FaultInjector } from '../providers/simulator';
 import { authenticate } from './middleware/auth';
 import { createApiMetrics, type ApiMetrics } from './middleware/metrics';
-import { notFoundHandler, problemHandler } from './middleware/problem';
-import { buildOpenApiDocument } from './openapi';
+import { noteDatabaseReachable, notFoundHandler, problemHandler } from './middleware/problem';
+import { refuseHostileInput, type RouteShape } from './middleware/validate';
+import { buildOpenApiDocument, registry } from './openapi';
 import { cloudPodRoutes } from './routes/cloudpods';
 import { customerRoutes } from './routes/customers';
 import { debugRoutes } from './routes/debug';
 import { healthRoutes } from './routes/health';
 import { nodeRoutes } from './routes/nodes';
 import { opsRoutes } from './routes/ops';
+import { simulatorConfigured, simulatorRoutes } from './routes/simulator';
 import { productRoutes } from './routes/products';
 import { tenantRoutes } from './routes/tenants';
 import { tokenRoutes } from './routes/tokens';
+import { z } from './zod';
 import './types';
 
 export interface AppDeps {
@@ -37,8 +40,11 @@ export interface AppDeps {
   version: string;
   commit: string;
   metrics?: ApiMetrics;
-  /** the simulator's fault rules, steered by /ops/simulator/faults */
-  faults: FaultInjector;
+  /**
+   * The simulators' fault rules behind /ops/simulator/faults; built from `orm` when omitted —
+   * the API needs no provider client to serve them, and builds none.
+   */
+  faults?: FaultInjector;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -51,6 +57,55 @@ const requireJsonBody: RequestHandler = (req, _res, next) => {
   }
   next();
 };
+
+/** The parts of Express 5's router layers that `mountedRoutes` reads. */
+interface RouterLayer {
+  rawPath?: unknown;
+  route?: { path: unknown };
+  handle?: { stack?: unknown };
+}
+
+/** Every route mounted on `app`, nested routers included, in Express syntax (`/api/v1/customers/:id`). */
+export function mountedRoutes(app: Express): RouteShape[] {
+  const routes: RouteShape[] = [];
+  const join = (prefix: string, path: string) =>
+    `${prefix}/${path}`.replace(/\/{2,}/g, '/').replace(/(.)\/$/, '$1');
+  const walk = (stack: RouterLayer[], prefix: string) => {
+    for (const layer of stack) {
+      if (layer.route) {
+        const paths: unknown[] = Array.isArray(layer.route.path) ? layer.route.path : [layer.route.path];
+        for (const path of paths) if (typeof path === 'string') routes.push({ path: join(prefix, path) });
+      } else if (Array.isArray(layer.handle?.stack) && typeof layer.rawPath === 'string') {
+        walk(layer.handle.stack as RouterLayer[], join(prefix, layer.rawPath));
+      }
+    }
+  };
+  walk((app.router as unknown as { stack: RouterLayer[] }).stack, '');
+  return routes;
+}
+
+registry.registerPath({
+  method: 'get',
+  path: '/metrics',
+  summary: 'Prometheus metrics of this API process',
+  responses: {
+    200: {
+      description: 'Prometheus text exposition format',
+      content: { 'text/plain': { schema: z.string() } },
+    },
+  },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/openapi.json',
+  summary: 'This document: the OpenAPI 3.1 description of the API',
+  responses: {
+    200: {
+      description: 'OpenAPI 3.1 document',
+      content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } },
+    },
+  },
+});
 
 export function createApp(deps: AppDeps): Express {
   const { config } = deps;
@@ -71,12 +126,26 @@ export function createApp(deps: AppDeps): Express {
         res.setHeader('X-Request-Id', id);
         return id;
       },
-      customLogLevel: (_req, res, err) =>
-        err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+      customLogLevel: (_req, res, err) => {
+        // A 503 is expected degradation (a paused queue, a dependency down, logged once by the
+        // problem handler), not an error line per request.
+        if (res.statusCode === 503) return 'warn';
+        if (err || res.statusCode >= 500) return 'error';
+        return res.statusCode >= 400 ? 'warn' : 'info';
+      },
+      serializers: LOG_SERIALIZERS,
       autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/metrics' },
     }),
   );
   app.use(metrics.middleware);
+  // Authentication read the token from the database: a request that got that far and did not
+  // fail with a 5xx closes a database outage.
+  app.use((req, res, next) => {
+    res.on('finish', () => {
+      if (req.principal && res.statusCode < 500) noteDatabaseReachable(req.log);
+    });
+    next();
+  });
 
   const apiHelmet = helmet({
     contentSecurityPolicy: {
@@ -124,6 +193,9 @@ export function createApp(deps: AppDeps): Express {
       type: ['application/json', 'application/*+json'],
     }),
   );
+  // Routes are all mounted by the time the first request arrives.
+  let routes: RouteShape[] | undefined;
+  app.use(refuseHostileInput(() => (routes ??= mountedRoutes(app))));
 
   app.use('/health', healthRoutes({ orm: deps.orm, temporalConnection: deps.temporal.connection }));
   app.get('/metrics', async (_req, res) => {
@@ -144,7 +216,11 @@ export function createApp(deps: AppDeps): Express {
   api.use('/products', productRoutes());
   api.use('/cloudpods', cloudPodRoutes({ orm: deps.orm, temporal: deps.temporal, config, metrics }));
   api.use('/nodes', nodeRoutes());
-  api.use('/ops', opsRoutes({ orm: deps.orm, temporal: deps.temporal, config, faults: deps.faults }));
+  // Only with a simulator configured: against Proxmox and PowerDNS these routes do not exist.
+  if (simulatorConfigured(config)) {
+    api.use('/ops/simulator', simulatorRoutes({ orm: deps.orm, config, faults: deps.faults }));
+  }
+  api.use('/ops', opsRoutes({ orm: deps.orm, temporal: deps.temporal, config }));
   app.use('/api/v1', api);
 
   app.use(notFoundHandler);

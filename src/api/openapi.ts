@@ -35,8 +35,44 @@ export function problems(...statuses: number[]) {
   );
 }
 
+const RETRY_AFTER_HEADER = {
+  description: 'seconds to wait before retrying',
+  schema: { type: 'integer', minimum: 0 },
+};
+
+const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace'] as const;
+
+interface Operation {
+  responses?: Record<string, unknown>;
+}
+
+/**
+ * Answers every route can give whatever it declares: 400 for input refused at the edge (control
+ * characters, undecodable paths, bodies that do not inflate) and, under /api/v1, 503 with
+ * Retry-After while the database is out of reach.
+ */
+function addEdgeProblems(paths: Record<string, Record<string, unknown>>): void {
+  for (const [path, item] of Object.entries(paths)) {
+    for (const method of HTTP_METHODS) {
+      const op = item[method] as Operation | undefined;
+      if (!op) continue;
+      const responses = (op.responses ??= {});
+      responses['400'] ??= problems(400)['400'];
+      if (path.startsWith('/api/v1/')) {
+        const unavailable = (responses['503'] ?? problems(503)['503']) as {
+          headers?: Record<string, unknown>;
+        };
+        responses['503'] = {
+          ...unavailable,
+          headers: { ...unavailable.headers, 'Retry-After': RETRY_AFTER_HEADER },
+        };
+      }
+    }
+  }
+}
+
 export function buildOpenApiDocument(version: string) {
-  return new OpenApiGeneratorV31(registry.definitions).generateDocument({
+  const document = new OpenApiGeneratorV31(registry.definitions).generateDocument({
     openapi: '3.1.0',
     info: {
       title: 'Podplane API',
@@ -47,4 +83,6 @@ export function buildOpenApiDocument(version: string) {
     },
     servers: [{ url: '/' }],
   });
+  addEdgeProblems((document.paths ?? {}) as Record<string, Record<string, unknown>>);
+  return document;
 }

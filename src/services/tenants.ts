@@ -129,7 +129,11 @@ export async function tenantQuotas(em: EntityManager, tenantId: string): Promise
     'select max_pods, max_vcpu, max_memory_mb, max_disk_gb from tenant_quotas where tenant_id = ?',
     [tenantId],
   );
-  return { tenant_id: tenantId, limits: { ...(row ?? defaultRow()) }, usage: await tenantUsage(em, tenantId) };
+  return {
+    tenant_id: tenantId,
+    limits: { ...(row ?? defaultRow()) },
+    usage: await tenantUsage(em, tenantId),
+  };
 }
 
 /**
@@ -170,7 +174,11 @@ export async function setTenantQuotas(
       ],
     );
     return {
-      report: { tenant_id: tenantId, limits: { ...(after ?? previous) }, usage: await tenantUsage(tx, tenantId) },
+      report: {
+        tenant_id: tenantId,
+        limits: { ...(after ?? previous) },
+        usage: await tenantUsage(tx, tenantId),
+      },
       previous: { ...previous },
     };
   });

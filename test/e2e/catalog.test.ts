@@ -506,13 +506,16 @@ describe('isolation and authorization', () => {
       `/api/v1/customers/${productId}`,
       `/api/v1/customers/cus_${'0'.repeat(26)}`,
       `/api/v1/customers/${customerId.toUpperCase()}`,
-      '/api/v1/products/%00',
       `/api/v1/products/${customerId}`,
       `/api/v1/products/prd_${'0'.repeat(26)}`,
     ]) {
       expectProblem(await http().get(path).set('Authorization', auth), 404, 'not-found');
       expectProblem(await http().delete(path).set('Authorization', auth), 404, 'not-found');
     }
+    // A control character in an id is refused at the edge, naming the parameter.
+    const nul = await http().get('/api/v1/products/%00').set('Authorization', auth);
+    expect(nul.status).toBe(400);
+    expect(nul.body.errors).toEqual([expect.objectContaining({ field: 'id' })]);
   });
 
   it('refuses the platform admin token with 403 and a missing token with 401', async () => {

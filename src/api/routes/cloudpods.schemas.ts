@@ -21,7 +21,10 @@ export const CreatePodBody = z
       .min(1)
       .max(40)
       .optional()
-      .openapi({ description: 'create the pod from this backup of the tenant (a terminated pod’s included) instead of the template' }),
+      .openapi({
+        description:
+          'create the pod from this backup of the tenant (a terminated pod’s included) instead of the template',
+      }),
   })
   .openapi('CreateCloudPod');
 
@@ -37,9 +40,19 @@ export const JobView = registry.register(
     attempts: z.number().int(),
     max_attempts: z.number().int(),
     failure_reason: z.string().nullable(),
-    current_step: z.string().nullable().openapi({ description: 'the step running now, or the one that failed' }),
-    step_attempt: z.number().int().nullable().openapi({ description: 'attempt of the current step; > 1 while it retries' }),
-    last_error_at: z.string().nullable().openapi({ description: 'when the current step last failed (the operator view has the error)' }),
+    current_step: z
+      .string()
+      .nullable()
+      .openapi({ description: 'the step running now, or the one that failed' }),
+    step_attempt: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: 'attempt of the current step; > 1 while it retries' }),
+    last_error_at: z
+      .string()
+      .nullable()
+      .openapi({ description: 'when the current step last failed (the operator view has the error)' }),
     input: z.record(z.string(), z.unknown()).nullable(),
     workflow_id: z.string(),
     created_at: z.string(),
@@ -79,7 +92,10 @@ export const BackupView = registry.register(
     status: z.enum(BACKUP_STATUSES),
     size_gb: z.number().int().nullable(),
     created_at: z.string(),
-    expires_at: z.string().nullable().openapi({ description: 'restorable until then, even after the pod is terminated' }),
+    expires_at: z
+      .string()
+      .nullable()
+      .openapi({ description: 'restorable until then, even after the pod is terminated' }),
   }),
 );
 

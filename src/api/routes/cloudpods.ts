@@ -205,9 +205,13 @@ export function cloudPodRoutes(deps: {
       });
     }
     if (body.restore_from_backup_id !== undefined && !isId('backup', body.restore_from_backup_id)) {
-      throw new AppError('unprocessable', 'restore_from_backup_id does not name a restorable backup of this tenant', {
-        errors: [{ field: 'restore_from_backup_id', message: 'unknown backup' }],
-      });
+      throw new AppError(
+        'unprocessable',
+        'restore_from_backup_id does not name a restorable backup of this tenant',
+        {
+          errors: [{ field: 'restore_from_backup_id', message: 'unknown backup' }],
+        },
+      );
     }
     if (!isId('product', body.product_id)) {
       throw new AppError('unprocessable', 'product_id does not name an available product of this tenant', {
@@ -297,14 +301,22 @@ export function cloudPodRoutes(deps: {
     const pod = await loadPod(req);
     const body = parse(PlanBody, req.body);
     const product = await targetProduct(req, body.product_id);
-    const job = await requestPlanChange({ em: emOf(req), temporal: deps.temporal, config: deps.config }, pod, product);
+    const job = await requestPlanChange(
+      { em: emOf(req), temporal: deps.temporal, config: deps.config },
+      pod,
+      product,
+    );
     res.status(202).json({ pod: podView(pod), job: jobView(job) });
   });
 
   const signalRoute = (type: SignalOperation) => async (req: Request, res: Response) => {
     requireTenant(req, 'write');
     const pod = await loadPod(req);
-    const { job } = await requestOperation({ em: emOf(req), temporal: deps.temporal, config: deps.config }, pod, type);
+    const { job } = await requestOperation(
+      { em: emOf(req), temporal: deps.temporal, config: deps.config },
+      pod,
+      type,
+    );
     req.log.info({ podId: pod.id, jobId: job.id, type }, 'pod operation requested');
     res.status(202).json({ pod: podView(pod), job: jobView(job) });
   };
@@ -326,7 +338,11 @@ export function cloudPodRoutes(deps: {
   router.post('/:id/backups', idem, async (req, res) => {
     requireTenant(req, 'write');
     const pod = await loadPod(req);
-    const { job, backup } = await requestOperation({ em: emOf(req), temporal: deps.temporal, config: deps.config }, pod, 'BACKUP');
+    const { job, backup } = await requestOperation(
+      { em: emOf(req), temporal: deps.temporal, config: deps.config },
+      pod,
+      'BACKUP',
+    );
     res
       .status(202)
       .json({ pod: podView(pod), job: jobView(job), ...(backup ? { backup: backupView(backup) } : {}) });
@@ -337,9 +353,14 @@ export function cloudPodRoutes(deps: {
     const pod = await loadPod(req);
     const { backupId } = parse(BackupParams, req.params, 'params');
     if (!isId('backup', backupId)) throw notFound('backup');
-    const { job } = await requestOperation({ em: emOf(req), temporal: deps.temporal, config: deps.config }, pod, 'RESTORE', {
-      backupId,
-    });
+    const { job } = await requestOperation(
+      { em: emOf(req), temporal: deps.temporal, config: deps.config },
+      pod,
+      'RESTORE',
+      {
+        backupId,
+      },
+    );
     res.status(202).json({ pod: podView(pod), job: jobView(job) });
   });
 

@@ -19,12 +19,20 @@ export function decodeCursor(cursor: string | undefined): string | undefined {
 /** Control characters (NUL among them, which PostgreSQL refuses to store) never belong in a name. */
 const CONTROL_CHARACTER = /\p{Cc}/u;
 
-export const DisplayName = z
-  .string()
-  .trim()
-  .min(1)
-  .max(200)
-  .refine((name) => !CONTROL_CHARACTER.test(name), 'must not contain control characters');
+/**
+ * The rule for every human-given name (customers, products, tenants, API tokens): one line,
+ * trimmed, not blank, at most `maxLength` characters (the column's length).
+ */
+export function displayName(maxLength: number) {
+  return z
+    .string()
+    .trim()
+    .min(1)
+    .max(maxLength)
+    .refine((name) => !CONTROL_CHARACTER.test(name), 'must not contain control characters');
+}
+
+export const DisplayName = displayName(200);
 
 /** `include_deleted=true|false`; anything else is a 400 rather than a silent truthy string. */
 export const IncludeDeleted = z

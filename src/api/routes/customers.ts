@@ -1,10 +1,11 @@
-/** /api/v1/customers: a tenant's customers; deleting one is soft and frees its email for reuse. */
+/** /api/v1/customers: a tenant's customers; deleting one (only without live pods) is soft and frees its email for reuse. */
 import { Router } from 'express';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { Customer } from '../../db/entities';
 import type { EntityManager } from '../../db/orm';
 import { conflict, notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
+import { deleteCustomer } from '../../services/customers';
 import { emOf, requireTenant } from '../middleware/auth';
 import { parse } from '../middleware/validate';
 import { bearerAuth, problems, registry } from '../openapi';
@@ -71,12 +72,13 @@ registry.registerPath({
 registry.registerPath({
   method: 'delete',
   path: '/api/v1/customers/{id}',
-  summary: 'Soft-delete a customer; its email can then be used again',
+  summary:
+    'Soft-delete a customer; its email can then be used again. Refused (409, naming them in `live_pods`) while any of its pods is not TERMINATED',
   security,
   request: { params: CustomerIdParams },
   responses: {
     204: { description: 'Deleted' },
-    ...problems(401, 403, 404),
+    ...problems(401, 403, 404, 409),
   },
 });
 
@@ -172,12 +174,10 @@ export function customerRoutes(): Router {
   });
 
   router.delete('/:id', async (req, res) => {
-    requireTenant(req, 'write');
+    const principal = requireTenant(req, 'write');
     const { id } = parse(CustomerIdParams, req.params, 'params');
-    const em = emOf(req);
-    const customer = await findCustomer(em, id);
-    customer.deletedAt = new Date();
-    await em.flush();
+    if (!isId('customer', id)) throw notFound('customer');
+    const customer = await deleteCustomer(emOf(req), { tenantId: principal.tenantId, customerId: id });
     req.log.info({ customerId: customer.id }, 'customer deleted');
     res.status(204).end();
   });

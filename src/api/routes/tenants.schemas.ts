@@ -56,3 +56,51 @@ export const TenantList = z.object({ data: z.array(TenantView), next_cursor: z.s
 export const TenantIdParams = z.object({
   id: z.string().openapi({ example: 'ten_01jd0000000000000000000000' }),
 });
+
+/** Upper bounds of a tenant quota: far past any real tenant, well inside a 32-bit column and its sums. */
+export const QUOTA_UPPER_BOUNDS = {
+  max_pods: 100_000,
+  max_vcpu: 1_000_000,
+  max_memory_mb: 1_073_741_824,
+  max_disk_gb: 100_000_000,
+} as const;
+
+const quotaLimit = (field: keyof typeof QUOTA_UPPER_BOUNDS, description: string) =>
+  z.number().int().min(1).max(QUOTA_UPPER_BOUNDS[field]).optional().openapi({ description, example: 50 });
+
+export const TenantQuotasBody = z
+  .strictObject({
+    max_pods: quotaLimit('max_pods', 'pods not TERMINATED'),
+    max_vcpu: quotaLimit('max_vcpu', 'vCPUs summed over those pods'),
+    max_memory_mb: quotaLimit('max_memory_mb', 'memory (MB) summed over those pods'),
+    max_disk_gb: quotaLimit('max_disk_gb', 'disk (GB) summed over those pods'),
+  })
+  .refine((body) => Object.values(body).some((v) => v !== undefined), 'send at least one limit to change')
+  .openapi('TenantQuotasChange', {
+    description: 'Limits to change; the others stay. A limit below current usage only blocks new pods.',
+  });
+
+export type TenantQuotasBody = z.infer<typeof TenantQuotasBody>;
+
+export const TenantQuotasView = registry.register(
+  'TenantQuotas',
+  z.object({
+    tenant_id: z.string(),
+    limits: z.object({
+      max_pods: z.number().int(),
+      max_vcpu: z.number().int(),
+      max_memory_mb: z.number().int(),
+      max_disk_gb: z.number().int(),
+    }),
+    usage: z
+      .object({
+        pods: z.number().int(),
+        vcpu: z.number().int(),
+        memory_mb: z.number().int(),
+        disk_gb: z.number().int(),
+      })
+      .openapi({ description: 'what pods not TERMINATED (and not deleted) use now' }),
+  }),
+);
+
+export type TenantQuotasView = z.infer<typeof TenantQuotasView>;

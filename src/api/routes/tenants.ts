@@ -1,11 +1,11 @@
-/** /api/v1/tenants: platform admins create tenants; a tenant token sees only its own tenant. */
+/** /api/v1/tenants: platform admins create tenants and set their quotas; a tenant token sees only its own tenant. */
 import { Router } from 'express';
 import type { Client } from '@temporalio/client';
 import { Tenant } from '../../db/entities';
 import { notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
 import { issueToken, tokenView } from '../../services/api-tokens';
-import { createTenant, tenantView } from '../../services/tenants';
+import { createTenant, setTenantQuotas, tenantQuotas, tenantView } from '../../services/tenants';
 import { emOf, requireAny, requirePlatformAdmin } from '../middleware/auth';
 import type { ApiMetrics } from '../middleware/metrics';
 import { parse } from '../middleware/validate';
@@ -17,6 +17,8 @@ import {
   TenantCreated,
   TenantIdParams,
   TenantList,
+  TenantQuotasBody,
+  TenantQuotasView,
   TenantView,
 } from './tenants.schemas';
 import { CreateTokenBody, TokenCreated } from './tokens.schemas';
@@ -68,6 +70,35 @@ registry.registerPath({
   responses: {
     201: { description: 'Token issued', content: { 'application/json': { schema: TokenCreated } } },
     ...problems(400, 401, 403, 404, 409),
+  },
+});
+
+registry.registerPath({
+  method: 'get',
+  path: '/api/v1/tenants/{id}/quotas',
+  summary: "A tenant's pod quotas and what its live pods use (platform admin)",
+  security,
+  request: { params: TenantIdParams },
+  responses: {
+    200: { description: 'Limits and usage', content: { 'application/json': { schema: TenantQuotasView } } },
+    ...problems(401, 403, 404),
+  },
+});
+registry.registerPath({
+  method: 'patch',
+  path: '/api/v1/tenants/{id}/quotas',
+  summary: "Change a tenant's pod quotas (platform admin); limits not sent stay as they are",
+  security,
+  request: {
+    params: TenantIdParams,
+    body: { content: { 'application/json': { schema: TenantQuotasBody } } },
+  },
+  responses: {
+    200: {
+      description: 'The new limits and current usage',
+      content: { 'application/json': { schema: TenantQuotasView } },
+    },
+    ...problems(400, 401, 403, 404, 413, 415),
   },
 });
 
@@ -130,6 +161,31 @@ export function tenantRoutes(deps: { temporal: Client; metrics: ApiMetrics }): R
     });
     req.log.info({ tenantId: id, issuedTokenId: issued.token.id }, 'tenant token issued by platform admin');
     res.status(201).json({ token: tokenView(issued.token), secret: issued.secret });
+  });
+
+  router.get('/:id/quotas', async (req, res) => {
+    requirePlatformAdmin(req);
+    const { id } = parse(TenantIdParams, req.params, 'params');
+    if (!isId('tenant', id)) throw notFound('tenant');
+    res.json(await tenantQuotas(emOf(req), id));
+  });
+
+  router.patch('/:id/quotas', async (req, res) => {
+    const admin = requirePlatformAdmin(req, 'write');
+    const { id } = parse(TenantIdParams, req.params, 'params');
+    const body = parse(TenantQuotasBody, req.body);
+    if (!isId('tenant', id)) throw notFound('tenant');
+    const { report, previous } = await setTenantQuotas(emOf(req), id, {
+      maxPods: body.max_pods,
+      maxVcpu: body.max_vcpu,
+      maxMemoryMb: body.max_memory_mb,
+      maxDiskGb: body.max_disk_gb,
+    });
+    req.log.info(
+      { tenantId: id, byTokenId: admin.tokenId, previous, limits: report.limits },
+      'tenant quotas changed by platform admin',
+    );
+    res.json(report);
   });
 
   return router;

@@ -2,10 +2,12 @@
 import { TOKEN_SCOPES } from '../../domain/api-tokens';
 import { registry } from '../openapi';
 import { z } from '../zod';
+import { displayName } from './common.schemas';
 
 export const CreateTokenBody = z
   .strictObject({
-    name: z.string().trim().min(1).max(100).openapi({ example: 'storefront' }),
+    // the same rules as customer and product names; api_tokens.name is varchar(100)
+    name: displayName(100).openapi({ example: 'storefront' }),
     scopes: z
       .array(z.enum(TOKEN_SCOPES))
       .min(1)
