@@ -83,7 +83,7 @@ async function provider<T>(run: () => Promise<T>): Promise<T> {
       const details = { code: err.code ?? null };
       if (!err.retryable)
         throw ApplicationFailure.nonRetryable(err.message, FAILURE_TYPES.providerRejected, details);
-      const retryAfterMs = (err as ProviderError & { retryAfterMs?: number }).retryAfterMs;
+      const { retryAfterMs } = err;
       throw ApplicationFailure.create({
         message: err.message,
         type: FAILURE_TYPES.providerFailed,

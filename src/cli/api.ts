@@ -3,7 +3,6 @@ import { createApp } from '../api/app';
 import { loadConfigOrExit } from '../config';
 import { initOrm } from '../db/orm';
 import { createLogger } from '../logger';
-import { createProviders } from '../providers';
 import { connectTemporal } from '../temporal-client';
 import { COMMIT, VERSION } from './infra';
 import { serve } from './serve';
@@ -19,7 +18,8 @@ async function main(): Promise<void> {
   }
   const orm = await initOrm({ databaseUrl: config.DATABASE_URL, poolMax: config.DATABASE_POOL_MAX });
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
-  const { faults } = createProviders(config, orm);
+  // The API calls no provider, so it builds no Proxmox or PowerDNS client; the simulators'
+  // admin routes read the simulators' tables through the ORM.
   const app = createApp({
     config,
     orm,
@@ -27,7 +27,6 @@ async function main(): Promise<void> {
     logger,
     version: VERSION,
     commit: COMMIT,
-    faults,
   });
   const server = await serve(app, config, logger);
   const stop = async (signal: string) => {

@@ -11,7 +11,12 @@ export interface VmRef {
 
 export interface VmSpec extends VmRef, Resources {
   hostname: string;
-  /** create the VM from this backup artifact instead of the template (a pod restored from a backup) */
+  /**
+   * Create the VM from this backup artifact instead of the template (a pod restored from a
+   * backup): its disks are the backup's (grown to `diskGb` if smaller), cores and memory the
+   * spec's. A missing artifact fails with the non-retryable `BACKUP_NOT_FOUND` and makes no VM.
+   * Ignored when the pod already has a VM (that VM is adopted).
+   */
   fromBackupId?: string | null;
 }
 
@@ -61,13 +66,22 @@ export interface Hypervisor {
   /** Stop and delete with purge. */
   destroyVm(ref: VmRef): Promise<void>;
   /**
-   * Back the VM up to an artifact apart from it. Idempotent by `name` (at most 40 characters,
-   * `[a-z0-9-]`): a retry after a lost answer returns the artifact the first call made.
+   * Back the VM up to an artifact apart from it. Idempotent by `name` (1 to 40 characters of
+   * `[A-Za-z0-9_-]`, else the non-retryable `BAD_BACKUP_NAME`): a retry after a lost answer —
+   * even once the VM is gone — returns the artifact the first call made. A locked (suspended)
+   * VM is backed up and left locked.
    */
   backupVm(ref: VmRef, name: string): Promise<BackupArtifact>;
-  /** The artifact, or null when it does not exist (verified before a destroy relies on it). */
+  /**
+   * The artifact, or null when it certainly does not exist (verified before a destroy relies on
+   * it); when the provider cannot tell, it throws a retryable error rather than answer null.
+   */
   findBackup(backupId: string): Promise<BackupArtifact | null>;
-  /** Replace the pod's VM disks with the backup's, in place. */
+  /**
+   * Replace the pod's VM disks with the backup's, in place: cores, memory, power state and lock
+   * stay; a disk that grew since the backup is grown back. A missing artifact fails with the
+   * non-retryable `BACKUP_NOT_FOUND` and leaves the VM untouched.
+   */
   restoreBackup(ref: VmRef, backupId: string): Promise<void>;
   /** Delete the artifact (retention); a missing artifact succeeds. */
   deleteBackup(backupId: string): Promise<void>;

@@ -11,7 +11,7 @@ import { FaultInjector, SimulatedDns, SimulatedHypervisor } from './simulator';
 export interface Providers {
   hypervisor: Hypervisor;
   dns: Dns;
-  /** the simulators' fault rules (present whatever the providers, so the admin route always works) */
+  /** the simulators' fault rules (SIMULATOR_FAULTS is loaded into them where the providers run) */
   faults: FaultInjector;
 }
 
@@ -33,6 +33,7 @@ export function createProviders(config: Config, orm: MikroORM): Providers {
           tokenSecret: required(config, 'PROXMOX_TOKEN_SECRET', 'HYPERVISOR=proxmox'),
           templateVmId: required(config, 'PROXMOX_TEMPLATE_VMID', 'HYPERVISOR=proxmox'),
           taskPollMs: config.PROXMOX_TASK_POLL_MS,
+          backupStorage: config.PROXMOX_BACKUP_STORAGE,
         })
       : new SimulatedHypervisor(sim);
   const dns: Dns =

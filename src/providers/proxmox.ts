@@ -1,10 +1,13 @@
-/** The production hypervisor: Proxmox VE over REST, VMs found by a per-pod tag, tasks polled by UPID. */
+/**
+ * The production hypervisor: Proxmox VE over REST, VMs found by a per-pod tag, tasks polled by
+ * UPID, backups as vzdump archives on a backup storage (found again by their notes).
+ */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Resources } from '../domain/cloudpods';
 import { ProviderError } from './errors';
 import { ProviderHttp } from './http';
-import type { Hypervisor, Snapshot, VmInfo, VmRef, VmSpec } from './hypervisor';
+import type { BackupArtifact, Hypervisor, VmInfo, VmRef, VmSpec } from './hypervisor';
 
 export interface ProxmoxOptions {
   /** `https://pve.example.com:8006`, with or without the `/api2/json` suffix */
@@ -14,6 +17,8 @@ export interface ProxmoxOptions {
   tokenSecret: string;
   /** the template every pod VM is cloned from */
   templateVmId: number;
+  /** where vzdump writes backups (`PROXMOX_BACKUP_STORAGE`); vzdump's own default is `local` */
+  backupStorage?: string;
   taskPollMs: number;
   /** a task still running after this long fails the call (retryable); default 15 minutes */
   taskTimeoutMs?: number;
@@ -30,6 +35,9 @@ const DATA_DISK = 'scsi0';
 
 const SHUTDOWN_TIMEOUT_S = 60;
 
+/** Refused task polls in a row that `waitTask` sits out before it gives up on the operation. */
+const MAX_REFUSED_POLLS = 5;
+
 /** The tag that ties a VM to its pod; Proxmox tags allow only `[a-z0-9_][a-z0-9_+.-]*`. */
 export function podTag(podId: string): string {
   return `podplane-pod-${podId.toLowerCase().replace(/[^a-z0-9_+.-]/g, '-')}`;
@@ -38,6 +46,32 @@ export function podTag(podId: string): string {
 /** Written into the clone's description so an interrupted create can find its untagged VM. */
 function cloneMarker(podId: string): string {
   return `podplane-pod:${podId}`;
+}
+
+/** What `backupVm` accepts as a name: the interface's 40 characters, safe in a vzdump notes template. */
+const BACKUP_NAME = /^[A-Za-z0-9_-]{1,40}$/;
+
+/**
+ * The notes vzdump writes next to the archive (`notes-template`): a retried backup finds the
+ * archive its first attempt made by them, and they name the pod the backup belongs to.
+ */
+function backupNotes(name: string, podId: string): string {
+  return `podplane-backup:${name}:${podId}`;
+}
+
+function podOfNotes(notes: string | undefined): string | null {
+  return /^podplane-backup:[A-Za-z0-9_-]{1,40}:(\S+)$/.exec(notes ?? '')?.[1] ?? null;
+}
+
+/** `local:backup/vzdump-qemu-101-2026_01_01-00_00_00.vma.zst` → storage and the VM id it was taken of. */
+function parseBackupVolid(volid: string): { storage: string; vmid: number } | null {
+  const m = /^([^:/]+):backup\/vzdump-qemu-(\d+)-[^/]+$/.exec(volid);
+  return m?.[1] && m[2] ? { storage: m[1], vmid: Number(m[2]) } : null;
+}
+
+/** `local-lvm:vm-101-disk-0,size=32G` → `local-lvm`. */
+function storageOfDisk(disk: string | undefined): string | undefined {
+  return /^([^:,]+):/.exec(disk ?? '')?.[1];
 }
 
 const upidSchema = z.string().startsWith('UPID:');
@@ -57,6 +91,8 @@ const statusSchema = z.object({ status: z.string(), lock: z.string().optional() 
 type VmStatus = z.infer<typeof statusSchema>;
 
 const configSchema = z.object({
+  name: z.string().optional(),
+  tags: z.string().optional(),
   cores: z.coerce.number().optional(),
   sockets: z.coerce.number().optional(),
   memory: z.union([z.number(), z.string()]).optional(),
@@ -78,7 +114,18 @@ const interfacesSchema = z.object({
   ),
 });
 
-const snapshotsSchema = z.array(z.object({ name: z.string() }));
+const nodesSchema = z.array(z.object({ node: z.string(), status: z.string().optional() }));
+
+/** A backup volume as the storage content listing reports it (`notes` is its first line only). */
+const backupVolumeSchema = z.object({
+  volid: z.string(),
+  vmid: z.coerce.number().int().optional(),
+  size: z.coerce.number().optional(),
+  notes: z.string().optional(),
+});
+type BackupVolume = z.infer<typeof backupVolumeSchema>;
+
+const storageStatusSchema = z.object({ content: z.string() });
 
 /** Where a VM lives right now: VMs migrate between nodes, so every call finds it afresh. */
 interface Located {
@@ -140,12 +187,14 @@ export class ProxmoxHypervisor implements Hypervisor {
   readonly name = 'proxmox';
   private readonly apiUrl: string;
   private readonly taskTimeoutMs: number;
+  private readonly backupStorage: string;
   private readonly http: ProviderHttp;
 
   constructor(private readonly opts: ProxmoxOptions) {
     const base = opts.baseUrl.replace(/\/+$/, '');
     this.apiUrl = base.endsWith('/api2/json') ? base : `${base}/api2/json`;
     this.taskTimeoutMs = opts.taskTimeoutMs ?? 15 * 60_000;
+    this.backupStorage = opts.backupStorage ?? 'local';
     this.http = new ProviderHttp({
       provider: this.name,
       fetch: opts.fetch ?? fetch,
@@ -169,6 +218,7 @@ export class ProxmoxHypervisor implements Hypervisor {
       await this.completeSetup(op, orphan, spec, true);
       return this.describe(op, orphan, spec.podId);
     }
+    if (spec.fromBackupId) return this.createFromBackup(op, vms, spec, spec.fromBackupId);
     const template = vms.find((vm) => vm.vmid === this.opts.templateVmId);
     if (!template) {
       throw this.fail(op, `template VM ${this.opts.templateVmId} not found`, false, 'TEMPLATE_NOT_FOUND');
@@ -260,43 +310,258 @@ export class ProxmoxHypervisor implements Hypervisor {
     }
   }
 
-  async snapshotVm(ref: VmRef, name: string): Promise<Snapshot> {
-    const op = 'snapshotVm';
-    const vm = await this.mustLocate(op, ref.podId);
-    const [status, config, snapshots] = await Promise.all([
-      this.status(op, vm),
-      this.config(op, vm),
-      this.snapshots(op, vm),
-    ]);
-    if (!snapshots.includes(name)) {
-      await this.withoutSuspension(op, vm, status, async () => {
-        const upid = await this.request(op, 'POST', `${this.vmPath(vm)}/snapshot`, upidSchema, {
-          snapname: name,
-        });
-        await this.waitTask(op, upid);
-      });
+  async backupVm(ref: VmRef, name: string): Promise<BackupArtifact> {
+    const op = 'backupVm';
+    if (!BACKUP_NAME.test(name)) {
+      throw this.fail(op, `backup name '${name}' is not 1-40 of [A-Za-z0-9_-]`, false, 'BAD_BACKUP_NAME');
     }
-    return { snapshotId: name, sizeGb: diskGbOf(config) };
-  }
-
-  async restoreSnapshot(ref: VmRef, snapshotId: string): Promise<void> {
-    const op = 'restoreSnapshot';
-    const vm = await this.mustLocate(op, ref.podId);
-    const [status, snapshots] = await Promise.all([this.status(op, vm), this.snapshots(op, vm)]);
-    if (!snapshots.includes(snapshotId)) {
-      throw this.fail(op, `no snapshot ${snapshotId} on VM ${vm.vmid}`, false, 'SNAPSHOT_NOT_FOUND');
+    const notes = backupNotes(name, ref.podId);
+    const ours = (v: BackupVolume) => v.notes === notes;
+    const vm = await this.locate(op, ref.podId);
+    if (!vm) {
+      // The VM may be gone since an earlier attempt made the backup (a retried pre-termination backup).
+      const earlier = await this.findArchive(op, this.backupStorage, undefined, ours, null);
+      if (earlier) return this.artifact(earlier.volume, ref.podId);
+      throw this.fail(op, `no VM for pod ${ref.podId}`, false, 'VM_NOT_FOUND');
+    }
+    // vzdump takes any storage and fails only inside its task; a storage that does not exist or
+    // cannot hold backups is a configuration error no retry fixes, so it is refused up front
+    // (the status call answers 400 "No such storage." where the content listing answers a 500).
+    const storage = await this.request(
+      op,
+      'GET',
+      `/nodes/${encodeURIComponent(vm.node)}/storage/${encodeURIComponent(this.backupStorage)}/status`,
+      storageStatusSchema,
+    );
+    if (!storage.content.split(',').includes('backup')) {
+      throw this.fail(
+        op,
+        `storage '${this.backupStorage}' does not take backups (content: ${storage.content})`,
+        false,
+        'BACKUP_STORAGE_INVALID',
+      );
+    }
+    const done = (await this.archivesOn(op, vm.node, this.backupStorage, vm.vmid)).find(ours);
+    if (done) return this.artifact(done, ref.podId);
+    const status = await this.status(op, vm);
+    // `backup` is an earlier attempt's vzdump still running: its archive turns up once it ends.
+    if (status.lock && status.lock !== SUSPENSION_LOCK) {
+      throw this.fail(op, `VM ${vm.vmid} is busy (lock ${status.lock})`, true, 'VM_BUSY');
     }
     await this.withoutSuspension(op, vm, status, async () => {
-      // A rollback to a snapshot without RAM leaves the VM stopped; a running pod stays running.
-      const upid = await this.request(
+      const started = await this.request(
         op,
         'POST',
-        `${this.vmPath(vm)}/snapshot/${encodeURIComponent(snapshotId)}/rollback`,
-        upidSchema,
-        { start: status.status === 'running' ? 1 : undefined },
+        `/nodes/${encodeURIComponent(vm.node)}/vzdump`,
+        z.string(),
+        {
+          vmid: vm.vmid,
+          storage: this.backupStorage,
+          mode: 'snapshot',
+          compress: 'zstd',
+          'notes-template': notes,
+        },
       );
-      await this.waitTask(op, upid);
+      // vzdump answers a plain `OK` and does nothing when the VM runs on another node.
+      if (!upidSchema.safeParse(started).success) {
+        throw this.fail(op, `vzdump did not start on ${vm.node}: the VM moved`, true, 'VM_MOVED');
+      }
+      await this.waitTask(op, started);
     });
+    const made = (await this.archivesOn(op, vm.node, this.backupStorage, vm.vmid)).find(ours);
+    if (!made) {
+      throw this.fail(
+        op,
+        `vzdump of VM ${vm.vmid} ended without an archive noted '${notes}' on '${this.backupStorage}'`,
+        true,
+        'BACKUP_MISSING',
+      );
+    }
+    return this.artifact(made, ref.podId);
+  }
+
+  /** An archive without Podplane's notes is not one of ours, and is not reported. */
+  async findBackup(backupId: string): Promise<BackupArtifact | null> {
+    const op = 'findBackup';
+    const volid = parseBackupVolid(backupId);
+    if (!volid) return null;
+    const found = await this.findArchive(op, volid.storage, volid.vmid, (v) => v.volid === backupId, null);
+    const podId = podOfNotes(found?.volume.notes);
+    return found && podId ? this.artifact(found.volume, podId) : null;
+  }
+
+  async restoreBackup(ref: VmRef, backupId: string): Promise<void> {
+    const op = 'restoreBackup';
+    const vm = await this.mustLocate(op, ref.podId);
+    await this.mustFindArchive(op, backupId, vm.node);
+    const [status, config] = await Promise.all([this.status(op, vm), this.config(op, vm)]);
+    // A restore refuses a locked VM (create_and_lock_config); the suspension lock is ours to lift.
+    if (status.lock && status.lock !== SUSPENSION_LOCK) {
+      throw this.fail(op, `VM ${vm.vmid} is busy (lock ${status.lock})`, true, 'VM_BUSY');
+    }
+    const running = status.status === 'running';
+    const diskGb = diskGbOf(config);
+    await this.withoutSuspension(op, vm, status, async () => {
+      // Proxmox refuses to restore over a running VM.
+      if (running) await this.powerTransition(op, vm, 'stop', {}, 'stopped');
+      // Only the disks come from the backup: the plan's cores and memory, the pod's name, tag and
+      // marker are passed as overrides of the restored configuration.
+      const upid = await this.request(op, 'POST', `/nodes/${encodeURIComponent(vm.node)}/qemu`, upidSchema, {
+        vmid: vm.vmid,
+        archive: backupId,
+        force: 1,
+        storage: storageOfDisk(config[DATA_DISK]),
+        name: config.name,
+        tags: config.tags,
+        description: config.description,
+        cores: config.cores,
+        sockets: config.sockets,
+        memory: memoryMbOf(config) || undefined,
+      });
+      await this.waitTask(op, upid);
+      // The plan's disk may have grown since the backup: grow the restored one back, never shrink.
+      if (diskGbOf(await this.config(op, vm)) < diskGb) await this.growDisk(op, vm, diskGb);
+      if (running) await this.powerTransition(op, vm, 'start', {}, 'running');
+    });
+  }
+
+  async deleteBackup(backupId: string): Promise<void> {
+    const op = 'deleteBackup';
+    const volid = parseBackupVolid(backupId);
+    if (!volid) return;
+    const found = await this.findArchive(op, volid.storage, volid.vmid, (v) => v.volid === backupId, null);
+    if (!found) return;
+    const upid = await this.request(
+      op,
+      'DELETE',
+      `/nodes/${encodeURIComponent(found.node)}/storage/${encodeURIComponent(volid.storage)}/content/${encodeURIComponent(backupId)}`,
+      upidSchema,
+    );
+    await this.waitTask(op, upid);
+  }
+
+  /**
+   * Restores the archive into a new VM on the pod's node. The pod's name, tag and marker and the
+   * plan's cores and memory go in as overrides of the restored configuration, so the VM is
+   * tagged for its pod the moment the restore ends (never for the pod the backup was taken of).
+   */
+  private async createFromBackup(
+    op: string,
+    vms: Resource[],
+    spec: VmSpec,
+    backupId: string,
+  ): Promise<VmInfo> {
+    await this.mustFindArchive(op, backupId, spec.node);
+    const template = vms.find((vm) => vm.vmid === this.opts.templateVmId);
+    // New pods' disks live where the template's do; without a template, where the backup says.
+    const disks = template
+      ? storageOfDisk((await this.config(op, { vmid: template.vmid, node: template.node }))[DATA_DISK])
+      : undefined;
+    const vmid = await this.request(op, 'GET', '/cluster/nextid', z.coerce.number().int());
+    const upid = await this.request(op, 'POST', `/nodes/${encodeURIComponent(spec.node)}/qemu`, upidSchema, {
+      vmid,
+      archive: backupId,
+      unique: 1,
+      storage: disks,
+      name: spec.hostname,
+      description: cloneMarker(spec.podId),
+      tags: `podplane;${podTag(spec.podId)}`,
+      cores: spec.vcpu,
+      sockets: 1,
+      memory: spec.memoryMb,
+    });
+    const vm: Located = { vmid, node: spec.node };
+    try {
+      await this.waitTask(op, upid);
+    } catch (err) {
+      await this.discardFailedRestore(op, vm);
+      throw err;
+    }
+    await this.completeSetup(op, vm, spec, false);
+    return this.describe(op, vm, spec.podId);
+  }
+
+  /**
+   * A failed restore leaves its VM behind ("VM state is NOT cleaned up"), untagged, so nothing
+   * would ever adopt it: remove it, best effort — the error the caller sees is the restore's.
+   */
+  private async discardFailedRestore(op: string, vm: Located): Promise<void> {
+    try {
+      const left = (await this.listVms(op)).find((v) => v.vmid === vm.vmid && v.node === vm.node);
+      if (!left || isTemplate(left) || tagsOf(left.tags).some((t) => t.startsWith('podplane-pod-'))) return;
+      const upid = await this.request(op, 'DELETE', this.vmPath(vm), upidSchema, {
+        purge: 1,
+        'destroy-unreferenced-disks': 1,
+      });
+      await this.waitTask(op, upid);
+    } catch {
+      // the guardian's orphan scan reports what is left
+    }
+  }
+
+  private artifact(volume: BackupVolume, podId: string): BackupArtifact {
+    return {
+      backupId: volume.volid,
+      podId,
+      sizeGb: volume.size ? Math.max(1, Math.ceil(volume.size / 1024 ** 3)) : 0,
+    };
+  }
+
+  private archivesOn(op: string, node: string, storage: string, vmid?: number): Promise<BackupVolume[]> {
+    return this.request(
+      op,
+      'GET',
+      `/nodes/${encodeURIComponent(node)}/storage/${encodeURIComponent(storage)}/content`,
+      z.array(backupVolumeSchema),
+      { content: 'backup', vmid },
+    );
+  }
+
+  /**
+   * The archive and the node that sees it, trying `prefer` first. A storage that is not shared
+   * (like `local`) holds a node's archives only, so the others are asked too. When nothing is
+   * found but a node could not be asked, that error is thrown: "missing" must be certain.
+   */
+  private async findArchive(
+    op: string,
+    storage: string,
+    vmid: number | undefined,
+    match: (v: BackupVolume) => boolean,
+    prefer: string | null,
+  ): Promise<{ node: string; volume: BackupVolume } | null> {
+    const online = (await this.request(op, 'GET', '/nodes', nodesSchema))
+      .filter((n) => n.status === undefined || n.status === 'online')
+      .map((n) => n.node);
+    const nodes = prefer ? [prefer, ...online.filter((n) => n !== prefer)] : online;
+    let failure: ProviderError | null = null;
+    for (const node of nodes) {
+      try {
+        const volume = (await this.archivesOn(op, node, storage, vmid)).find(match);
+        if (volume) return { node, volume };
+      } catch (err) {
+        if (!(err instanceof ProviderError)) throw err;
+        failure = err;
+      }
+    }
+    if (failure) throw failure;
+    return null;
+  }
+
+  /** The archive must exist and be readable from `node`; either failure is one no retry fixes. */
+  private async mustFindArchive(op: string, backupId: string, node: string): Promise<void> {
+    const volid = parseBackupVolid(backupId);
+    const found = volid
+      ? await this.findArchive(op, volid.storage, volid.vmid, (v) => v.volid === backupId, node)
+      : null;
+    if (!found) throw this.fail(op, `no backup ${backupId}`, false, 'BACKUP_NOT_FOUND');
+    if (found.node !== node) {
+      throw this.fail(
+        op,
+        `backup ${backupId} is on node ${found.node} only (storage not shared); node ${node} cannot read it`,
+        false,
+        'BACKUP_NOT_ON_NODE',
+      );
+    }
   }
 
   private vmPath(vm: Located): string {
@@ -385,12 +650,6 @@ export class ProxmoxHypervisor implements Hypervisor {
     return this.request(op, 'GET', `${this.vmPath(vm)}/config`, configSchema);
   }
 
-  private async snapshots(op: string, vm: Located): Promise<string[]> {
-    const list = await this.request(op, 'GET', `${this.vmPath(vm)}/snapshot`, snapshotsSchema);
-    // `current` is Proxmox's "you are here" entry, not a snapshot.
-    return list.map((s) => s.name).filter((n) => n !== 'current');
-  }
-
   /** The guest agent answers only once the guest has booted; until then the VM has no known IP. */
   private async ipAddress(op: string, vm: Located): Promise<string | null> {
     try {
@@ -445,7 +704,10 @@ export class ProxmoxHypervisor implements Hypervisor {
     }
   }
 
-  /** Proxmox refuses snapshots and rollbacks of a locked VM: lift the suspension for the operation only. */
+  /**
+   * vzdump and a restore refuse a locked VM (pve-guest-common AbstractConfig.pm `set_lock`,
+   * `create_and_lock_config`): lift the suspension for the operation only.
+   */
   private async withoutSuspension(
     op: string,
     vm: Located,
@@ -464,6 +726,9 @@ export class ProxmoxHypervisor implements Hypervisor {
   /**
    * Polls until the task stops. A failed task is retryable: the common causes are lock and storage
    * timeouts, Proxmox removes a failed clone itself, and the activity's retry policy bounds the attempts.
+   * A poll the server refuses for now (429, 503, a network error) is repeated — after its
+   * `Retry-After` when it names one — rather than failing an operation whose task runs on:
+   * a few in a row are tolerated, and never past the task's deadline.
    */
   private async waitTask(op: string, upid: string): Promise<void> {
     // Tasks are served by the node that runs them, which the UPID names.
@@ -471,8 +736,19 @@ export class ProxmoxHypervisor implements Hypervisor {
     if (!node) throw this.fail(op, `malformed task id ${upid}`, false, 'BAD_RESPONSE');
     const path = `/nodes/${encodeURIComponent(node)}/tasks/${encodeURIComponent(upid)}/status`;
     const deadline = Date.now() + this.taskTimeoutMs;
+    let refused = 0;
     for (;;) {
-      const task = await this.request(op, 'GET', path, taskSchema);
+      let task: z.infer<typeof taskSchema>;
+      try {
+        task = await this.request(op, 'GET', path, taskSchema);
+        refused = 0;
+      } catch (err) {
+        if (!(err instanceof ProviderError) || !err.retryable || ++refused > MAX_REFUSED_POLLS) throw err;
+        const wait = Math.max(err.retryAfterMs ?? 0, this.opts.taskPollMs);
+        if (Date.now() + wait >= deadline) throw err;
+        await sleep(wait);
+        continue;
+      }
       if (task.status === 'stopped') {
         const exit = task.exitstatus ?? 'no exit status';
         if (exit === 'OK' || /^WARNINGS: \d+$/.test(exit)) return;

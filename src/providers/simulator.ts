@@ -1,30 +1,46 @@
 /**
  * The embedded default hypervisor and DNS: state in PostgreSQL (survives restarts), a
- * configurable latency, and fault injection by rule so a demo or a test can make "Proxmox" fail.
+ * configurable latency, and fault injection by rule so a demo or a test can make "Proxmox" fail —
+ * before it acts, after it acted, or late.
  */
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Resources } from '../domain/cloudpods';
-import { globToRegExp, type FaultOperation, type FaultRuleInput } from '../domain/faults';
+import {
+  faultModeProblem,
+  globToRegExp,
+  isFaultMode,
+  type FaultOperation,
+  type FaultRuleInput,
+} from '../domain/faults';
 import { newId } from '../domain/ids';
-import { SimDnsRecord, SimFaultRule, SimVm } from '../db/entities';
+import { SimBackup, SimDnsRecord, SimFaultRule, SimVm } from '../db/entities';
 import { systemEm, type MikroORM } from '../db/orm';
 import type { ARecord, Dns, DnsRecordRef } from './dns';
 import { ProviderError } from './errors';
-
-import type { Hypervisor, Snapshot, VmInfo, VmRef, VmSpec } from './hypervisor';
+import type { BackupArtifact, Hypervisor, VmInfo, VmRef, VmSpec } from './hypervisor';
 
 export class FaultInjector {
   constructor(private readonly orm: MikroORM) {}
 
+  /** Adds (or, with the same id, replaces) a rule; throws when its mode and delay disagree. */
   async add(rule: FaultRuleInput, id: string = newId('fault')): Promise<SimFaultRule> {
+    const mode = rule.mode ?? 'fail';
+    const problem = faultModeProblem(mode, rule.delayMs);
+    if (problem) throw new Error(`bad fault rule for ${rule.operation}: ${problem}`);
     const em = systemEm(this.orm);
     const row = em.create(SimFaultRule, {
       id,
       operation: rule.operation,
       slugPattern: rule.slugPattern,
       remaining: rule.times ?? null,
-      message: rule.message ?? `injected ${rule.operation} failure`,
+      mode,
+      delayMs: rule.delayMs ?? null,
+      message:
+        rule.message ??
+        (mode === 'after'
+          ? `injected ${rule.operation} failure after the operation took effect`
+          : `injected ${rule.operation} failure`),
     });
     await em.upsert(row);
     return row;
@@ -42,30 +58,67 @@ export class FaultInjector {
     await systemEm(this.orm).nativeDelete(SimFaultRule, {});
   }
 
-  /** Consumes one matching rule (atomically) and throws its failure; returns when none matches. */
-  async check(provider: string, operation: FaultOperation, podSlug: string): Promise<void> {
+  /**
+   * Consumes one use of the first rule matching the operation and `subject` (a pod slug, or a
+   * backup id for the operations that have no pod) and returns it; null when none applies.
+   * A counted rule is decremented by one conditional UPDATE, so concurrent calls never share a use.
+   */
+  async take(operation: FaultOperation, subject: string): Promise<SimFaultRule | null> {
     const em = systemEm(this.orm);
     const rules = await em.find(SimFaultRule, { operation }, { orderBy: { createdAt: 'asc', id: 'asc' } });
     for (const rule of rules) {
-      if (!globToRegExp(rule.slugPattern).test(podSlug)) continue;
-      if (rule.remaining === null || rule.remaining === undefined) {
-        throw new ProviderError(provider, operation, rule.message, true, 'INJECTED_FAULT');
-      }
+      if (!globToRegExp(rule.slugPattern).test(subject)) continue;
+      if (rule.remaining === null || rule.remaining === undefined) return rule;
       const consumed = await em
         .getConnection()
         .execute<{ id: string }[]>(
           'update sim_fault_rules set remaining = remaining - 1 where id = ? and remaining > 0 returning id',
           [rule.id],
         );
-      if (consumed.length > 0)
-        throw new ProviderError(provider, operation, rule.message, true, 'INJECTED_FAULT');
+      if (consumed.length > 0) return rule;
     }
+    return null;
+  }
+
+  /**
+   * Runs `effect` under the rule that applies, if any: `fail` throws instead of running it,
+   * `after` runs it and then throws, `delay` runs it and answers after the rule's delay.
+   * Injected failures are retryable, as the transient faults they stand for are.
+   */
+  async around<T>(
+    provider: string,
+    operation: FaultOperation,
+    subject: string,
+    effect: () => Promise<T>,
+  ): Promise<T> {
+    const rule = await this.take(operation, subject);
+    const injected = (r: SimFaultRule) =>
+      new ProviderError(provider, operation, r.message, true, 'INJECTED_FAULT');
+    // An unknown mode (a row written by hand) fails like the default rather than being ignored.
+    if (rule && (rule.mode === 'fail' || !isFaultMode(rule.mode))) throw injected(rule);
+    const result = await effect();
+    if (rule?.mode === 'after') throw injected(rule);
+    if (rule?.mode === 'delay' && rule.delayMs) await sleep(rule.delayMs);
+    return result;
   }
 }
 
 function ipFor(podId: string): string {
   const h = createHash('sha256').update(podId).digest();
   return `10.${h[0] ?? 0}.${h[1] ?? 0}.${((h[2] ?? 0) % 250) + 2}`;
+}
+
+/** What `backupVm` accepts as a name (the interface's promise: at most 40 characters). */
+const BACKUP_NAME = /^[A-Za-z0-9_-]{1,40}$/;
+
+/**
+ * The simulator's backup id for a name: readable (`sbk-<name>`) so a fault glob can aim at it,
+ * and within the 40-character column — a long name keeps its start plus a hash of the whole.
+ */
+export function simBackupId(name: string): string {
+  if (name.length <= 36) return `sbk-${name}`;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  return `sbk-${name.slice(0, 27)}-${hash}`;
 }
 
 export interface SimulatorOptions {
@@ -85,12 +138,16 @@ export class SimulatedHypervisor implements Hypervisor {
     return systemEm(this.opts.orm);
   }
 
-  private async enter(operation: FaultOperation, podSlug: string): Promise<void> {
-    await this.opts.faults.check(this.name, operation, podSlug);
+  private faulty<T>(operation: FaultOperation, subject: string, effect: () => Promise<T>): Promise<T> {
+    return this.opts.faults.around(this.name, operation, subject, effect);
   }
 
   private async pause(): Promise<void> {
     if (this.opts.latencyMs > 0) await sleep(this.opts.latencyMs);
+  }
+
+  private fail(operation: string, message: string, code: string): ProviderError {
+    return new ProviderError(this.name, operation, message, false, code);
   }
 
   private toInfo(vm: SimVm): VmInfo {
@@ -107,6 +164,10 @@ export class SimulatedHypervisor implements Hypervisor {
     };
   }
 
+  private toArtifact(backup: SimBackup): BackupArtifact {
+    return { backupId: backup.id, podId: backup.podId, sizeGb: backup.sizeGb };
+  }
+
   private async load(ref: VmRef): Promise<SimVm | null> {
     const vm = await this.em().findOne(SimVm, { podId: ref.podId });
     if (vm?.status === 'starting' && Date.now() - vm.createdAt.getTime() >= this.opts.bootMs) {
@@ -118,109 +179,162 @@ export class SimulatedHypervisor implements Hypervisor {
 
   private async mustLoad(ref: VmRef, operation: string): Promise<SimVm> {
     const vm = await this.load(ref);
-    if (!vm)
-      throw new ProviderError(this.name, operation, `no VM for pod ${ref.podId}`, false, 'VM_NOT_FOUND');
+    if (!vm) throw this.fail(operation, `no VM for pod ${ref.podId}`, 'VM_NOT_FOUND');
     return vm;
   }
 
-  async createVm(spec: VmSpec): Promise<VmInfo> {
-    await this.enter('createVm', spec.podSlug);
-    // Keyed by pod: a retried create (after a crash mid-call) finds and adopts this row.
-    await this.em()
-      .createQueryBuilder(SimVm)
-      .insert({
-        vmId: `sim-${spec.podId.slice(4)}`,
-        podId: spec.podId,
-        node: spec.node,
-        name: spec.hostname,
-        status: this.opts.bootMs > 0 ? 'starting' : 'running',
-        locked: false,
-        vcpu: spec.vcpu,
-        memoryMb: spec.memoryMb,
-        diskGb: spec.diskGb,
-        ipAddress: ipFor(spec.podId),
-        snapshots: [],
-        createdAt: new Date(),
-      })
-      .onConflict('pod_id')
-      .ignore()
-      .execute();
-    await this.pause();
-    return this.toInfo(await this.mustLoad(spec, 'createVm'));
+  private async mustLoadBackup(backupId: string, operation: string): Promise<SimBackup> {
+    const backup = await this.em().findOne(SimBackup, { id: backupId });
+    if (!backup) throw this.fail(operation, `no backup ${backupId}`, 'BACKUP_NOT_FOUND');
+    return backup;
   }
 
-  async findVm(ref: VmRef): Promise<VmInfo | null> {
-    await this.enter('findVm', ref.podSlug);
-    const vm = await this.load(ref);
-    return vm ? this.toInfo(vm) : null;
+  createVm(spec: VmSpec): Promise<VmInfo> {
+    return this.faulty('createVm', spec.podSlug, async () => {
+      // The pod's existing VM is adopted before anything else, as the Proxmox client does.
+      const existing = await this.load(spec);
+      if (existing) return this.toInfo(existing);
+      const backup = spec.fromBackupId ? await this.mustLoadBackup(spec.fromBackupId, 'createVm') : null;
+      // Keyed by pod: a retried create (after a crash mid-call) finds and adopts this row.
+      await this.em()
+        .createQueryBuilder(SimVm)
+        .insert({
+          vmId: `sim-${spec.podId.slice(4)}`,
+          podId: spec.podId,
+          node: spec.node,
+          name: spec.hostname,
+          status: this.opts.bootMs > 0 ? 'starting' : 'running',
+          locked: false,
+          vcpu: spec.vcpu,
+          memoryMb: spec.memoryMb,
+          // A restored disk keeps the backup's size when that is larger: disks never shrink.
+          diskGb: Math.max(spec.diskGb, backup?.diskGb ?? 0),
+          ipAddress: ipFor(spec.podId),
+          snapshots: [],
+          createdAt: new Date(),
+        })
+        .onConflict('pod_id')
+        .ignore()
+        .execute();
+      await this.pause();
+      return this.toInfo(await this.mustLoad(spec, 'createVm'));
+    });
   }
 
-  async startVm(ref: VmRef): Promise<void> {
-    await this.enter('startVm', ref.podSlug);
-    const vm = await this.mustLoad(ref, 'startVm');
-    if (vm.locked)
-      throw new ProviderError(this.name, 'startVm', `VM ${vm.vmId} is locked`, false, 'VM_LOCKED');
-    await this.pause();
-    await this.em().nativeUpdate(SimVm, { vmId: vm.vmId }, { status: 'running' });
+  findVm(ref: VmRef): Promise<VmInfo | null> {
+    return this.faulty('findVm', ref.podSlug, async () => {
+      const vm = await this.load(ref);
+      return vm ? this.toInfo(vm) : null;
+    });
   }
 
-  async stopVm(ref: VmRef): Promise<void> {
-    await this.enter('stopVm', ref.podSlug);
-    const vm = await this.mustLoad(ref, 'stopVm');
-    await this.pause();
-    await this.em().nativeUpdate(SimVm, { vmId: vm.vmId }, { status: 'stopped' });
+  startVm(ref: VmRef): Promise<void> {
+    return this.faulty('startVm', ref.podSlug, async () => {
+      const vm = await this.mustLoad(ref, 'startVm');
+      if (vm.locked) throw this.fail('startVm', `VM ${vm.vmId} is locked`, 'VM_LOCKED');
+      await this.pause();
+      await this.em().nativeUpdate(SimVm, { vmId: vm.vmId }, { status: 'running' });
+    });
   }
 
-  async setLocked(ref: VmRef, locked: boolean): Promise<void> {
-    await this.enter('setLocked', ref.podSlug);
-    const vm = await this.mustLoad(ref, 'setLocked');
-    await this.em().nativeUpdate(SimVm, { vmId: vm.vmId }, { locked });
+  stopVm(ref: VmRef): Promise<void> {
+    return this.faulty('stopVm', ref.podSlug, async () => {
+      const vm = await this.mustLoad(ref, 'stopVm');
+      await this.pause();
+      await this.em().nativeUpdate(SimVm, { vmId: vm.vmId }, { status: 'stopped' });
+    });
   }
 
-  async resizeVm(ref: VmRef, to: Resources): Promise<void> {
-    await this.enter('resizeVm', ref.podSlug);
-    const vm = await this.mustLoad(ref, 'resizeVm');
-    if (to.diskGb < vm.diskGb) {
-      throw new ProviderError(this.name, 'resizeVm', 'disks cannot shrink', false, 'DISK_SHRINK');
-    }
-    await this.pause();
-    await this.em().nativeUpdate(
-      SimVm,
-      { vmId: vm.vmId },
-      { vcpu: to.vcpu, memoryMb: to.memoryMb, diskGb: to.diskGb },
-    );
+  setLocked(ref: VmRef, locked: boolean): Promise<void> {
+    return this.faulty('setLocked', ref.podSlug, async () => {
+      const vm = await this.mustLoad(ref, 'setLocked');
+      await this.em().nativeUpdate(SimVm, { vmId: vm.vmId }, { locked });
+    });
   }
 
-  async destroyVm(ref: VmRef): Promise<void> {
-    await this.enter('destroyVm', ref.podSlug);
-    await this.pause();
-    await this.em().nativeDelete(SimVm, { podId: ref.podId });
-  }
-
-  async snapshotVm(ref: VmRef, name: string): Promise<Snapshot> {
-    await this.enter('snapshotVm', ref.podSlug);
-    const vm = await this.mustLoad(ref, 'snapshotVm');
-    await this.pause();
-    if (!vm.snapshots.some((s) => s.id === name)) {
-      vm.snapshots = [...vm.snapshots, { id: name, sizeGb: vm.diskGb, createdAt: new Date().toISOString() }];
-      await this.em().nativeUpdate(SimVm, { vmId: vm.vmId }, { snapshots: vm.snapshots });
-    }
-    return { snapshotId: name, sizeGb: vm.diskGb };
-  }
-
-  async restoreSnapshot(ref: VmRef, snapshotId: string): Promise<void> {
-    await this.enter('restoreSnapshot', ref.podSlug);
-    const vm = await this.mustLoad(ref, 'restoreSnapshot');
-    if (!vm.snapshots.some((s) => s.id === snapshotId)) {
-      throw new ProviderError(
-        this.name,
-        'restoreSnapshot',
-        `no snapshot ${snapshotId}`,
-        false,
-        'SNAPSHOT_NOT_FOUND',
+  resizeVm(ref: VmRef, to: Resources): Promise<void> {
+    return this.faulty('resizeVm', ref.podSlug, async () => {
+      const vm = await this.mustLoad(ref, 'resizeVm');
+      if (to.diskGb < vm.diskGb) throw this.fail('resizeVm', 'disks cannot shrink', 'DISK_SHRINK');
+      await this.pause();
+      await this.em().nativeUpdate(
+        SimVm,
+        { vmId: vm.vmId },
+        { vcpu: to.vcpu, memoryMb: to.memoryMb, diskGb: to.diskGb },
       );
+    });
+  }
+
+  /** Deletes the VM only: its backups live in their own table, like vzdump archives on a backup storage. */
+  destroyVm(ref: VmRef): Promise<void> {
+    return this.faulty('destroyVm', ref.podSlug, async () => {
+      await this.pause();
+      await this.em().nativeDelete(SimVm, { podId: ref.podId });
+    });
+  }
+
+  async backupVm(ref: VmRef, name: string): Promise<BackupArtifact> {
+    if (!BACKUP_NAME.test(name)) {
+      throw this.fail('backupVm', `backup name '${name}' is not 1-40 of [A-Za-z0-9_-]`, 'BAD_BACKUP_NAME');
     }
-    await this.pause();
+    return this.faulty('backupVm', ref.podSlug, async () => {
+      const id = simBackupId(name);
+      const existing = await this.em().findOne(SimBackup, { id });
+      if (!existing) {
+        const vm = await this.mustLoad(ref, 'backupVm');
+        await this.pause();
+        // A concurrent call with the same name inserts nothing and reads the row the first made.
+        await this.em()
+          .createQueryBuilder(SimBackup)
+          .insert({
+            id,
+            podId: ref.podId,
+            vmId: vm.vmId,
+            vcpu: vm.vcpu,
+            memoryMb: vm.memoryMb,
+            diskGb: vm.diskGb,
+            sizeGb: vm.diskGb,
+            createdAt: new Date(),
+          })
+          .onConflict('id')
+          .ignore()
+          .execute();
+      }
+      const backup = existing ?? (await this.mustLoadBackup(id, 'backupVm'));
+      if (backup.podId !== ref.podId) {
+        throw this.fail(
+          'backupVm',
+          `backup name '${name}' is taken by pod ${backup.podId}`,
+          'BACKUP_NAME_TAKEN',
+        );
+      }
+      return this.toArtifact(backup);
+    });
+  }
+
+  findBackup(backupId: string): Promise<BackupArtifact | null> {
+    return this.faulty('findBackup', backupId, async () => {
+      const backup = await this.em().findOne(SimBackup, { id: backupId });
+      return backup ? this.toArtifact(backup) : null;
+    });
+  }
+
+  restoreBackup(ref: VmRef, backupId: string): Promise<void> {
+    return this.faulty('restoreBackup', ref.podSlug, async () => {
+      const backup = await this.mustLoadBackup(backupId, 'restoreBackup');
+      const vm = await this.mustLoad(ref, 'restoreBackup');
+      await this.pause();
+      // The disks are the backup's, grown back to the VM's size (never shrunk); cores, memory,
+      // power and lock stay as they are, as the Proxmox client leaves them.
+      await this.em().nativeUpdate(SimVm, { vmId: vm.vmId }, { diskGb: Math.max(vm.diskGb, backup.diskGb) });
+    });
+  }
+
+  deleteBackup(backupId: string): Promise<void> {
+    return this.faulty('deleteBackup', backupId, async () => {
+      await this.pause();
+      await this.em().nativeDelete(SimBackup, { id: backupId });
+    });
   }
 }
 
@@ -228,19 +342,38 @@ export class SimulatedDns implements Dns {
   readonly name = 'simulated-dns';
   constructor(private readonly opts: SimulatorOptions) {}
 
-  async upsertA(ref: DnsRecordRef, ip: string, ttl = 300): Promise<void> {
-    await this.opts.faults.check(this.name, 'upsertA', ref.podSlug);
-    if (this.opts.latencyMs > 0) await sleep(this.opts.latencyMs);
-    await systemEm(this.opts.orm).upsert(SimDnsRecord, { fqdn: ref.fqdn, type: 'A', content: ip, ttl });
+  upsertA(ref: DnsRecordRef, ip: string, ttl = 300): Promise<void> {
+    return this.opts.faults.around(this.name, 'upsertA', ref.podSlug, async () => {
+      if (this.opts.latencyMs > 0) await sleep(this.opts.latencyMs);
+      await systemEm(this.opts.orm).upsert(SimDnsRecord, { fqdn: ref.fqdn, type: 'A', content: ip, ttl });
+    });
   }
 
-  async deleteA(ref: DnsRecordRef): Promise<void> {
-    await this.opts.faults.check(this.name, 'deleteA', ref.podSlug);
-    await systemEm(this.opts.orm).nativeDelete(SimDnsRecord, { fqdn: ref.fqdn });
+  deleteA(ref: DnsRecordRef): Promise<void> {
+    return this.opts.faults.around(this.name, 'deleteA', ref.podSlug, async () => {
+      await systemEm(this.opts.orm).nativeDelete(SimDnsRecord, { fqdn: ref.fqdn });
+    });
   }
 
   async getA(fqdn: string): Promise<ARecord | null> {
     const row = await systemEm(this.opts.orm).findOne(SimDnsRecord, { fqdn });
     return row ? { content: row.content, ttl: row.ttl } : null;
+  }
+}
+
+/** What the simulators hold, for the operators' admin routes: leaks show up here. */
+export class SimulatorInventory {
+  constructor(private readonly orm: MikroORM) {}
+
+  vms(): Promise<SimVm[]> {
+    return systemEm(this.orm).find(SimVm, {}, { orderBy: { createdAt: 'asc', vmId: 'asc' } });
+  }
+
+  dnsRecords(): Promise<SimDnsRecord[]> {
+    return systemEm(this.orm).find(SimDnsRecord, {}, { orderBy: { fqdn: 'asc' } });
+  }
+
+  backups(): Promise<SimBackup[]> {
+    return systemEm(this.orm).find(SimBackup, {}, { orderBy: { createdAt: 'asc', id: 'asc' } });
   }
 }

@@ -25,6 +25,8 @@ export interface InjectedError {
   status: number;
   error: string;
   times?: number;
+  /** extra response headers, e.g. `Retry-After` */
+  headers?: Record<string, string>;
 }
 
 export interface PowerDnsFakeOptions {
@@ -38,6 +40,7 @@ class FakeError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -78,12 +81,18 @@ export class PowerDnsFake {
     }
     this.server = createServer((req, res) => {
       void this.handle(req)
-        .catch((err: unknown) => ({ status: 500, payload: { error: `fake failure: ${String(err)}` } }))
-        .then(({ status, payload }) => {
+        .catch((err: unknown) => ({
+          status: 500,
+          headers: {},
+          payload: { error: `fake failure: ${String(err)}` },
+        }))
+        .then(({ status, headers = {}, payload }) => {
           if (payload === undefined) {
-            res.writeHead(status).end();
+            res.writeHead(status, headers).end();
           } else {
-            res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(payload));
+            res
+              .writeHead(status, { 'Content-Type': 'application/json', ...headers })
+              .end(JSON.stringify(payload));
           }
         });
     });
@@ -114,7 +123,9 @@ export class PowerDnsFake {
     return undefined;
   }
 
-  private async handle(req: IncomingMessage): Promise<{ status: number; payload?: unknown }> {
+  private async handle(
+    req: IncomingMessage,
+  ): Promise<{ status: number; headers?: Record<string, string>; payload?: unknown }> {
     const url = new URL(req.url ?? '/', 'http://fake');
     const raw = await readBody(req);
     const method = req.method ?? 'GET';
@@ -136,7 +147,7 @@ export class PowerDnsFake {
       );
       if (injected) {
         injected.remaining -= 1;
-        throw new FakeError(injected.status, injected.error);
+        throw new FakeError(injected.status, injected.error, injected.headers);
       }
       const m = /^\/api\/v1\/servers\/([^/]+)\/zones\/([^/]+)$/.exec(path);
       if (!m) throw new FakeError(404, 'Not Found');
@@ -152,7 +163,7 @@ export class PowerDnsFake {
       throw new FakeError(405, 'Method Not Allowed');
     } catch (err) {
       if (!(err instanceof FakeError)) throw err;
-      return { status: err.status, payload: { error: err.message } };
+      return { status: err.status, headers: err.headers, payload: { error: err.message } };
     }
   }
 

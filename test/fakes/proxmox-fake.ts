@@ -1,4 +1,16 @@
-/** A local Proxmox VE API: `{"data": …}` envelopes, UPID tasks, error status lines; state in memory. */
+/**
+ * A local Proxmox VE API: `{"data": …}` envelopes, UPID tasks, error status lines; state in memory.
+ *
+ * The backup endpoints follow the real handlers (read with `fetch`, cited per method below):
+ * - pve-manager `PVE/API2/VZDump.pm` (POST /nodes/{node}/vzdump) and `PVE/VZDump.pm` (the worker:
+ *   storage checks, archive names, notes);
+ * - pve-storage `src/PVE/API2/Storage/Content.pm` (list and delete volumes),
+ *   `src/PVE/API2/Storage/Status.pm` (storage status) and `src/PVE/Storage/Plugin.pm`
+ *   (`get_subdir_files`: the fields of a backup volume);
+ * - qemu-server `src/PVE/API2/Qemu.pm` (`create_vm` with `archive`: restore into a new or, with
+ *   `force`, an existing VM) and pve-guest-common `src/PVE/AbstractConfig.pm`
+ *   (`create_and_lock_config`, `set_lock`).
+ */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -16,13 +28,14 @@ export interface FakeVm {
   disks: Record<string, number>;
   tags: string[];
   description?: string;
-  snapshots: string[];
   ip: string;
   /** agent calls still to fail after a start, as a booting guest's agent does */
   agentWarmup: number;
 }
 
 export interface RecordedRequest {
+  /** when the request arrived (ms since the epoch) */
+  at: number;
   method: string;
   /** without the `/api2/json` prefix and the query */
   path: string;
@@ -41,6 +54,36 @@ export interface InjectedError {
   errors?: Record<string, string>;
   /** how many requests fail; default 1 */
   times?: number;
+  /** extra response headers, e.g. `Retry-After` */
+  headers?: Record<string, string>;
+  /**
+   * The request takes effect and only its answer is this error — what a proxy timeout or a
+   * dropped connection looks like to the client.
+   */
+  after?: boolean;
+}
+
+/** A storage as `storage.cfg` defines it: which content it takes and whether every node sees it. */
+export interface FakeStorage {
+  type: string;
+  content: string[];
+  shared: boolean;
+}
+
+/** A vzdump archive on a backup storage, apart from any VM. */
+export interface FakeBackup {
+  volid: string;
+  storage: string;
+  /** the node that wrote it: the only one that sees it on a storage that is not shared */
+  node: string;
+  vmid: number;
+  /** seconds since the epoch */
+  ctime: number;
+  /** bytes */
+  size: number;
+  notes?: string;
+  /** the VM configuration inside the archive */
+  config: Pick<FakeVm, 'name' | 'cores' | 'sockets' | 'memoryMb' | 'disks' | 'tags' | 'description'>;
 }
 
 interface FakeTask {
@@ -54,7 +97,8 @@ interface FakeTask {
   pollsLeft: number;
   failWith?: string;
   exitstatus?: string;
-  onFinish?: () => void;
+  /** a returned string is the exit status instead of OK (e.g. `WARNINGS: 1`) */
+  onFinish?: () => unknown;
   onFail?: () => void;
 }
 
@@ -65,16 +109,56 @@ export interface ProxmoxFakeOptions {
   templateVmId?: number;
   /** template disk size in GB */
   templateDiskGb?: number;
+  /** default: `local` (dir: backups, ISOs, templates) and `local-lvm` (VM disks), neither shared */
+  storages?: Record<string, FakeStorage>;
 }
+
+const DEFAULT_STORAGES: Record<string, FakeStorage> = {
+  local: { type: 'dir', content: ['backup', 'iso', 'vztmpl'], shared: false },
+  'local-lvm': { type: 'lvmthin', content: ['images', 'rootdir'], shared: false },
+};
+
+/** Drive keys a restore refuses next to `archive` (qemu-server `is_valid_drivename`). */
+const DRIVE_KEY = /^(ide|sata|scsi|virtio|efidisk|tpmstate|unused)\d+$/;
 
 class FakeError extends Error {
   constructor(
     readonly status: number,
     message: string,
     readonly errors?: Record<string, string>,
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }
+}
+
+const pad2 = (n: number) => String(n).padStart(2, '0');
+
+/** `vzdump-qemu-<vmid>-YYYY_MM_DD-HH_MM_SS` (PVE/VZDump.pm `exec_backup_task`; the real one uses local time). */
+function archiveStamp(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  return (
+    `${d.getUTCFullYear()}_${pad2(d.getUTCMonth() + 1)}_${pad2(d.getUTCDate())}-` +
+    `${pad2(d.getUTCHours())}_${pad2(d.getUTCMinutes())}_${pad2(d.getUTCSeconds())}`
+  );
+}
+
+/**
+ * The checks `$verify_notes_template` makes (PVE/VZDump.pm): one line, only `\n` and `\\` escapes,
+ * only the `cluster`, `guestname`, `node` and `vmid` variables.
+ */
+function notesTemplateProblem(template: string): string | null {
+  if (template.includes('\n')) return 'contains a line feed';
+  const problems: string[] = [];
+  for (const m of template.matchAll(/\\(.)/g)) {
+    if (!/^[n\\]$/.test(m[1] ?? ''))
+      problems.push(`escape sequence '\\${m[1] ?? ''}' at char ${m.index ?? 0}`);
+  }
+  for (const m of template.matchAll(/\{\{([^\s{}]+)\}\}/g)) {
+    if (!/^(cluster|guestname|node|vmid)$/.test(m[1] ?? ''))
+      problems.push(`variable '${m[1] ?? ''}' at char ${m.index ?? 0}`);
+  }
+  return problems.length > 0 ? `found unknown: ${problems.join(', ')}` : null;
 }
 
 const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
@@ -89,6 +173,9 @@ export class ProxmoxFake {
   agentWarmupCalls = 1;
   readonly nodes: string[];
   readonly templateVmId: number;
+  readonly storages: Record<string, FakeStorage>;
+  /** vzdump archives by volid */
+  private readonly archives = new Map<string, FakeBackup>();
   url = '';
   private readonly injected: (InjectedError & { remaining: number })[] = [];
   private readonly taskFailures: { type: string; exitstatus: string }[] = [];
@@ -98,6 +185,7 @@ export class ProxmoxFake {
   private constructor(private readonly opts: ProxmoxFakeOptions) {
     this.nodes = opts.nodes ?? ['pve1', 'pve2'];
     this.templateVmId = opts.templateVmId ?? 9000;
+    this.storages = opts.storages ?? DEFAULT_STORAGES;
     this.vms.set(this.templateVmId, {
       vmid: this.templateVmId,
       node: this.nodes[0] ?? 'pve1',
@@ -109,7 +197,6 @@ export class ProxmoxFake {
       memoryMb: 1024,
       disks: { scsi0: opts.templateDiskGb ?? 8 },
       tags: ['template'],
-      snapshots: [],
       ip: '',
       agentWarmup: 0,
     });
@@ -118,10 +205,11 @@ export class ProxmoxFake {
         .catch((err: unknown) => ({
           status: 500,
           message: 'fake failure',
+          headers: {},
           payload: { data: null, message: String(err) },
         }))
-        .then(({ status, message, payload }) => {
-          res.writeHead(status, message, { 'Content-Type': 'application/json;charset=UTF-8' });
+        .then(({ status, message, headers, payload }) => {
+          res.writeHead(status, message, { 'Content-Type': 'application/json;charset=UTF-8', ...headers });
           res.end(JSON.stringify(payload));
         });
     });
@@ -149,6 +237,19 @@ export class ProxmoxFake {
     this.taskFailures.push({ type, exitstatus });
   }
 
+  /** Time passes: every running task runs to its end, as it would on a real node with nobody polling. */
+  finishTasks(): void {
+    for (const task of this.tasks.values()) {
+      task.pollsLeft = 0;
+      this.advance(task);
+    }
+  }
+
+  /** The vzdump archives on every storage. */
+  backups(): FakeBackup[] {
+    return [...this.archives.values()];
+  }
+
   /** Puts a VM in place as if someone (or an earlier, interrupted call) had made it. */
   addVm(vm: Partial<FakeVm> & { vmid: number; name: string }): FakeVm {
     const full: FakeVm = {
@@ -160,7 +261,6 @@ export class ProxmoxFake {
       memoryMb: 1024,
       disks: { scsi0: 8 },
       tags: [],
-      snapshots: [],
       ip: this.ipFor(vm.vmid),
       agentWarmup: 0,
       ...vm,
@@ -181,6 +281,7 @@ export class ProxmoxFake {
   private async handle(req: IncomingMessage): Promise<{
     status: number;
     message: string;
+    headers: Record<string, string>;
     payload: { data: unknown; errors?: Record<string, string> };
   }> {
     const url = new URL(req.url ?? '/', 'http://fake');
@@ -188,7 +289,7 @@ export class ProxmoxFake {
     const body = parseBody(raw, req.headers['content-type']);
     const method = req.method ?? 'GET';
     const path = url.pathname.replace(/^\/api2\/json/, '');
-    this.requests.push({ method, path, query: url.searchParams, body, headers: req.headers });
+    this.requests.push({ at: Date.now(), method, path, query: url.searchParams, body, headers: req.headers });
     try {
       if (!url.pathname.startsWith('/api2/json/')) throw new FakeError(404, 'Not Found');
       if (req.headers.authorization !== `PVEAPIToken=${this.opts.tokenId}=${this.opts.tokenSecret}`) {
@@ -200,17 +301,20 @@ export class ProxmoxFake {
           (!e.method || e.method === method) &&
           (typeof e.path === 'string' ? e.path === path : e.path.test(path)),
       );
+      const params = method === 'GET' || method === 'DELETE' ? Object.fromEntries(url.searchParams) : body;
       if (injected) {
         injected.remaining -= 1;
-        throw new FakeError(injected.status, injected.message, injected.errors);
+        // An answer lost after the fact: the request did its work, the client sees only the error.
+        if (injected.after) this.route(method, path, params);
+        throw new FakeError(injected.status, injected.message, injected.errors, injected.headers);
       }
-      const params = method === 'GET' || method === 'DELETE' ? Object.fromEntries(url.searchParams) : body;
-      return { status: 200, message: 'OK', payload: { data: this.route(method, path, params) } };
+      return { status: 200, message: 'OK', headers: {}, payload: { data: this.route(method, path, params) } };
     } catch (err) {
       if (!(err instanceof FakeError)) throw err;
       return {
         status: err.status,
         message: err.message,
+        headers: err.headers ?? {},
         payload: err.errors ? { data: null, errors: err.errors } : { data: null },
       };
     }
@@ -220,8 +324,25 @@ export class ProxmoxFake {
     const key = `${method} ${path}`;
     if (key === 'GET /cluster/resources') return this.resources(params.type);
     if (key === 'GET /cluster/nextid') return String(this.nextId());
+    if (key === 'GET /nodes') return this.nodes.map((node) => ({ node, type: 'node', status: 'online' }));
     let m = /^GET \/nodes\/([^/]+)\/tasks\/([^/]+)\/status$/.exec(key);
     if (m) return this.taskStatus(m[1] ?? '', decodeURIComponent(m[2] ?? ''));
+    m = /^POST \/nodes\/([^/]+)\/vzdump$/.exec(key);
+    if (m) return this.vzdump(this.node(m[1] ?? ''), params);
+    m = /^POST \/nodes\/([^/]+)\/qemu$/.exec(key);
+    if (m) return this.createVm(this.node(m[1] ?? ''), params);
+    m = /^GET \/nodes\/([^/]+)\/storage\/([^/]+)\/status$/.exec(key);
+    if (m) return this.storageStatus(this.node(m[1] ?? ''), decodeURIComponent(m[2] ?? ''));
+    m = /^GET \/nodes\/([^/]+)\/storage\/([^/]+)\/content$/.exec(key);
+    if (m) return this.storageContent(this.node(m[1] ?? ''), decodeURIComponent(m[2] ?? ''), params);
+    m = /^DELETE \/nodes\/([^/]+)\/storage\/([^/]+)\/content\/([^/]+)$/.exec(key);
+    if (m) {
+      return this.deleteVolume(
+        this.node(m[1] ?? ''),
+        decodeURIComponent(m[2] ?? ''),
+        decodeURIComponent(m[3] ?? ''),
+      );
+    }
     m = /^(GET|POST|PUT|DELETE) \/nodes\/([^/]+)\/qemu\/(\d+)(\/.*)?$/.exec(key);
     if (!m) throw new FakeError(501, `Method '${key}' not implemented`);
     const vm = this.vmOn(m[2] ?? '', Number(m[3]));
@@ -246,17 +367,13 @@ export class ProxmoxFake {
         return this.interfaces(vm);
       case 'DELETE ':
         return this.destroy(vm);
-      case 'GET /snapshot':
-        return [
-          ...vm.snapshots.map((name) => ({ name, snaptime: 1700000000, description: '' })),
-          { name: 'current', running: vm.status === 'running' ? 1 : 0, description: 'You are here!' },
-        ];
-      case 'POST /snapshot':
-        return this.snapshot(vm, params);
     }
-    const rollback = /^POST \/snapshot\/([^/]+)\/rollback$/.exec(rest);
-    if (rollback) return this.rollback(vm, decodeURIComponent(rollback[1] ?? ''), params);
     throw new FakeError(501, `Method '${key}' not implemented`);
+  }
+
+  private node(node: string): string {
+    if (!this.nodes.includes(node)) throw new FakeError(595, `no such node '${node}'`);
+    return node;
   }
 
   private vmOn(node: string, vmid: number): FakeVm {
@@ -300,7 +417,7 @@ export class ProxmoxFake {
     node: string,
     type: string,
     id: string,
-    handlers: Pick<FakeTask, 'onFinish' | 'onFail'>,
+    handlers: Pick<FakeTask, 'onFinish' | 'onFail' | 'failWith'>,
   ): string {
     const pid = this.nextPid++;
     const starttime = Math.floor(Date.now() / 1000);
@@ -316,7 +433,7 @@ export class ProxmoxFake {
       '',
     ].join(':');
     const failure = this.taskFailures.findIndex((f) => f.type === type);
-    const failWith = failure >= 0 ? this.taskFailures.splice(failure, 1)[0]?.exitstatus : undefined;
+    const injected = failure >= 0 ? this.taskFailures.splice(failure, 1)[0]?.exitstatus : undefined;
     this.tasks.set(upid, {
       upid,
       node,
@@ -326,26 +443,30 @@ export class ProxmoxFake {
       pstart: pid * 7,
       starttime,
       pollsLeft: this.taskPolls,
-      failWith,
       ...handlers,
+      failWith: injected ?? handlers.failWith,
     });
     return upid;
+  }
+
+  /** One step of a task: still running while polls are left, then it stops (once). */
+  private advance(task: FakeTask): void {
+    if (task.exitstatus !== undefined) return;
+    if (task.pollsLeft > 0) {
+      task.pollsLeft -= 1;
+    } else if (task.failWith !== undefined) {
+      task.onFail?.();
+      task.exitstatus = task.failWith;
+    } else {
+      const exit = task.onFinish?.();
+      task.exitstatus = typeof exit === 'string' ? exit : 'OK';
+    }
   }
 
   private taskStatus(node: string, upid: string): unknown {
     const task = this.tasks.get(upid);
     if (!task || task.node !== node) throw new FakeError(500, `no such task`);
-    if (task.exitstatus === undefined) {
-      if (task.pollsLeft > 0) {
-        task.pollsLeft -= 1;
-      } else if (task.failWith !== undefined) {
-        task.onFail?.();
-        task.exitstatus = task.failWith;
-      } else {
-        task.onFinish?.();
-        task.exitstatus = 'OK';
-      }
-    }
+    this.advance(task);
     return {
       upid: task.upid,
       node: task.node,
@@ -383,7 +504,6 @@ export class ProxmoxFake {
       disks: { ...template.disks },
       tags: [...template.tags],
       description: params.description,
-      snapshots: [],
       ip: this.ipFor(newid),
     };
     this.vms.set(newid, vm);
@@ -539,27 +659,261 @@ export class ProxmoxFake {
     });
   }
 
-  private snapshot(vm: FakeVm, params: Record<string, string>): string {
-    const name = params.snapname ?? '';
-    if (!/^[a-zA-Z][a-zA-Z0-9_-]{1,39}$/.test(name)) {
-      throw new FakeError(400, 'Parameter verification failed.', {
-        snapname: 'invalid format - invalid configuration ID',
-      });
+  private storage(name: string): FakeStorage {
+    const storage = this.storages[name];
+    if (!storage) throw new FakeError(500, `storage '${name}' does not exist`);
+    return storage;
+  }
+
+  /** Whether `node` sees the archive: every node on a shared storage, only its writer otherwise. */
+  private visible(backup: FakeBackup, node: string): boolean {
+    return backup.node === node || (this.storages[backup.storage]?.shared ?? false);
+  }
+
+  /**
+   * POST /nodes/{node}/vzdump (pve-manager PVE/API2/VZDump.pm `vzdump`). Parameter errors are
+   * 400s; a VM on another node is a silent `OK` instead of a task; everything else — the
+   * storage's existence and content type (PVE/VZDump.pm `new`/`storage_info`), the VM lock
+   * (`lock_vm` → `set_lock` dies on any lock) — fails the task, not the request.
+   */
+  private vzdump(node: string, params: Record<string, string>): string {
+    const errors: Record<string, string> = {};
+    if (!params.vmid) errors.vmid = 'property is missing';
+    else if (!/^\d+$/.test(params.vmid)) errors.vmid = 'value does not look like a valid VM ID';
+    if (params.mode !== undefined && !['snapshot', 'suspend', 'stop'].includes(params.mode))
+      errors.mode = `value '${params.mode}' does not have a value in the enumeration 'snapshot, suspend, stop'`;
+    if (params.compress !== undefined && !['0', '1', 'gzip', 'lzo', 'zstd'].includes(params.compress))
+      errors.compress = `value '${params.compress}' does not have a value in the enumeration '0, 1, gzip, lzo, zstd'`;
+    const template = params['notes-template'];
+    if (template !== undefined) {
+      // pve-guest-common src/PVE/VZDump/Common.pm: `requires => 'storage'`, `maxLength => 1024`
+      const problem =
+        params.storage === undefined
+          ? "missing property - 'notes-template' requires this property"
+          : template.length > 1024
+            ? 'value may only be 1024 characters long'
+            : notesTemplateProblem(template);
+      if (problem) errors['notes-template'] = problem;
     }
-    this.checkLock(vm);
-    if (vm.snapshots.includes(name)) throw new FakeError(500, `snapshot name '${name}' already used`);
-    return this.newTask(vm.node, 'qmsnapshot', String(vm.vmid), {
-      onFinish: () => vm.snapshots.push(name),
+    if (Object.keys(errors).length > 0) throw new FakeError(400, 'Parameter verification failed.', errors);
+
+    const vmid = Number(params.vmid);
+    const vm = this.vms.get(vmid);
+    // "silent exit if specified VMs run on other nodes"
+    if (vm && vm.node !== node) return 'OK';
+    const storageName = params.storage ?? 'local';
+    const storage = this.storages[storageName];
+    let failWith: string | undefined;
+    if (!storage) {
+      failWith = `could not activate storage '${storageName}': storage '${storageName}' does not exist`;
+    } else if (!storage.content.includes('backup')) {
+      failWith =
+        `could not get storage information for '${storageName}': ` +
+        `can't use storage '${storageName}' for backups - wrong content type`;
+    } else if (!vm || vm.lock) {
+      // the per-guest error ("unable to find VM", "VM is locked (…)") ends the job with this status
+      failWith = 'job errors';
+    } else {
+      vm.lock = 'backup';
+    }
+    return this.newTask(node, 'vzdump', String(vmid), {
+      failWith,
+      onFail: () => {
+        if (vm?.lock === 'backup') delete vm.lock;
+      },
+      onFinish: () => {
+        if (!vm) return;
+        delete vm.lock;
+        let ctime = Math.floor(Date.now() / 1000);
+        const volidAt = (t: number) => `${storageName}:backup/vzdump-qemu-${vmid}-${archiveStamp(t)}.vma.zst`;
+        while (this.archives.has(volidAt(ctime))) ctime += 1;
+        const notes =
+          template === undefined
+            ? undefined
+            : template
+                .replace(/\{\{(cluster|guestname|node|vmid)\}\}/g, (_m, v: string) =>
+                  v === 'vmid'
+                    ? String(vmid)
+                    : v === 'guestname'
+                      ? vm.name
+                      : v === 'node'
+                        ? node
+                        : 'standalone node',
+                )
+                .replace(/\\([n\\])/g, (_m, c: string) => (c === 'n' ? '\n' : '\\'));
+        this.archives.set(volidAt(ctime), {
+          volid: volidAt(ctime),
+          storage: storageName,
+          node,
+          vmid,
+          ctime,
+          size: Object.values(vm.disks).reduce((sum, gb) => sum + gb, 0) * 1024 ** 3,
+          ...(notes === undefined ? {} : { notes }),
+          config: {
+            name: vm.name,
+            cores: vm.cores,
+            sockets: vm.sockets,
+            memoryMb: vm.memoryMb,
+            disks: { ...vm.disks },
+            tags: [...vm.tags],
+            ...(vm.description === undefined ? {} : { description: vm.description }),
+          },
+        });
+      },
     });
   }
 
-  private rollback(vm: FakeVm, name: string, params: Record<string, string>): string {
-    if (!vm.snapshots.includes(name)) throw new FakeError(500, `snapshot '${name}' does not exist`);
-    this.checkLock(vm);
-    return this.newTask(vm.node, 'qmrollback', String(vm.vmid), {
-      // Without saved RAM a rollback leaves the VM stopped unless asked to start it.
+  /** GET /nodes/{node}/storage/{storage}/status (pve-storage src/PVE/API2/Storage/Status.pm `read_status`). */
+  private storageStatus(_node: string, name: string): unknown {
+    const storage = this.storages[name];
+    if (!storage) throw new FakeError(400, 'Parameter verification failed.', { storage: 'No such storage.' });
+    return {
+      type: storage.type,
+      content: storage.content.join(','),
+      enabled: 1,
+      active: 1,
+      shared: storage.shared ? 1 : 0,
+      total: 1024 ** 4,
+      used: 0,
+      avail: 1024 ** 4,
+    };
+  }
+
+  /**
+   * GET /nodes/{node}/storage/{storage}/content (pve-storage Content.pm `index`); backup entries
+   * carry what `get_subdir_files` in src/PVE/Storage/Plugin.pm reports — `notes` is the first line only.
+   */
+  private storageContent(node: string, name: string, params: Record<string, string>): unknown[] {
+    const storage = this.storage(name);
+    if (params.content !== undefined && params.content !== 'backup') return [];
+    if (!storage.content.includes('backup')) return [];
+    const vmid = params.vmid === undefined ? undefined : Number(params.vmid);
+    return [...this.archives.values()]
+      .filter((b) => b.storage === name && this.visible(b, node) && (vmid === undefined || b.vmid === vmid))
+      .map((b) => ({
+        volid: b.volid,
+        format: 'vma.zst',
+        content: 'backup',
+        subtype: 'qemu',
+        vmid: b.vmid,
+        ctime: b.ctime,
+        size: b.size,
+        ...(b.notes === undefined ? {} : { notes: b.notes.split('\n')[0] }),
+      }));
+  }
+
+  /**
+   * DELETE /nodes/{node}/storage/{storage}/content/{volume} (pve-storage Content.pm `delete`): a
+   * volume id must name this storage; the removal is an `imgdel` task, and a file that is not
+   * there only warns (Plugin.pm `free_image`: "disk image '…' does not exist").
+   */
+  private deleteVolume(node: string, name: string, volume: string): string {
+    let volid = `${name}:${volume}`;
+    if (volume.includes(':')) {
+      const sid = volume.slice(0, volume.indexOf(':'));
+      if (sid !== name) {
+        throw new FakeError(400, 'Parameter verification failed.', {
+          volume: `storage ID mismatch (${sid} != ${name})`,
+        });
+      }
+      volid = volume;
+    }
+    this.storage(name);
+    const owner = /^[^:]+:backup\/vzdump-qemu-(\d+)-/.exec(volid)?.[1];
+    return this.newTask(node, 'imgdel', `${owner ? `${owner}@` : ''}${name}`, {
       onFinish: () => {
-        vm.status = params.start === '1' ? 'running' : 'stopped';
+        const backup = this.archives.get(volid);
+        if (!backup || !this.visible(backup, node)) return 'WARNINGS: 1';
+        this.archives.delete(volid);
+        return undefined;
+      },
+    });
+  }
+
+  /**
+   * POST /nodes/{node}/qemu with `archive` (qemu-server src/PVE/API2/Qemu.pm `create_vm`): a
+   * restore. Drive options conflict with `archive`; other options override the restored config.
+   * Before the worker starts, `create_and_lock_config` (pve-guest-common AbstractConfig.pm)
+   * refuses an existing VM unless `force`, and any locked VM; it writes the config locked
+   * `create`. The worker refuses a running VM and an archive it cannot read; a failed restore
+   * only removes the lock — "VM state is NOT cleaned up".
+   */
+  private createVm(node: string, params: Record<string, string>): string {
+    const errors: Record<string, string> = {};
+    if (!params.vmid) errors.vmid = 'property is missing and it is not optional';
+    const archive = params.archive;
+    for (const option of ['force', 'unique']) {
+      if (params[option] !== undefined && archive === undefined)
+        errors[option] = `missing property - '${option}' requires this property`;
+    }
+    if (archive !== undefined) {
+      for (const key of Object.keys(params)) {
+        if (DRIVE_KEY.test(key)) errors[key] = "option conflicts with option 'archive'";
+      }
+    }
+    if (Object.keys(errors).length > 0) throw new FakeError(400, 'Parameter verification failed.', errors);
+    if (archive === undefined) throw new FakeError(501, 'the fake creates VMs by clone or restore only');
+
+    const vmid = Number(params.vmid);
+    const what = `unable to restore VM ${vmid} -`;
+    if (!/^[^:]+:backup\//.test(archive)) {
+      throw new FakeError(500, `unable to use volume ${archive} - content type needs to be 'backup'`);
+    }
+    let vm = this.vms.get(vmid);
+    if (vm && (params.force !== '1' || vm.node !== node)) {
+      throw new FakeError(500, `${what} VM ${vmid} already exists on node '${vm.node}'`);
+    }
+    if (vm?.lock) throw new FakeError(500, `${what} VM is locked (${vm.lock})`);
+    const running = vm?.status === 'running';
+    if (!vm) {
+      vm = {
+        vmid,
+        node,
+        name: `VM ${vmid}`,
+        template: false,
+        status: 'stopped',
+        cores: 1,
+        sockets: 1,
+        memoryMb: 512,
+        disks: {},
+        tags: [],
+        ip: this.ipFor(vmid),
+        agentWarmup: 0,
+      };
+      this.vms.set(vmid, vm);
+    }
+    vm.lock = 'create';
+    const target = vm;
+    const backup = this.archives.get(archive);
+    const disksOn = params.storage;
+    let failWith: string | undefined;
+    if (running) failWith = `${what} vm is running`;
+    else if (!backup || !this.visible(backup, node))
+      failWith = `${what} archive '${archive}' not found on node '${node}'`;
+    else if (disksOn !== undefined && !this.storages[disksOn]?.content.includes('images'))
+      failWith = `storage '${disksOn}' does not support vm images`;
+    return this.newTask(node, 'qmrestore', String(vmid), {
+      failWith,
+      onFail: () => {
+        delete target.lock;
+      },
+      onFinish: () => {
+        if (!backup) return;
+        const tags =
+          params.tags === undefined ? backup.config.tags : params.tags.split(/[;,\s]+/).filter(Boolean);
+        Object.assign(target, {
+          name: params.name ?? backup.config.name,
+          cores: params.cores === undefined ? backup.config.cores : Number(params.cores),
+          sockets: params.sockets === undefined ? backup.config.sockets : Number(params.sockets),
+          memoryMb: params.memory === undefined ? backup.config.memoryMb : Number(params.memory),
+          disks: { ...backup.config.disks },
+          tags,
+          description: params.description ?? backup.config.description,
+          status: 'stopped',
+        });
+        // `unique` gives the restored NICs new MAC addresses, hence a new address
+        if (params.unique === '1') target.ip = this.ipFor(vmid);
+        delete target.lock;
       },
     });
   }

@@ -24,6 +24,8 @@ interface HypervisorHarness {
   node: string;
   /** how many VMs the backend holds for the pod: adoption must keep it at one */
   vmCount(podId: string): Promise<number>;
+  /** how many backup artifacts the backend holds of the pod's VMs */
+  backupCount(podId: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -46,6 +48,10 @@ async function simulatedHypervisor(): Promise<HypervisorHarness> {
     vmCount: async (podId) =>
       (await db.query<{ n: number }>('select count(*)::int as n from sim_vms where pod_id = $1', [podId]))[0]
         ?.n ?? 0,
+    backupCount: async (podId) =>
+      (
+        await db.query<{ n: number }>('select count(*)::int as n from sim_backups where pod_id = $1', [podId])
+      )[0]?.n ?? 0,
     close: () => db.close(),
   };
 }
@@ -69,6 +75,8 @@ async function proxmoxOnFake(): Promise<HypervisorHarness> {
     // not the template's node, so every create exercises a clone onto another node
     node: 'pve2',
     vmCount: (podId) => Promise.resolve(fake.vmsTagged(podTag(podId)).length),
+    backupCount: (podId) =>
+      Promise.resolve(fake.backups().filter((b) => b.config.tags.includes(podTag(podId))).length),
     close: () => fake.close(),
   };
 }
@@ -99,6 +107,11 @@ function newPod(node: string, size = { vcpu: 2, memoryMb: 2048, diskGb: 20 }): V
   const podId = newId('pod');
   const podSlug = `pod-${podId.slice(-8)}`;
   return { podId, podSlug, node, hostname: `${podSlug}.${ZONE}`, ...size };
+}
+
+/** A unique backup name of the shapes the activities use (`pt-…`, `bak_…`), at most 40 characters. */
+function backupName(kind: 'pt' | 'bak'): string {
+  return kind === 'pt' ? `pt-${newId('job').slice(-20)}` : newId('backup');
 }
 
 /** The failure the promise rejects with, which must be a ProviderError. */
@@ -224,27 +237,90 @@ function hypervisorContract(setup: () => Promise<HypervisorHarness>): void {
     expect(await h.hypervisor.findVm(spec)).toBeNull();
   });
 
-  it('snapshots idempotently and restores, keeping the power state', async () => {
+  it('backs up idempotently by name; the backup outlives the VM and a pod is created from it', async () => {
     const spec = newPod(h.node);
     await h.hypervisor.createVm(spec);
-    const name = newId('backup');
-    expect(await h.hypervisor.snapshotVm(spec, name)).toEqual({ snapshotId: name, sizeGb: 20 });
-    expect(await h.hypervisor.snapshotVm(spec, name)).toEqual({ snapshotId: name, sizeGb: 20 });
-    await h.hypervisor.restoreSnapshot(spec, name);
-    expect(await h.hypervisor.findVm(spec)).toMatchObject({ status: 'running' });
-    const err = await providerError(h.hypervisor.restoreSnapshot(spec, newId('backup')));
-    expect(err).toMatchObject({ code: 'SNAPSHOT_NOT_FOUND', retryable: false });
+    await waitForState(h.hypervisor, spec, 'the VM running', running);
+    const name = backupName('pt');
+    const backup = await h.hypervisor.backupVm(spec, name);
+    expect(backup).toMatchObject({ podId: spec.podId, backupId: expect.any(String) });
+    expect(backup.sizeGb).toBeGreaterThanOrEqual(1);
+    expect(backup.sizeGb).toBeLessThanOrEqual(spec.diskGb);
+    // a retry after a lost answer gets the same artifact, not a second backup
+    expect(await h.hypervisor.backupVm(spec, name)).toEqual(backup);
+    expect(await h.backupCount(spec.podId)).toBe(1);
+
+    await h.hypervisor.destroyVm(spec);
+    expect(await h.hypervisor.findVm(spec)).toBeNull();
+    expect(await h.hypervisor.findBackup(backup.backupId)).toEqual(backup);
+    // idempotent by name even once the VM is gone (the pre-termination backup's retry)
+    expect(await h.hypervisor.backupVm(spec, name)).toEqual(backup);
+    const gone = await providerError(h.hypervisor.backupVm(spec, backupName('pt')));
+    expect(gone).toMatchObject({ code: 'VM_NOT_FOUND', retryable: false });
+
+    const restored = {
+      ...newPod(h.node, { vcpu: 1, memoryMb: 1024, diskGb: 20 }),
+      fromBackupId: backup.backupId,
+    };
+    const created = await h.hypervisor.createVm(restored);
+    expect(created).toMatchObject({ podId: restored.podId, vcpu: 1, memoryMb: 1024, diskGb: 20 });
+    await waitForState(h.hypervisor, restored, 'the restored VM running with an IP', running);
+    expect((await h.hypervisor.createVm(restored)).vmId).toBe(created.vmId);
+    expect(await h.vmCount(restored.podId)).toBe(1);
+    // the backup is not consumed by a restore
+    expect(await h.hypervisor.findBackup(backup.backupId)).toEqual(backup);
   });
 
-  it('snapshots and restores a locked VM and leaves it locked', async () => {
+  it('grows a pod created from a smaller backup to its plan’s disk', async () => {
+    const spec = newPod(h.node, { vcpu: 1, memoryMb: 1024, diskGb: 10 });
+    await h.hypervisor.createVm(spec);
+    const backup = await h.hypervisor.backupVm(spec, backupName('bak'));
+    const bigger = {
+      ...newPod(h.node, { vcpu: 2, memoryMb: 2048, diskGb: 30 }),
+      fromBackupId: backup.backupId,
+    };
+    expect(await h.hypervisor.createVm(bigger)).toMatchObject({ vcpu: 2, memoryMb: 2048, diskGb: 30 });
+  });
+
+  it('restores a backup in place, keeping power state, cores, memory and the grown disk', async () => {
+    const spec = newPod(h.node);
+    await h.hypervisor.createVm(spec);
+    await waitForState(h.hypervisor, spec, 'the VM running', running);
+    const backup = await h.hypervisor.backupVm(spec, backupName('bak'));
+    await h.hypervisor.resizeVm(spec, { vcpu: 4, memoryMb: 4096, diskGb: 40 });
+    await h.hypervisor.restoreBackup(spec, backup.backupId);
+    const vm = await waitForState(h.hypervisor, spec, 'the restored VM running', running);
+    expect(vm).toMatchObject({ vcpu: 4, memoryMb: 4096, diskGb: 40, locked: false });
+    expect(await h.vmCount(spec.podId)).toBe(1);
+  });
+
+  it('backs up and restores a locked (suspended) VM and leaves it locked and stopped', async () => {
     const spec = newPod(h.node);
     await h.hypervisor.createVm(spec);
     await h.hypervisor.stopVm(spec);
     await h.hypervisor.setLocked(spec, true);
-    const name = newId('backup');
-    await h.hypervisor.snapshotVm(spec, name);
-    await h.hypervisor.restoreSnapshot(spec, name);
+    const backup = await h.hypervisor.backupVm(spec, backupName('bak'));
+    await h.hypervisor.restoreBackup(spec, backup.backupId);
     expect(await h.hypervisor.findVm(spec)).toMatchObject({ locked: true, status: 'stopped' });
+  });
+
+  it('deletes a backup, deleting again succeeds, and a missing backup is refused, not retried', async () => {
+    const spec = newPod(h.node);
+    await h.hypervisor.createVm(spec);
+    const backup = await h.hypervisor.backupVm(spec, backupName('bak'));
+    await h.hypervisor.deleteBackup(backup.backupId);
+    await h.hypervisor.deleteBackup(backup.backupId);
+    expect(await h.hypervisor.findBackup(backup.backupId)).toBeNull();
+    expect(await h.backupCount(spec.podId)).toBe(0);
+
+    const restore = await providerError(h.hypervisor.restoreBackup(spec, backup.backupId));
+    expect(restore).toMatchObject({ code: 'BACKUP_NOT_FOUND', retryable: false });
+    expect(await h.hypervisor.findVm(spec)).toMatchObject({ status: 'running' });
+
+    const fromMissing = { ...newPod(h.node), fromBackupId: backup.backupId };
+    const create = await providerError(h.hypervisor.createVm(fromMissing));
+    expect(create).toMatchObject({ code: 'BACKUP_NOT_FOUND', retryable: false });
+    expect(await h.vmCount(fromMissing.podId)).toBe(0);
   });
 }
 
@@ -406,6 +482,72 @@ describe('ProxmoxHypervisor specifics', () => {
     expect(err.message).toContain('proxy handshake failed');
   });
 
+  it.each([408, 409, 423, 429])(
+    'maps a %i (the server refused for now) to a retryable error',
+    async (status) => {
+      fake.inject({ path: '/cluster/resources', status, message: 'try again later' });
+      const err = await providerError(proxmox.findVm(newPod('pve1')));
+      expect(err).toMatchObject({ code: `HTTP_${status}`, retryable: true });
+      expect(err.retryAfterMs).toBeUndefined();
+    },
+  );
+
+  it.each<[string, () => string, (ms: number | undefined) => void]>([
+    ['delta seconds', () => '7', (ms) => expect(ms).toBe(7000)],
+    [
+      'an HTTP date',
+      () => new Date(Date.now() + 30_000).toUTCString(),
+      (ms) => {
+        expect(ms).toBeGreaterThan(28_000);
+        expect(ms).toBeLessThanOrEqual(30_000);
+      },
+    ],
+    [
+      'an HTTP date already past',
+      () => new Date(Date.now() - 60_000).toUTCString(),
+      (ms) => expect(ms).toBe(0),
+    ],
+    ['garbage', () => 'soon', (ms) => expect(ms).toBeUndefined()],
+  ])('carries Retry-After given as %s on the error', async (_kind, header, check) => {
+    fake.inject({
+      path: '/cluster/resources',
+      status: 429,
+      message: 'too many requests',
+      headers: { 'Retry-After': header() },
+    });
+    const err = await providerError(proxmox.findVm(newPod('pve1')));
+    expect(err).toMatchObject({ code: 'HTTP_429', retryable: true });
+    check(err.retryAfterMs);
+  });
+
+  it('keeps polling a task through a refused poll, waiting the Retry-After it was given', async () => {
+    fake.inject({
+      method: 'GET',
+      path: /\/tasks\/[^/]+\/status$/,
+      status: 503,
+      message: 'too busy',
+      headers: { 'Retry-After': '1' },
+    });
+    const spec = newPod('pve1');
+    await proxmox.createVm(spec);
+    const polls = fake.requests.filter((r) => r.path.includes('/tasks/'));
+    const refused = polls[0];
+    const next = polls[1];
+    expect(refused && next && next.at - refused.at).toBeGreaterThanOrEqual(990);
+    expect(fake.vmsTagged(podTag(spec.podId))).toHaveLength(1);
+  });
+
+  it('does not retry a task poll that no retry can fix', async () => {
+    fake.inject({
+      method: 'GET',
+      path: /\/tasks\/[^/]+\/status$/,
+      status: 403,
+      message: 'Permission check failed',
+    });
+    const err = await providerError(proxmox.createVm(newPod('pve1')));
+    expect(err).toMatchObject({ code: 'HTTP_403', retryable: false });
+  });
+
   it('maps a 4xx to a non-retryable error carrying the parameter errors', async () => {
     const spec = newPod('pve1');
     await proxmox.createVm(spec);
@@ -480,6 +622,316 @@ describe('ProxmoxHypervisor specifics', () => {
     await proxmox.stopVm(spec);
     expect(vm?.status).toBe('stopped');
   });
+
+  describe('backups', () => {
+    const calls = () => fake.requests.map((r) => `${r.method} ${r.path}`);
+    const vzdumps = () => fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/vzdump'));
+
+    it('backs up with vzdump on the VM’s node into the backup storage, noted so that a retry finds it', async () => {
+      const spec = newPod('pve1');
+      const vm = await proxmox.createVm(spec);
+      const name = backupName('pt');
+      const backup = await proxmox.backupVm(spec, name);
+      expect(backup).toEqual({
+        backupId: expect.stringMatching(
+          new RegExp(
+            `^local:backup/vzdump-qemu-${vm.vmId}-\\d{4}_\\d{2}_\\d{2}-\\d{2}_\\d{2}_\\d{2}\\.vma\\.zst$`,
+          ),
+        ),
+        podId: spec.podId,
+        sizeGb: 20,
+      });
+      expect(calls()).toContain('GET /nodes/pve1/storage/local/status');
+      expect(vzdumps()).toHaveLength(1);
+      expect(vzdumps()[0]?.body).toEqual({
+        vmid: vm.vmId,
+        storage: 'local',
+        mode: 'snapshot',
+        compress: 'zstd',
+        'notes-template': `podplane-backup:${name}:${spec.podId}`,
+      });
+      const task = [...fake.tasks.values()].find((t) => t.type === 'vzdump');
+      expect(task).toMatchObject({ node: 'pve1', id: vm.vmId, exitstatus: 'OK' });
+      expect(fake.vms.get(Number(vm.vmId))?.lock).toBeUndefined();
+      expect(await proxmox.backupVm(spec, name)).toEqual(backup);
+      expect(vzdumps()).toHaveLength(1);
+    });
+
+    it('finds the backup of an attempt whose answer was lost instead of making a second one', async () => {
+      const spec = newPod('pve1');
+      await proxmox.createVm(spec);
+      fake.inject({
+        method: 'POST',
+        path: '/nodes/pve1/vzdump',
+        status: 502,
+        message: 'proxy timeout',
+        after: true,
+      });
+      const name = backupName('bak');
+      expect(await providerError(proxmox.backupVm(spec, name))).toMatchObject({
+        code: 'HTTP_502',
+        retryable: true,
+      });
+      // the first vzdump still runs (its lock is on the VM): a retry now waits rather than starting another
+      expect(await providerError(proxmox.backupVm(spec, name))).toMatchObject({
+        code: 'VM_BUSY',
+        retryable: true,
+      });
+      fake.finishTasks();
+      const backup = await proxmox.backupVm(spec, name);
+      expect(vzdumps()).toHaveLength(1);
+      expect(fake.backups().map((b) => b.volid)).toEqual([backup.backupId]);
+    });
+
+    it('refuses a backup storage that cannot hold backups, without retrying and without a vzdump', async () => {
+      const spec = newPod('pve1');
+      await proxmox.createVm(spec);
+      const client = (backupStorage: string) =>
+        new ProxmoxHypervisor({
+          baseUrl: fake.url,
+          tokenId: TOKEN_ID,
+          tokenSecret: TOKEN_SECRET,
+          templateVmId: fake.templateVmId,
+          taskPollMs: 5,
+          backupStorage,
+        });
+      const images = await providerError(client('local-lvm').backupVm(spec, backupName('bak')));
+      expect(images).toMatchObject({ code: 'BACKUP_STORAGE_INVALID', retryable: false });
+      const unknown = await providerError(client('nope').backupVm(spec, backupName('bak')));
+      expect(unknown).toMatchObject({ code: 'HTTP_400', retryable: false });
+      expect(unknown.message).toContain('No such storage.');
+      expect(vzdumps()).toHaveLength(0);
+    });
+
+    it('refuses a name that is not 1-40 safe characters before calling Proxmox', async () => {
+      const spec = newPod('pve1');
+      for (const name of ['', 'x'.repeat(41), 'with space', '{{vmid}}', 'a\\b']) {
+        expect(await providerError(proxmox.backupVm(spec, name))).toMatchObject({
+          code: 'BAD_BACKUP_NAME',
+          retryable: false,
+        });
+      }
+      expect(fake.requests).toHaveLength(0);
+    });
+
+    it('restores in place over the same VM id with force, keeping the pod’s tag, plan and power', async () => {
+      const spec = newPod('pve2');
+      const vm = await proxmox.createVm(spec);
+      const backup = await proxmox.backupVm(spec, backupName('bak'));
+      await proxmox.resizeVm(spec, { vcpu: 3, memoryMb: 3072, diskGb: 25 });
+      await proxmox.restoreBackup(spec, backup.backupId);
+      const restore = fake.requests.find((r) => r.method === 'POST' && r.path === '/nodes/pve2/qemu');
+      expect(restore?.body).toMatchObject({
+        vmid: vm.vmId,
+        archive: backup.backupId,
+        force: '1',
+        storage: 'local-lvm',
+        cores: '3',
+        memory: '3072',
+        tags: `podplane;${podTag(spec.podId)}`,
+      });
+      const at = (path: string) => calls().indexOf(path);
+      expect(at(`POST /nodes/pve2/qemu/${vm.vmId}/status/stop`)).toBeLessThan(at('POST /nodes/pve2/qemu'));
+      expect(fake.vms.get(Number(vm.vmId))).toMatchObject({
+        status: 'running',
+        cores: 3,
+        memoryMb: 3072,
+        disks: { scsi0: 25 },
+        tags: ['podplane', podTag(spec.podId)],
+      });
+      expect(fake.vmsTagged(podTag(spec.podId))).toHaveLength(1);
+    });
+
+    it('creates a pod from another pod’s backup as a new VM tagged for the new pod only', async () => {
+      const source = newPod('pve2');
+      const sourceVm = await proxmox.createVm(source);
+      const backup = await proxmox.backupVm(source, backupName('bak'));
+      const copy = { ...newPod('pve2'), fromBackupId: backup.backupId };
+      const vm = await proxmox.createVm(copy);
+      expect(vm.vmId).not.toBe(sourceVm.vmId);
+      const restore = fake.requests.find((r) => r.method === 'POST' && r.path === '/nodes/pve2/qemu');
+      expect(restore?.body).toMatchObject({
+        vmid: vm.vmId,
+        archive: backup.backupId,
+        unique: '1',
+        storage: 'local-lvm',
+        name: copy.hostname,
+        tags: `podplane;${podTag(copy.podId)}`,
+      });
+      expect(restore?.body.force).toBeUndefined();
+      expect(fake.vmsTagged(podTag(source.podId)).map((v) => v.vmid)).toEqual([Number(sourceVm.vmId)]);
+      expect(fake.vmsTagged(podTag(copy.podId)).map((v) => v.vmid)).toEqual([Number(vm.vmId)]);
+      const restoredAt = fake.requests.indexOf(restore!);
+      expect(fake.requests.slice(restoredAt).some((r) => r.path.endsWith('/clone'))).toBe(false);
+    });
+
+    it('removes the VM a failed restore leaves behind, and the retry succeeds', async () => {
+      const source = newPod('pve2');
+      await proxmox.createVm(source);
+      const backup = await proxmox.backupVm(source, backupName('bak'));
+      const before = [...fake.vms.keys()];
+      fake.failNextTask('qmrestore', "command 'vma extract' failed: got signal 9");
+      const copy = { ...newPod('pve2'), fromBackupId: backup.backupId };
+      const err = await providerError(proxmox.createVm(copy));
+      expect(err).toMatchObject({ code: 'TASK_FAILED', retryable: true });
+      expect([...fake.vms.keys()]).toEqual(before);
+      await proxmox.createVm(copy);
+      expect(fake.vmsTagged(podTag(copy.podId))).toHaveLength(1);
+    });
+
+    it('refuses, without retrying, to restore onto a node that cannot read a node-local archive', async () => {
+      const source = newPod('pve1');
+      await proxmox.createVm(source);
+      const backup = await proxmox.backupVm(source, backupName('bak'));
+      expect(await proxmox.findBackup(backup.backupId)).toEqual(backup);
+      const elsewhere = { ...newPod('pve2'), fromBackupId: backup.backupId };
+      const err = await providerError(proxmox.createVm(elsewhere));
+      expect(err).toMatchObject({ code: 'BACKUP_NOT_ON_NODE', retryable: false });
+      expect(fake.vmsTagged(podTag(elsewhere.podId))).toHaveLength(0);
+    });
+
+    it('restores across nodes from a shared backup storage, and deletes on the storage', async () => {
+      await fake.close();
+      fake = await ProxmoxFake.start({
+        tokenId: TOKEN_ID,
+        tokenSecret: TOKEN_SECRET,
+        storages: {
+          'local-lvm': { type: 'lvmthin', content: ['images', 'rootdir'], shared: false },
+          nfs: { type: 'nfs', content: ['backup', 'iso'], shared: true },
+        },
+      });
+      proxmox = new ProxmoxHypervisor({
+        baseUrl: fake.url,
+        tokenId: TOKEN_ID,
+        tokenSecret: TOKEN_SECRET,
+        templateVmId: fake.templateVmId,
+        taskPollMs: 5,
+        backupStorage: 'nfs',
+      });
+      const source = newPod('pve1');
+      await proxmox.createVm(source);
+      const backup = await proxmox.backupVm(source, backupName('pt'));
+      expect(backup.backupId).toMatch(/^nfs:backup\//);
+      const elsewhere = { ...newPod('pve2'), fromBackupId: backup.backupId };
+      expect(await proxmox.createVm(elsewhere)).toMatchObject({ node: 'pve2', podId: elsewhere.podId });
+      await proxmox.deleteBackup(backup.backupId);
+      const del = fake.requests.find((r) => r.method === 'DELETE' && r.path.includes('/storage/'));
+      expect(del?.path).toBe(`/nodes/pve1/storage/nfs/content/${encodeURIComponent(backup.backupId)}`);
+      expect(fake.backups()).toEqual([]);
+      expect(await proxmox.findBackup(backup.backupId)).toBeNull();
+    });
+
+    it('says a backup is missing only when every node could be asked', async () => {
+      const spec = newPod('pve2');
+      await proxmox.createVm(spec);
+      const backup = await proxmox.backupVm(spec, backupName('bak'));
+      fake.inject({
+        method: 'GET',
+        path: /\/storage\/local\/content$/,
+        status: 500,
+        message: 'storage busy',
+        times: 2,
+      });
+      expect(await providerError(proxmox.findBackup(backup.backupId))).toMatchObject({ retryable: true });
+      expect(await proxmox.findBackup(backup.backupId)).toEqual(backup);
+    });
+  });
+});
+
+describe('the Proxmox fake refuses what Proxmox refuses', () => {
+  let fake: ProxmoxFake;
+  beforeAll(async () => {
+    fake = await ProxmoxFake.start({ tokenId: TOKEN_ID, tokenSecret: TOKEN_SECRET });
+    fake.addVm({ vmid: 120, name: 'web', node: 'pve1' });
+  });
+  afterAll(async () => {
+    await fake.close();
+  });
+
+  async function call(method: string, path: string, form: Record<string, string> = {}) {
+    const res = await fetch(`${fake.url}/api2/json${path}`, {
+      method,
+      headers: {
+        Authorization: `PVEAPIToken=${TOKEN_ID}=${TOKEN_SECRET}`,
+        'Content-Type': 'application/x-www-form-urlencoded',
+      },
+      body: method === 'GET' ? undefined : new URLSearchParams(form).toString(),
+    });
+    return {
+      status: res.status,
+      body: (await res.json()) as { data: unknown; errors?: Record<string, string> },
+    };
+  }
+
+  async function taskExit(upid: unknown): Promise<string | undefined> {
+    fake.finishTasks();
+    const node = String(upid).split(':')[1] ?? '';
+    const res = await call('GET', `/nodes/${node}/tasks/${encodeURIComponent(String(upid))}/status`);
+    return (res.body.data as { exitstatus?: string }).exitstatus;
+  }
+
+  it('vzdump: bad parameters are 400s, a VM on another node is a silent OK', async () => {
+    const unknownVar = await call('POST', '/nodes/pve1/vzdump', {
+      vmid: '120',
+      storage: 'local',
+      'notes-template': '{{pod}}',
+    });
+    expect(unknownVar.status).toBe(400);
+    expect(unknownVar.body.errors?.['notes-template']).toContain("variable 'pod'");
+    const withoutStorage = await call('POST', '/nodes/pve1/vzdump', { vmid: '120', 'notes-template': 'x' });
+    expect(withoutStorage.status).toBe(400);
+    expect((await call('POST', '/nodes/pve1/vzdump', { vmid: '120', mode: 'live' })).status).toBe(400);
+    expect((await call('POST', '/nodes/pve1/vzdump', { storage: 'local' })).status).toBe(400);
+    const wrongNode = await call('POST', '/nodes/pve2/vzdump', { vmid: '120', storage: 'local' });
+    expect(wrongNode).toMatchObject({ status: 200, body: { data: 'OK' } });
+  });
+
+  it('vzdump: a storage without backup content fails the task, not the request', async () => {
+    const res = await call('POST', '/nodes/pve1/vzdump', { vmid: '120', storage: 'local-lvm' });
+    expect(res.status).toBe(200);
+    expect(await taskExit(res.body.data)).toContain('wrong content type');
+    expect(fake.vms.get(120)?.lock).toBeUndefined();
+  });
+
+  it('restore: drive options conflict with archive; an existing VM needs force; a locked one is refused', async () => {
+    const made = await call('POST', '/nodes/pve1/vzdump', { vmid: '120', storage: 'local' });
+    expect(await taskExit(made.body.data)).toBe('OK');
+    const archive = fake.backups()[0]?.volid ?? '';
+    const drive = await call('POST', '/nodes/pve1/qemu', { vmid: '121', archive, scsi0: 'local-lvm:8' });
+    expect(drive.status).toBe(400);
+    expect(drive.body.errors?.scsi0).toBe("option conflicts with option 'archive'");
+    expect((await call('POST', '/nodes/pve1/qemu', { vmid: '120', archive })).status).toBe(500);
+    fake.vms.get(120)!.lock = 'suspended';
+    expect((await call('POST', '/nodes/pve1/qemu', { vmid: '120', archive, force: '1' })).status).toBe(500);
+    delete fake.vms.get(120)!.lock;
+    const notBackup = await call('POST', '/nodes/pve1/qemu', {
+      vmid: '122',
+      archive: 'local-lvm:vm-120-disk-0',
+    });
+    expect(notBackup.status).toBe(500);
+    const missing = await call('POST', '/nodes/pve1/qemu', {
+      vmid: '123',
+      archive: 'local:backup/vzdump-qemu-999-2020_01_01-00_00_00.vma.zst',
+    });
+    expect(missing.status).toBe(200);
+    expect(await taskExit(missing.body.data)).toContain('unable to restore VM 123');
+    // "VM state is NOT cleaned up": the failed restore's VM stays, unlocked
+    expect(fake.vms.get(123)).toMatchObject({ tags: [] });
+    expect(fake.vms.get(123)?.lock).toBeUndefined();
+  });
+
+  it('delete: a volume id of another storage is refused; a missing volume only warns', async () => {
+    const mismatch = await call(
+      'DELETE',
+      `/nodes/pve1/storage/local/content/${encodeURIComponent('nfs:backup/x.vma.zst')}`,
+    );
+    expect(mismatch.status).toBe(400);
+    const gone = await call(
+      'DELETE',
+      `/nodes/pve1/storage/local/content/${encodeURIComponent('local:backup/vzdump-qemu-999-2020_01_01-00_00_00.vma.zst')}`,
+    );
+    expect(await taskExit(gone.body.data)).toBe('WARNINGS: 1');
+  });
 });
 
 describe('PowerDnsProvider specifics', () => {
@@ -537,6 +989,21 @@ describe('PowerDnsProvider specifics', () => {
     expect(err).toMatchObject({ code: 'HTTP_404', retryable: false });
     expect(err.message).toContain("Could not find domain 'nope.test.'");
   });
+
+  it.each([408, 409, 423, 429])(
+    'surfaces a %i as retryable, with the Retry-After it names',
+    async (status) => {
+      fake.inject({
+        method: 'PATCH',
+        path: /zones/,
+        status,
+        error: 'slow down',
+        headers: { 'Retry-After': '3' },
+      });
+      const err = await providerError(powerdns.upsertA({ fqdn: `web.${ZONE}`, podSlug: 'web' }, '10.1.2.3'));
+      expect(err).toMatchObject({ code: `HTTP_${status}`, retryable: true, retryAfterMs: 3000 });
+    },
+  );
 
   it('surfaces a 5xx as retryable', async () => {
     fake.inject({ method: 'PATCH', path: /zones/, status: 500, error: 'Backend error: database is locked' });

@@ -1,48 +1,79 @@
 /** Simulator fault rules: the SIMULATOR_FAULTS grammar and the slug glob matcher. */
-import { globToRegExp, parseFaultSpec, type FaultRuleInput } from '../../src/domain/faults';
+import {
+  FAULT_OPERATIONS,
+  MAX_FAULT_DELAY_MS,
+  globToRegExp,
+  parseFaultSpec,
+  type FaultMode,
+  type FaultOperation,
+  type FaultRuleInput,
+} from '../../src/domain/faults';
+
+const rule = (
+  operation: FaultOperation,
+  slugPattern: string,
+  times: number | null = null,
+  mode: FaultMode = 'fail',
+  delayMs: number | null = null,
+): FaultRuleInput => ({ operation, slugPattern, times, mode, delayMs });
 
 describe('parseFaultSpec', () => {
   it.each<[string, FaultRuleInput[]]>([
     ['', []],
     ['   ', []],
     [';;', []],
-    ['createVm:fail-*', [{ operation: 'createVm', slugPattern: 'fail-*', times: null }]],
-    ['createVm:fail-*:2', [{ operation: 'createVm', slugPattern: 'fail-*', times: 2 }]],
-    ['upsertA:*:1', [{ operation: 'upsertA', slugPattern: '*', times: 1 }]],
+    ['createVm:fail-*', [rule('createVm', 'fail-*')]],
+    ['createVm:fail-*:2', [rule('createVm', 'fail-*', 2)]],
+    ['upsertA:*:1', [rule('upsertA', '*', 1)]],
+    ['createVm:fail-*:2;upsertA:dns-*', [rule('createVm', 'fail-*', 2), rule('upsertA', 'dns-*')]],
+    ['  startVm:web-?  ;  destroyVm:db-1:3 ; ', [rule('startVm', 'web-?'), rule('destroyVm', 'db-1', 3)]],
+    ['restoreBackup:a;restoreBackup:b:10', [rule('restoreBackup', 'a'), rule('restoreBackup', 'b', 10)]],
+    // modes: the count may be left empty (every time) when a mode follows
+    ['createVm:fail-*:3:after', [rule('createVm', 'fail-*', 3, 'after')]],
+    ['createVm:fail-*::after', [rule('createVm', 'fail-*', null, 'after')]],
+    ['createVm:fail-*:1:fail', [rule('createVm', 'fail-*', 1, 'fail')]],
+    ['upsertA:slow-*::delay=5000', [rule('upsertA', 'slow-*', null, 'delay', 5000)]],
+    ['backupVm:slow-*:2:delay=1', [rule('backupVm', 'slow-*', 2, 'delay', 1)]],
     [
-      'createVm:fail-*:2;upsertA:dns-*',
+      'createVm:a-*:1:after; upsertA:b-*::delay=250 ;deleteBackup:*',
       [
-        { operation: 'createVm', slugPattern: 'fail-*', times: 2 },
-        { operation: 'upsertA', slugPattern: 'dns-*', times: null },
-      ],
-    ],
-    [
-      '  startVm:web-?  ;  destroyVm:db-1:3 ; ',
-      [
-        { operation: 'startVm', slugPattern: 'web-?', times: null },
-        { operation: 'destroyVm', slugPattern: 'db-1', times: 3 },
-      ],
-    ],
-    [
-      'restoreSnapshot:a;restoreSnapshot:b:10',
-      [
-        { operation: 'restoreSnapshot', slugPattern: 'a', times: null },
-        { operation: 'restoreSnapshot', slugPattern: 'b', times: 10 },
+        rule('createVm', 'a-*', 1, 'after'),
+        rule('upsertA', 'b-*', null, 'delay', 250),
+        rule('deleteBackup', '*'),
       ],
     ],
   ])('%j', (spec, rules) => {
     expect(parseFaultSpec(spec)).toEqual(rules);
   });
 
-  it.each(['createVm', 'resizeVm', 'snapshotVm', 'setLocked', 'findVm', 'stopVm', 'deleteA'])(
-    'accepts the %s operation',
-    (operation) => {
-      expect(parseFaultSpec(`${operation}:x`)).toEqual([{ operation, slugPattern: 'x', times: null }]);
-    },
-  );
+  it('lists every hypervisor and DNS operation, the backup ones instead of snapshots', () => {
+    expect([...FAULT_OPERATIONS].sort()).toEqual(
+      [
+        'backupVm',
+        'createVm',
+        'deleteA',
+        'deleteBackup',
+        'destroyVm',
+        'findBackup',
+        'findVm',
+        'resizeVm',
+        'restoreBackup',
+        'setLocked',
+        'startVm',
+        'stopVm',
+        'upsertA',
+      ].sort(),
+    );
+  });
+
+  it.each([...FAULT_OPERATIONS])('accepts the %s operation', (operation) => {
+    expect(parseFaultSpec(`${operation}:x`)).toEqual([rule(operation, 'x')]);
+  });
 
   it.each([
     ['unknown operation', 'launchVm:fail-*'],
+    ['retired snapshot operation', 'snapshotVm:fail-*'],
+    ['retired rollback operation', 'restoreSnapshot:fail-*'],
     ['operation in the wrong case', 'createvm:fail-*'],
     ['missing pattern', 'createVm'],
     ['empty pattern', 'createVm:'],
@@ -53,6 +84,19 @@ describe('parseFaultSpec', () => {
     ['fractional count', 'createVm:fail-*:1.5'],
     ['non-numeric count', 'createVm:fail-*:twice'],
     ['empty count', 'createVm:fail-*:'],
+    ['empty count and empty mode', 'createVm:fail-*::'],
+    ['unknown mode', 'createVm:fail-*:1:later'],
+    ['mode in the wrong case', 'createVm:fail-*:1:After'],
+    ['delay without its duration', 'upsertA:slow-*::delay'],
+    ['delay with an empty duration', 'upsertA:slow-*::delay='],
+    ['delay of zero', 'upsertA:slow-*::delay=0'],
+    ['non-numeric delay', 'upsertA:slow-*::delay=soon'],
+    ['fractional delay', 'upsertA:slow-*::delay=1.5'],
+    ['delay over the limit', `upsertA:slow-*::delay=${MAX_FAULT_DELAY_MS + 1}`],
+    ['duration on a fail rule', 'createVm:fail-*:1:fail=100'],
+    ['duration on an after rule', 'createVm:fail-*:1:after=100'],
+    ['a field after the mode', 'createVm:fail-*:1:after:extra'],
+    ['an empty field after the mode', 'createVm:fail-*:1:after:'],
     ['one bad rule among good ones', 'createVm:fail-*:2;nope:x;upsertA:dns-*'],
   ])('rejects a %s', (_name, spec) => {
     expect(() => parseFaultSpec(spec)).toThrow(Error);
