@@ -45,6 +45,7 @@ afterAll(async () => {
 
 function fakeActivities(calls: string[]): CloudPodActivities {
   const results: Record<string, unknown> = {
+    beginJob: true,
     reserveCapacity: { nodeName: 'node-1' },
     createVm: { vmId: 'vm-1' },
     waitForVmRunning: { ipAddress: '10.0.0.2' },
