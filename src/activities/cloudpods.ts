@@ -462,11 +462,15 @@ export function createCloudPodActivities({
       });
     },
 
-    /** Undo of a stop: the VM runs again (unlocked, as it was before the suspension began). */
+    /**
+     * Undo of a stop: the VM runs again, as it did before the suspension began. It is unlocked only
+     * if the lock took effect (the lock may be the very call that keeps failing).
+     */
     async startVm(podId: string): Promise<void> {
       await step(podId, async () => {
         const pod = await loadPod(podId);
-        await provider(() => hypervisor.setLocked(vmRef(pod), false));
+        const vm = await provider(() => hypervisor.findVm(vmRef(pod)));
+        if (vm?.locked) await provider(() => hypervisor.setLocked(vmRef(pod), false));
         await provider(() => hypervisor.startVm(vmRef(pod)));
       });
     },

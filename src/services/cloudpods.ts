@@ -403,12 +403,20 @@ export async function requestPlanChange(
   const problem = planChangeProblem(pod.status, resourcesOf(pod), target);
   if (problem) throw new AppError(pod.status === 'ACTIVE' ? 'unprocessable' : 'conflict', problem);
   const job = await openJob(deps.em, pod, 'CHANGE_PLAN', { product_id: product.id });
-  const update = () =>
-    deps.temporal.workflow.getHandle(pod.workflowId).startUpdate(changePlanUpdate, {
+  const update = async () => {
+    const handle = await deps.temporal.workflow.getHandle(pod.workflowId).startUpdate(changePlanUpdate, {
       args: [{ jobId: job.id, productId: product.id, resources: target }],
       waitForStage: 'ACCEPTED',
       updateId: job.id,
     });
+    // A validator's refusal comes back as the update's outcome, not as an error of startUpdate: read
+    // an outcome that is already there without waiting for one (the poll is aborted at once).
+    await deps.temporal
+      .withAbortSignal(AbortSignal.abort(), () => handle.result())
+      .catch((err: unknown) => {
+        if (err instanceof WorkflowUpdateFailedError) throw err;
+      });
+  };
   try {
     try {
       await engine(deps, update);
@@ -428,8 +436,12 @@ export async function requestPlanChange(
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     if (err instanceof WorkflowUpdateFailedError) {
-      await cancelQueuedJob(deps.em, job.id, reason);
-      throw new AppError('conflict', `the pod refused the plan change: ${reason}`);
+      const why = err.cause instanceof Error ? err.cause.message : reason;
+      // Refused by the validator: the job never started. (Already finished: it ran; its row says how.)
+      if (await cancelQueuedJob(deps.em, job.id, why))
+        throw new AppError('conflict', `the pod refused the plan change: ${why}`);
+      await deps.em.refresh(job);
+      return job;
     }
     // Not confirmed in time: cancel it unless the workflow has already begun it (then it runs: 202).
     if (await cancelQueuedJob(deps.em, job.id, 'the workflow engine did not confirm the plan change in time'))

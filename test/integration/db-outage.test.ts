@@ -6,7 +6,6 @@
  * The ORM reaches PostgreSQL through a TCP relay this test owns, so "down" is what a client sees
  * when the server goes away: open connections reset, new ones refused.
  */
-import net from 'node:net';
 import { Writable } from 'node:stream';
 import request from 'supertest';
 import { Client, Connection } from '@temporalio/client';
@@ -19,45 +18,8 @@ import { issueToken } from '../../src/services/api-tokens';
 import { freePort } from '../../temporal/dev-server';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { expectProblem } from '../helpers/problem';
+import { Relay } from '../helpers/relay';
 import { waitFor } from '../helpers/wait';
-
-/** A TCP relay in front of PostgreSQL that can be taken down and brought back on the same port. */
-class Relay {
-  private server: net.Server | undefined;
-  private readonly sockets = new Set<net.Socket>();
-  port = 0;
-
-  constructor(private readonly target: { host: string; port: number }) {}
-
-  async up(): Promise<void> {
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.target);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    const address = server.address();
-    if (typeof address === 'object' && address) this.port = address.port;
-    this.server = server;
-  }
-
-  async down(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    for (const s of this.sockets) s.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
 
 describe('the API while PostgreSQL is down', () => {
   let db: TestDatabase;
