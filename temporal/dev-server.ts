@@ -30,6 +30,14 @@ export interface DevServerHandle {
   address: string;
   uiUrl: string | undefined;
   source: string;
+  /** the server's pid when we spawned the binary; undefined for the SDK download */
+  pid?: number | undefined;
+  /**
+   * Settles when the spawned server exits, for whatever reason, so `npm start` can restart it.
+   * Undefined for the SDK download, whose process the SDK keeps to itself.
+   */
+  exited?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** stops the server; resolves at once if it has already exited */
   stop(): Promise<void>;
 }
 
@@ -136,9 +144,12 @@ async function startWithBinary(
   child.stderr?.on('data', (chunk: Buffer) => {
     stderrTail = (stderrTail + chunk.toString('utf8')).slice(-4000);
   });
-  let exited: string | undefined;
-  child.once('exit', (code, signal) => {
-    exited = `temporal dev server exited early (code ${code}, signal ${signal}): ${stderrTail.trim()}`;
+  let exitedEarly: string | undefined;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exitedEarly = `temporal dev server exited early (code ${code}, signal ${signal}): ${stderrTail.trim()}`;
+      resolve({ code, signal });
+    });
   });
   try {
     await waitForTemporal(
@@ -146,7 +157,7 @@ async function startWithBinary(
       opts.namespace ?? 'default',
       opts.searchAttributes,
       opts.startTimeoutMs ?? 60000,
-      () => exited,
+      () => exitedEarly,
     );
   } catch (err) {
     child.kill('SIGKILL');
@@ -155,6 +166,8 @@ async function startWithBinary(
   return {
     address,
     source,
+    pid: child.pid,
+    exited,
     uiUrl:
       opts.uiPort === undefined ? undefined : `http://${ip === '0.0.0.0' ? '127.0.0.1' : ip}:${opts.uiPort}`,
     stop: () =>

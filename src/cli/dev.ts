@@ -1,6 +1,8 @@
 /**
  * `npm start`: the whole platform on embedded defaults — PostgreSQL, the Temporal dev server and
  * UI, migrations, schedule sync, one worker and the API. Ctrl-C stops every piece in reverse.
+ * PostgreSQL and Temporal are child processes: one that dies is restarted (src/cli/supervisor.ts);
+ * one that keeps dying, or a worker that stops by itself, stops everything with exit code 1.
  */
 import { createApp } from '../api/app';
 import { loadConfigOrExit } from '../config';
@@ -15,6 +17,16 @@ import { startSweeper } from '../sweeper';
 import { installRuntime, startWorkers } from '../worker';
 import { COMMIT, VERSION, databaseFor, temporalFor } from './infra';
 import { serve } from './serve';
+import { DEV_RESTART_POLICY, supervise, type SupervisedChild } from './supervisor';
+
+/** A restart must bring back a server we spawned: one merely found listening on the port is not ours to watch. */
+function spawnedChild<T extends { pid?: number | undefined; exited?: SupervisedChild['exited'] }>(
+  what: string,
+  handle: T | undefined,
+): T & SupervisedChild {
+  if (!handle?.exited) throw new Error(`${what} came back, but not as a process started here`);
+  return handle as T & SupervisedChild;
+}
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
@@ -38,12 +50,54 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => void stopAll('SIGINT', 0));
   process.once('SIGTERM', () => void stopAll('SIGTERM', 0));
+  // A closed terminal: without this, node dies at once and leaves PostgreSQL and Temporal running.
+  process.once('SIGHUP', () => void stopAll('SIGHUP', 0));
+
+  /** One line on stderr, then everything stops with exit code 1: never a half-stack. */
+  const stopWith = (line: string) => {
+    if (stopping) return;
+    process.stderr.write(`podplane: ${line}\n`);
+    void stopAll(line, 1);
+  };
+  const fail = (line: string) => {
+    if (!stopping) logger.error(line);
+    stopWith(line);
+  };
+  // The supervisor has logged the give-up with its details already.
+  const supervision = {
+    policy: DEV_RESTART_POLICY,
+    log: logger,
+    onGiveUp: stopWith,
+    isStopping: () => stopping,
+  };
 
   try {
     const db = await databaseFor(config, logger);
-    if (db.embedded?.owned) stack.push({ name: 'PostgreSQL', stop: () => db.embedded!.stop() });
+    if (db.embedded?.owned) {
+      const postgres = await supervise({
+        ...supervision,
+        name: 'PostgreSQL',
+        initial: spawnedChild('PostgreSQL', db.embedded),
+        start: async () => spawnedChild('PostgreSQL', (await databaseFor(config, logger)).embedded),
+      });
+      stack.push({ name: 'PostgreSQL', stop: () => postgres.stop() });
+    }
     const temporalInfra = await temporalFor(config, logger);
-    if (temporalInfra.dev) stack.push({ name: 'Temporal dev server', stop: () => temporalInfra.dev!.stop() });
+    const dev = temporalInfra.dev;
+    if (dev?.exited) {
+      const temporalServer = await supervise({
+        ...supervision,
+        name: 'Temporal dev server',
+        initial: spawnedChild('Temporal dev server', dev),
+        start: async () => spawnedChild('Temporal dev server', (await temporalFor(config, logger)).dev),
+      });
+      stack.push({ name: 'Temporal dev server', stop: () => temporalServer.stop() });
+    } else if (dev) {
+      logger.warn(
+        'the Temporal dev server runs from the SDK download, whose process cannot be watched: if it dies, restart npm start',
+      );
+      stack.push({ name: 'Temporal dev server', stop: () => dev.stop() });
+    }
 
     const orm = await initOrm({ databaseUrl: db.url, poolMax: config.DATABASE_POOL_MAX });
     stack.push({ name: 'database pool', stop: () => orm.close() });
@@ -72,6 +126,12 @@ async function main(): Promise<void> {
       backupRetentionDays: config.BACKUP_RETENTION_DAYS,
     });
     stack.push({ name: 'worker', stop: () => workers.shutdown() });
+    // The worker runs in this process and is not restarted: if it stops by itself, so does the rest.
+    workers.done.then(
+      () => fail('the worker stopped unexpectedly; stopping Podplane'),
+      (err: unknown) =>
+        fail(`the worker failed: ${err instanceof Error ? err.message : String(err)}; stopping Podplane`),
+    );
     // Pods whose workflow a crash never started, jobs whose signal was lost: delivered now and periodically.
     const sweeper = startSweeper({ orm, temporal: temporal.client, config, logger });
     stack.push({ name: 'sweeper', stop: () => sweeper.stop() });

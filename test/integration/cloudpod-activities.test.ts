@@ -1,0 +1,222 @@
+/**
+ * CloudPod activities against real PostgreSQL and the PostgreSQL-backed simulator, run in Temporal's
+ * activity context: a job the API cancelled is never revived, polling leaks no listeners, an outage
+ * of our own database is waited out inside the attempt (it is not a provider failure), and the
+ * failing step is recorded on the job.
+ */
+import { getEventListeners } from 'node:events';
+import { DefaultLogger } from '@temporalio/worker';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createCloudPodActivities, type CloudPodActivities } from '../../src/activities/cloudpods';
+import { CloudPod, CoreNode, Customer, Product, ProvisioningJob, Tenant } from '../../src/db/entities';
+import { initOrm, systemEm, type MikroORM } from '../../src/db/orm';
+import { createLogger } from '../../src/logger';
+import { FaultInjector, SimulatedDns, SimulatedHypervisor } from '../../src/providers/simulator';
+import { createTestDatabase, type TestDatabase } from '../helpers/db';
+import { Relay } from '../helpers/relay';
+import { waitFor } from '../helpers/wait';
+
+let db: TestDatabase;
+let tenant: Tenant;
+let customer: Customer;
+let product: Product;
+let seq = 0;
+const silent = createLogger({ level: 'silent' });
+/** the mock environment's own activity log (failures are expected here) */
+const quiet = { logger: new DefaultLogger('ERROR', () => undefined) };
+
+function activitiesFor(orm: MikroORM, opts: { bootMs?: number; pollMs?: number } = {}): CloudPodActivities {
+  const faults = new FaultInjector(orm);
+  const sim = { orm, faults, latencyMs: 0, bootMs: opts.bootMs ?? 0 };
+  return createCloudPodActivities({
+    orm,
+    hypervisor: new SimulatedHypervisor(sim),
+    dns: new SimulatedDns(sim),
+    logger: silent,
+    pollMs: opts.pollMs ?? 5,
+  });
+}
+
+/** Runs one activity as attempt `attempt` of `activityType`, the way a worker would. */
+function run<T>(activityType: string, fn: () => Promise<T>, attempt = 1): Promise<T> {
+  return new MockActivityEnvironment({ activityType, attempt, heartbeatTimeoutMs: 5000 }, quiet).run(fn);
+}
+
+async function newPod(
+  status: 'PENDING' | 'ACTIVE' = 'PENDING',
+): Promise<{ pod: CloudPod; job: ProvisioningJob }> {
+  const em = systemEm(db.orm);
+  const slug = `act-${++seq}`;
+  const pod = em.create(CloudPod, {
+    tenant,
+    customer,
+    product,
+    slug,
+    hostname: `${slug}.acts.pods.test`,
+    status,
+    vcpu: 1,
+    memoryMb: 1024,
+    diskGb: 10,
+    workflowId: `cloudpod-${slug}`,
+  });
+  const job = em.create(ProvisioningJob, { tenant, pod, type: 'PROVISION', workflowId: pod.workflowId });
+  await em.flush();
+  return { pod, job };
+}
+
+const jobRow = async (id: string) =>
+  (
+    await db.query<{
+      status: string;
+      attempts: number;
+      current_step: string | null;
+      step_attempt: number | null;
+      last_error: string | null;
+    }>(
+      'select status, attempts, current_step, step_attempt, last_error from provisioning_jobs where id = $1',
+      [id],
+    )
+  )[0];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const em = systemEm(db.orm);
+  tenant = em.create(Tenant, {
+    slug: 'acts',
+    name: 'Activities',
+    currency: 'EUR',
+    ownerEmail: 'owner@acts.test',
+    status: 'ACTIVE',
+  });
+  customer = em.create(Customer, { tenant, email: 'customer@acts.test', name: 'Customer' });
+  product = em.create(Product, {
+    tenant,
+    code: 'small',
+    name: 'Small',
+    interval: 'MONTH',
+    unitAmount: 500,
+    currency: 'EUR',
+    vcpu: 1,
+    memoryMb: 1024,
+    diskGb: 10,
+    includedBandwidthGb: 100,
+  });
+  em.create(CoreNode, {
+    name: 'acts-node',
+    region: 'test-1',
+    capacityVcpu: 64,
+    capacityMemoryMb: 262144,
+    capacityDiskGb: 10000,
+  });
+  await em.flush();
+});
+afterAll(() => db.close());
+
+describe('beginJob', () => {
+  it('takes a QUEUED job once, and never revives one the API cancelled', async () => {
+    const acts = activitiesFor(db.orm);
+    const { pod, job } = await newPod();
+    expect(await run('beginJob', () => acts.beginJob(job.id, 'PROVISIONING'))).toBe(true);
+    // A retried beginJob (its answer was lost) is the same job, not a second attempt.
+    expect(await run('beginJob', () => acts.beginJob(job.id, 'PROVISIONING'))).toBe(true);
+    expect(await jobRow(job.id)).toMatchObject({ status: 'RUNNING', attempts: 1 });
+
+    const { job: cancelled } = await newPod();
+    await db.query(`update provisioning_jobs set status = 'CANCELED' where id = $1`, [cancelled.id]);
+    expect(await run('beginJob', () => acts.beginJob(cancelled.id, 'PROVISIONING'))).toBe(false);
+    expect(await jobRow(cancelled.id)).toMatchObject({ status: 'CANCELED', attempts: 0 });
+    const [podRow] = await db.query<{ status: string }>('select status from cloud_pods where id = $1', [
+      pod.id,
+    ]);
+    expect(podRow?.status).toBe('PROVISIONING');
+  });
+});
+
+describe('step activities', () => {
+  it('poll without leaving an abort listener behind per poll', async () => {
+    const acts = activitiesFor(db.orm, { bootMs: 400, pollMs: 5 });
+    const { pod, job } = await newPod();
+    await run('beginJob', () => acts.beginJob(job.id, 'PROVISIONING'));
+    await run('reserveCapacity', () => acts.reserveCapacity(pod.id));
+    await run('createVm', () => acts.createVm(pod.id));
+    const env = new MockActivityEnvironment(
+      { activityType: 'waitForVmRunning', heartbeatTimeoutMs: 5000 },
+      quiet,
+    );
+    let polls = 0;
+    env.on('heartbeat', (d: unknown) => {
+      if (d && typeof d === 'object' && 'poll' in d) polls = Number((d as { poll: number }).poll);
+    });
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      await env.run(() => acts.waitForVmRunning(pod.id));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(polls).toBeGreaterThan(11);
+    expect(getEventListeners(env.context.cancellationSignal, 'abort').length).toBeLessThanOrEqual(1);
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+  });
+
+  it('record the step, its attempt and the last raw error on the running job', async () => {
+    const acts = activitiesFor(db.orm);
+    const { pod, job } = await newPod();
+    await run('beginJob', () => acts.beginJob(job.id, 'PROVISIONING'));
+    await run('reserveCapacity', () => acts.reserveCapacity(pod.id));
+    await new FaultInjector(db.orm).add({
+      operation: 'createVm',
+      slugPattern: pod.slug,
+      times: 1,
+      message: 'clone task failed',
+    });
+    await expect(run('createVm', () => acts.createVm(pod.id), 2)).rejects.toThrow(/clone task failed/);
+    expect(await jobRow(job.id)).toMatchObject({
+      current_step: 'create VM',
+      step_attempt: 2,
+      last_error: expect.stringMatching(/clone task failed/),
+    });
+  });
+
+  it('wait out an outage of our own database inside the attempt instead of failing it', async () => {
+    const target = new URL(db.url);
+    const relay = new Relay({ host: target.hostname, port: Number(target.port || 5432) });
+    await relay.up();
+    const relayed = new URL(db.url);
+    relayed.hostname = '127.0.0.1';
+    relayed.port = String(relay.port);
+    const orm = await initOrm({ databaseUrl: relayed.toString(), poolMax: 2 });
+    try {
+      const acts = activitiesFor(orm);
+      const { pod, job } = await newPod();
+      await run('beginJob', () => acts.beginJob(job.id, 'PROVISIONING'));
+      await relay.down();
+      const beats: unknown[] = [];
+      const env = new MockActivityEnvironment(
+        { activityType: 'reserveCapacity', heartbeatTimeoutMs: 5000 },
+        quiet,
+      );
+      env.on('heartbeat', (d: unknown) => beats.push(d));
+      const reserving = env.run(() => acts.reserveCapacity(pod.id));
+      let settled = false;
+      void reserving.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      // It keeps heartbeating while the database is away, and neither fails nor finishes.
+      await waitFor(() => Promise.resolve(beats.length >= 2), { what: 'heartbeats during the outage' });
+      expect(settled).toBe(false);
+      await relay.up();
+      await expect(reserving).resolves.toEqual({ nodeName: 'acts-node' });
+      const [row] = await db.query<{ node_id: string | null }>(
+        'select node_id from cloud_pods where id = $1',
+        [pod.id],
+      );
+      expect(row?.node_id).not.toBeNull();
+    } finally {
+      await relay.down();
+      await orm.close();
+    }
+  });
+});
