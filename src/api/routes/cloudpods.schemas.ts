@@ -16,15 +16,10 @@ export const CreatePodBody = z
       )
       .refine((s) => !s.includes('--'), 'slug must not contain consecutive hyphens')
       .openapi({ example: 'web-1' }),
-    restore_from_backup_id: z
-      .string()
-      .min(1)
-      .max(40)
-      .optional()
-      .openapi({
-        description:
-          'create the pod from this backup of the tenant (a terminated pod’s included) instead of the template',
-      }),
+    restore_from_backup_id: z.string().min(1).max(40).optional().openapi({
+      description:
+        'create the pod from this backup of the tenant (a terminated pod’s included) instead of the template',
+    }),
   })
   .openapi('CreateCloudPod');
 
