@@ -26,7 +26,9 @@ describe('operationProblem', () => {
     CHANGE_PLAN: ['ACTIVE'],
     SUSPEND: ['ACTIVE'],
     UNSUSPEND: ['SUSPENDED'],
-    TERMINATE: ['ACTIVE', 'SUSPENDED', 'FAILED'],
+    // Every pod but a TERMINATED one can be deleted: a provisioning stops and rolls back, an
+    // operation in progress finishes first, a dead-lettered terminate (TERMINATING) runs again.
+    TERMINATE: ['PENDING', 'PROVISIONING', 'ACTIVE', 'UPDATING', 'SUSPENDED', 'TERMINATING', 'FAILED'],
     BACKUP: ['ACTIVE', 'SUSPENDED'],
     RESTORE: ['ACTIVE', 'SUSPENDED'],
   };
@@ -55,12 +57,17 @@ describe('operationProblem', () => {
     }
   });
 
-  it.each<PodStatus>(['PENDING', 'PROVISIONING', 'UPDATING', 'TERMINATING', 'TERMINATED'])(
-    'a %s pod accepts no operation at all',
+  it.each<PodStatus>(['PENDING', 'PROVISIONING', 'UPDATING', 'TERMINATING'])(
+    'a %s pod accepts only a terminate',
     (status) => {
-      for (const op of operations) expect(operationProblem(op, status)).toBeDefined();
+      for (const op of operations)
+        expect(operationProblem(op, status) === undefined).toBe(op === 'TERMINATE');
     },
   );
+
+  it('a TERMINATED pod accepts no operation at all', () => {
+    for (const op of operations) expect(operationProblem(op, 'TERMINATED')).toBeDefined();
+  });
 });
 
 describe('planChangeProblem', () => {
