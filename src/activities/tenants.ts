@@ -9,6 +9,7 @@ import {
   canTransition,
   welcomeNotification,
 } from '../domain/tenants';
+import { FAILURE_TYPES } from '../domain/errors';
 import { newId } from '../domain/ids';
 
 export interface TenantActivityDeps {
@@ -19,7 +20,11 @@ export interface TenantActivityDeps {
 export function createTenantActivities({ orm, logger }: TenantActivityDeps) {
   async function loadTenant(tenantId: string): Promise<Tenant> {
     const tenant = await systemEm(orm).findOne(Tenant, { id: tenantId });
-    if (!tenant) throw ApplicationFailure.nonRetryable(`tenant ${tenantId} does not exist`, 'TenantNotFound');
+    if (!tenant)
+      throw ApplicationFailure.nonRetryable(
+        `tenant ${tenantId} does not exist`,
+        FAILURE_TYPES.tenantNotFound,
+      );
     return tenant;
   }
 
@@ -79,7 +84,7 @@ export function createTenantActivities({ orm, logger }: TenantActivityDeps) {
       if (!canTransition(tenant.status, 'ACTIVE')) {
         throw ApplicationFailure.nonRetryable(
           `tenant ${tenantId} is ${tenant.status} and cannot become ACTIVE`,
-          'InvalidTenantTransition',
+          FAILURE_TYPES.invalidTenantTransition,
         );
       }
       await systemEm(orm).nativeUpdate(

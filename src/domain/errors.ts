@@ -57,5 +57,7 @@ export const FAILURE_TYPES = {
   /** the provider failed in a way a retry may fix (timeout, 5xx, lost answer) */
   providerFailed: 'ProviderFailed',
   invalidPlanChange: 'InvalidPlanChange',
+  tenantNotFound: 'TenantNotFound',
+  invalidTenantTransition: 'InvalidTenantTransition',
 } as const;
 export type FailureType = (typeof FAILURE_TYPES)[keyof typeof FAILURE_TYPES];

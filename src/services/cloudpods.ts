@@ -470,11 +470,6 @@ export async function retryJob(
   if (job.status !== 'DEAD_LETTER')
     throw conflict(`job ${jobId} is ${job.status}; only DEAD_LETTER jobs are retried`);
   if (pod.status === 'TERMINATED') throw conflict(`pod ${pod.id} is TERMINATED; its jobs cannot be retried`);
-  if (job.type === 'CHANGE_PLAN')
-    throw new AppError(
-      'unprocessable',
-      'a dead-lettered plan change is not retried; request the plan change again',
-    );
   const previous = {
     failureReason: job.failureReason,
     deadLetteredAt: job.deadLetteredAt,
@@ -501,6 +496,9 @@ export async function retryJob(
     if (err instanceof WorkflowNotFoundError) {
       // The workflow has ended (retry window passed): a new run takes the job.
       try {
+        if (job.type === 'CHANGE_PLAN') {
+          throw conflict(`pod ${pod.id} no longer waits for this plan change; request the plan change again`);
+        }
         if (job.type === 'PROVISION') {
           await engine(deps, () =>
             deps.temporal.workflow.start<typeof cloudPod>('cloudPod', {
@@ -511,6 +509,7 @@ export async function retryJob(
         } else await deliverJob(deps, pod, job);
       } catch (startErr) {
         await restore();
+        if (startErr instanceof AppError) throw startErr;
         if (startErr instanceof WorkflowExecutionAlreadyStartedError)
           throw conflict(`pod ${pod.id} has a running workflow again; retry the request`);
         throw engineDown('the job stays dead-lettered', startErr);
