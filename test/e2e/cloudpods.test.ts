@@ -4,13 +4,13 @@
  * termination, idempotency, quotas and tenant isolation.
  */
 import request from 'supertest';
-import { CoreNode, Product, SimDnsRecord, SimVm, Tenant, TenantQuota } from '../../src/db/entities';
+import { Product, SimDnsRecord, SimVm, Tenant, TenantQuota } from '../../src/db/entities';
 import { systemEm } from '../../src/db/orm';
 import { ProviderError } from '../../src/providers/errors';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
 import { startTestStack, type TestStack } from '../helpers/app';
 import { waitFor } from '../helpers/wait';
-import { getPod, podTenant, waitPod, type PodTenant } from '../helpers/pods';
+import { allocatedCapacity, getPod, podTenant, waitPod, type PodTenant } from '../helpers/pods';
 
 let stack: TestStack;
 const admin = () => `Bearer ${stack.adminToken}`;
@@ -23,17 +23,7 @@ async function createPod(t: PodTenant, slug: string, key?: string) {
 
 const vmOf = (podId: string) => systemEm(stack.db.orm).findOne(SimVm, { podId });
 const dnsOf = (fqdn: string) => systemEm(stack.db.orm).findOne(SimDnsRecord, { fqdn });
-const allocated = async () => {
-  const nodes = await systemEm(stack.db.orm).find(CoreNode, {});
-  return nodes.reduce(
-    (a, n) => ({
-      vcpu: a.vcpu + n.allocatedVcpu,
-      memoryMb: a.memoryMb + n.allocatedMemoryMb,
-      diskGb: a.diskGb + n.allocatedDiskGb,
-    }),
-    { vcpu: 0, memoryMb: 0, diskGb: 0 },
-  );
-};
+const allocated = () => allocatedCapacity(stack);
 
 let a: PodTenant;
 let b: PodTenant;

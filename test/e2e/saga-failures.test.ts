@@ -6,12 +6,12 @@
  * retrying as the API shows it, and a plan change while no worker polls.
  */
 import request from 'supertest';
-import { CoreNode, SimBackup, SimDnsRecord, SimVm } from '../../src/db/entities';
+import { SimBackup, SimDnsRecord, SimVm } from '../../src/db/entities';
 import { systemEm } from '../../src/db/orm';
 import { sweepStrandedWork } from '../../src/services/cloudpods';
 import { podStateQuery } from '../../src/workflows/shared';
 import { startTestStack, type TestStack } from '../helpers/app';
-import { getPod, podTenant, registerNode, waitPod, type PodTenant } from '../helpers/pods';
+import { allocatedCapacity, getPod, podTenant, registerNode, waitPod, type PodTenant } from '../helpers/pods';
 import { expectProblem } from '../helpers/problem';
 import { waitFor } from '../helpers/wait';
 
@@ -78,17 +78,7 @@ const deletePod = (s: TestStack, t: PodTenant, podId: string) =>
 const vmOf = (s: TestStack, podId: string) => systemEm(s.db.orm).findOne(SimVm, { podId });
 const dnsOf = (s: TestStack, fqdn: string) => systemEm(s.db.orm).findOne(SimDnsRecord, { fqdn });
 
-async function allocated(s: TestStack) {
-  const nodes = await systemEm(s.db.orm).find(CoreNode, {});
-  return nodes.reduce(
-    (a, n) => ({
-      vcpu: a.vcpu + n.allocatedVcpu,
-      memoryMb: a.memoryMb + n.allocatedMemoryMb,
-      diskGb: a.diskGb + n.allocatedDiskGb,
-    }),
-    { vcpu: 0, memoryMb: 0, diskGb: 0 },
-  );
-}
+const allocated = allocatedCapacity;
 
 async function jobsOf(s: TestStack, t: PodTenant, podId: string): Promise<JobJson[]> {
   const res = await request(s.app).get(`/api/v1/cloudpods/${podId}/jobs`).set('Authorization', t.auth);

@@ -1,5 +1,7 @@
 /** CloudPod fixtures for e2e tests: a tenant with a customer and two plans, made through the API. */
 import request from 'supertest';
+import { CoreNode } from '../../src/db/entities';
+import { systemEm } from '../../src/db/orm';
 import type { TestStack } from './app';
 import { createActiveTenant } from './tenants';
 import { waitFor } from './wait';
@@ -77,5 +79,18 @@ export async function waitPod(
       return pod.status === status && !open ? pod : undefined;
     },
     { what: `pod ${podId} ${status}`, timeoutMs },
+  );
+}
+
+/** What every node has allocated, summed: the capacity ledger a test compares before and after. */
+export async function allocatedCapacity(stack: TestStack) {
+  const nodes = await systemEm(stack.db.orm).find(CoreNode, {});
+  return nodes.reduce(
+    (a, n) => ({
+      vcpu: a.vcpu + n.allocatedVcpu,
+      memoryMb: a.memoryMb + n.allocatedMemoryMb,
+      diskGb: a.diskGb + n.allocatedDiskGb,
+    }),
+    { vcpu: 0, memoryMb: 0, diskGb: 0 },
   );
 }

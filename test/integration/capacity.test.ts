@@ -3,7 +3,7 @@
  * node, reserve/release are idempotent, DRAINING nodes take nothing new, plan changes adjust the
  * reservation in place, and the CHECK constraint is the last line of defence.
  */
-import { CloudPod, CoreNode, Customer, Product, Tenant } from '../../src/db/entities';
+import { CloudPod, CoreNode, type Customer, type Product, type Tenant } from '../../src/db/entities';
 import { initOrm, systemEm, type MikroORM } from '../../src/db/orm';
 import {
   NoCapacityError,
@@ -12,6 +12,7 @@ import {
   reserveCapacity,
 } from '../../src/db/repositories/capacity';
 import type { NodeStatus, Resources } from '../../src/domain/cloudpods';
+import { seedCatalog } from '../helpers/catalog';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 
 interface NodeRow {
@@ -45,28 +46,7 @@ let podSeq = 0;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const em = systemEm(db.orm);
-  tenant = em.create(Tenant, {
-    slug: 'capacity',
-    name: 'Capacity',
-    currency: 'EUR',
-    ownerEmail: 'owner@capacity.test',
-    status: 'ACTIVE',
-  });
-  customer = em.create(Customer, { tenant, email: 'customer@capacity.test', name: 'Customer' });
-  product = em.create(Product, {
-    tenant,
-    code: 'small',
-    name: 'Small',
-    interval: 'MONTH',
-    unitAmount: 500,
-    currency: 'EUR',
-    vcpu: SMALL.vcpu,
-    memoryMb: SMALL.memoryMb,
-    diskGb: SMALL.diskGb,
-    includedBandwidthGb: 100,
-  });
-  await em.flush();
+  ({ tenant, customer, product } = await seedCatalog(db.orm, 'capacity', SMALL));
 });
 afterAll(() => db.close());
 

@@ -8,10 +8,18 @@ import { getEventListeners } from 'node:events';
 import { DefaultLogger } from '@temporalio/worker';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createCloudPodActivities, type CloudPodActivities } from '../../src/activities/cloudpods';
-import { CloudPod, CoreNode, Customer, Product, ProvisioningJob, Tenant } from '../../src/db/entities';
+import {
+  CloudPod,
+  CoreNode,
+  type Customer,
+  type Product,
+  ProvisioningJob,
+  type Tenant,
+} from '../../src/db/entities';
 import { initOrm, systemEm, type MikroORM } from '../../src/db/orm';
 import { createLogger } from '../../src/logger';
 import { FaultInjector, SimulatedDns, SimulatedHypervisor } from '../../src/providers/simulator';
+import { seedCatalog } from '../helpers/catalog';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { Relay } from '../helpers/relay';
 import { waitFor } from '../helpers/wait';
@@ -80,27 +88,12 @@ const jobRow = async (id: string) =>
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const em = systemEm(db.orm);
-  tenant = em.create(Tenant, {
-    slug: 'acts',
-    name: 'Activities',
-    currency: 'EUR',
-    ownerEmail: 'owner@acts.test',
-    status: 'ACTIVE',
-  });
-  customer = em.create(Customer, { tenant, email: 'customer@acts.test', name: 'Customer' });
-  product = em.create(Product, {
-    tenant,
-    code: 'small',
-    name: 'Small',
-    interval: 'MONTH',
-    unitAmount: 500,
-    currency: 'EUR',
+  ({ tenant, customer, product } = await seedCatalog(db.orm, 'acts', {
     vcpu: 1,
     memoryMb: 1024,
     diskGb: 10,
-    includedBandwidthGb: 100,
-  });
+  }));
+  const em = systemEm(db.orm);
   em.create(CoreNode, {
     name: 'acts-node',
     region: 'test-1',
