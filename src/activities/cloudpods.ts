@@ -80,12 +80,18 @@ async function provider<T>(run: () => Promise<T>): Promise<T> {
     return result;
   } catch (err) {
     if (err instanceof ProviderError) {
-      const details = { code: err.code ?? null };
+      // The message reaches the tenant (failure_reason): a network failure's address and port stay
+      // in the details, which only operators see (the job's last_error, the Temporal UI).
+      const details = { code: err.code ?? null, raw: err.message };
+      const message =
+        err.code === 'NETWORK'
+          ? `${err.provider} ${err.operation}: the provider could not be reached`
+          : err.message;
       if (!err.retryable)
-        throw ApplicationFailure.nonRetryable(err.message, FAILURE_TYPES.providerRejected, details);
+        throw ApplicationFailure.nonRetryable(message, FAILURE_TYPES.providerRejected, details);
       const { retryAfterMs } = err;
       throw ApplicationFailure.create({
-        message: err.message,
+        message,
         type: FAILURE_TYPES.providerFailed,
         details: [details],
         ...(retryAfterMs ? { nextRetryDelay: retryAfterMs } : {}),
@@ -151,7 +157,14 @@ export function createCloudPodActivities({
   }
 
   async function recordStepError(podId: string, err: unknown): Promise<void> {
-    const message = (err instanceof Error ? err.message : String(err)).slice(0, 2000);
+    const raw =
+      err instanceof ApplicationFailure
+        ? (err.details?.[0] as { raw?: unknown } | undefined)?.raw
+        : undefined;
+    const message = (typeof raw === 'string' ? raw : err instanceof Error ? err.message : String(err)).slice(
+      0,
+      2000,
+    );
     await systemEm(orm)
       .getConnection()
       .execute(

@@ -18,6 +18,7 @@ import {
 } from '../../src/db/entities';
 import { initOrm, systemEm, type MikroORM } from '../../src/db/orm';
 import { createLogger } from '../../src/logger';
+import { ProviderError } from '../../src/providers/errors';
 import { FaultInjector, SimulatedDns, SimulatedHypervisor } from '../../src/providers/simulator';
 import { seedCatalog } from '../helpers/catalog';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
@@ -170,6 +171,37 @@ describe('step activities', () => {
       step_attempt: 2,
       last_error: expect.stringMatching(/clone task failed/),
     });
+  });
+
+  it("keep a network failure's address out of the tenant-visible message and in the operator's last error", async () => {
+    const faults = new FaultInjector(db.orm);
+    const sim = new SimulatedHypervisor({ orm: db.orm, faults, latencyMs: 0, bootMs: 0 });
+    // A hypervisor that cannot be reached answers the way ProviderHttp reports a refused connection.
+    const unreachable = Object.assign(Object.create(sim) as SimulatedHypervisor, {
+      createVm: () =>
+        Promise.reject(
+          new ProviderError(
+            'proxmox',
+            'createVm',
+            'POST /nodes/pve1/qemu/9000/clone: fetch failed: connect ECONNREFUSED 10.20.30.40:8006',
+            true,
+            'NETWORK',
+          ),
+        ),
+    });
+    const acts = createCloudPodActivities({
+      orm: db.orm,
+      hypervisor: unreachable,
+      dns: new SimulatedDns({ orm: db.orm, faults, latencyMs: 0, bootMs: 0 }),
+      logger: silent,
+    });
+    const { pod, job } = await newPod();
+    await run('beginJob', () => acts.beginJob(job.id, 'PROVISIONING'));
+    await run('reserveCapacity', () => acts.reserveCapacity(pod.id));
+    const failure = await run('createVm', () => acts.createVm(pod.id)).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(Error);
+    expect((failure as Error).message).toBe('proxmox createVm: the provider could not be reached');
+    expect((await jobRow(job.id))?.last_error).toMatch(/ECONNREFUSED 10\.20\.30\.40:8006/);
   });
 
   it('wait out an outage of our own database inside the attempt instead of failing it', async () => {
