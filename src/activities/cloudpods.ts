@@ -224,6 +224,14 @@ export function createCloudPodActivities({
     return row.id;
   }
 
+  /** The VM runs, unlocked; it is unlocked only if locked (the lock may be the very call that keeps failing). */
+  async function unlockAndStart(podId: string): Promise<void> {
+    const pod = await loadPod(podId);
+    const vm = await provider(() => hypervisor.findVm(vmRef(pod)));
+    if (vm?.locked) await provider(() => hypervisor.setLocked(vmRef(pod), false));
+    await provider(() => hypervisor.startVm(vmRef(pod)));
+  }
+
   return {
     /**
      * Job QUEUED → RUNNING (attempt counted) and the pod into its in-progress status. Returns false,
@@ -475,25 +483,13 @@ export function createCloudPodActivities({
       });
     },
 
-    /**
-     * Undo of a stop: the VM runs again, as it did before the suspension began. It is unlocked only
-     * if the lock took effect (the lock may be the very call that keeps failing).
-     */
+    /** Undo of a stop: the VM runs again, as it did before the suspension began. */
     async startVm(podId: string): Promise<void> {
-      await step(podId, async () => {
-        const pod = await loadPod(podId);
-        const vm = await provider(() => hypervisor.findVm(vmRef(pod)));
-        if (vm?.locked) await provider(() => hypervisor.setLocked(vmRef(pod), false));
-        await provider(() => hypervisor.startVm(vmRef(pod)));
-      });
+      await step(podId, () => unlockAndStart(podId));
     },
 
     async unsuspendVm(podId: string): Promise<void> {
-      await step(podId, async () => {
-        const pod = await loadPod(podId);
-        await provider(() => hypervisor.setLocked(vmRef(pod), false));
-        await provider(() => hypervisor.startVm(vmRef(pod)));
-      });
+      await step(podId, () => unlockAndStart(podId));
     },
 
     async resizeVm(podId: string, to: Resources): Promise<void> {

@@ -35,6 +35,7 @@ import {
   type PodPolicy,
 } from '../workflows/shared';
 import type { cloudPod } from '../workflows/cloudpods';
+import { tenantUsage } from './tenants';
 
 export function podPolicy(config: Config): PodPolicy {
   return {
@@ -119,21 +120,11 @@ async function insertPod(
     // tx.execute runs inside the transaction, so the lock holds until commit.
     await tx.execute('select 1 from tenant_quotas where tenant_id = ? for update', [input.tenantId]);
     const quota = await tx.findOne(TenantQuota, { tenant: input.tenantId });
-    const [usage] = await tx.execute<{ pods: number; vcpu: number; memory_mb: number; disk_gb: number }[]>(
-      `select count(*)::int as pods, coalesce(sum(vcpu), 0)::int as vcpu, coalesce(sum(memory_mb), 0)::int as memory_mb,
-              coalesce(sum(disk_gb), 0)::int as disk_gb
-         from cloud_pods where tenant_id = ? and status <> 'TERMINATED' and deleted_at is null`,
-      [input.tenantId],
-    );
+    const usage = await tenantUsage(tx, input.tenantId);
     const requested = resourcesOf(product);
     const violation = quotaViolation(
       quota ?? DEFAULT_QUOTAS,
-      {
-        pods: usage?.pods ?? 0,
-        vcpu: usage?.vcpu ?? 0,
-        memoryMb: usage?.memory_mb ?? 0,
-        diskGb: usage?.disk_gb ?? 0,
-      },
+      { pods: usage.pods, vcpu: usage.vcpu, memoryMb: usage.memory_mb, diskGb: usage.disk_gb },
       { pods: 1, ...requested },
     );
     if (violation) {

@@ -99,7 +99,7 @@ interface QuotaRow {
 }
 
 /** What counts against a quota: every pod not TERMINATED and not deleted (as the pod create checks). */
-async function tenantUsage(em: EntityManager, tenantId: string): Promise<TenantQuotaReport['usage']> {
+export async function tenantUsage(em: EntityManager, tenantId: string): Promise<TenantQuotaReport['usage']> {
   const [usage] = await em.execute<TenantQuotaReport['usage'][]>(
     `select count(*)::int as pods, coalesce(sum(vcpu), 0)::int as vcpu, coalesce(sum(memory_mb), 0)::int as memory_mb,
             coalesce(sum(disk_gb), 0)::int as disk_gb

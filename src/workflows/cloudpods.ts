@@ -58,10 +58,16 @@ interface Undo {
 /** Failure types whose message is written for the tenant; anything else is summarized. */
 const READABLE_TYPES: readonly string[] = Object.values(FAILURE_TYPES);
 
-/** A readable reason for the tenant: business and provider refusals verbatim, anything else summarized. */
-function describe(err: unknown): string {
+/** What an activity failure is about: the failure its last attempt raised. */
+function rootCause(err: unknown): unknown {
   let cause: unknown = err;
   while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
+  return cause;
+}
+
+/** A readable reason for the tenant: business and provider refusals verbatim, anything else summarized. */
+function describe(err: unknown): string {
+  const cause = rootCause(err);
   if (cause instanceof ApplicationFailure && cause.type && READABLE_TYPES.includes(cause.type))
     return cause.message;
   return 'it kept failing after its retries (the operator view of the job has the details)';
@@ -203,7 +209,9 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       try {
         await u.run();
       } catch (err) {
-        failed.set(u.step, describeRaw(err));
+        // Undo bookkeeping keeps the raw message: it is operator-only.
+        const cause = rootCause(err);
+        failed.set(u.step, cause instanceof Error ? cause.message : String(cause));
       }
     }
     if (failed.size === 0) return true;
@@ -214,13 +222,6 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       skipped,
     );
     return false;
-  }
-
-  /** Undo bookkeeping keeps the raw message: it is operator-only. */
-  function describeRaw(err: unknown): string {
-    let cause: unknown = err;
-    while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
-    return cause instanceof Error ? cause.message : String(cause);
   }
 
   async function provision(jobId: string): Promise<void> {

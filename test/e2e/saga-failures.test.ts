@@ -10,6 +10,7 @@ import { SimBackup, SimDnsRecord, SimVm } from '../../src/db/entities';
 import { systemEm } from '../../src/db/orm';
 import { sweepStrandedWork } from '../../src/services/cloudpods';
 import { podStateQuery } from '../../src/workflows/shared';
+import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
 import { startTestStack, type TestStack } from '../helpers/app';
 import { allocatedCapacity, getPod, podTenant, registerNode, waitPod, type PodTenant } from '../helpers/pods';
 import { expectProblem } from '../helpers/problem';
@@ -462,6 +463,20 @@ describe('a short retry window and a short engine deadline', () => {
     expect(active.failure_reason).toBeNull();
     expect(await vmOf(s, pod.id)).toMatchObject({ status: 'running' });
     expect(await dnsOf(s, pod.hostname)).toMatchObject({ content: active.ip_address });
+    // The new run carries every search attribute a first start sets (the old retry dropped two).
+    // The row turns ACTIVE inside the last activity; the workflow upserts its status right after.
+    const attrs = await waitFor(
+      async () => {
+        const { typedSearchAttributes } = await s.temporal.workflow.getHandle(pod.workflowId).describe();
+        return typedSearchAttributes.get(SEARCH_ATTRIBUTES.PodplaneStatus) === 'ACTIVE'
+          ? typedSearchAttributes
+          : undefined;
+      },
+      { what: 'the retried run to report ACTIVE' },
+    );
+    expect(attrs.get(SEARCH_ATTRIBUTES.CustomerId)).toBe(t.customerId);
+    expect(attrs.get(SEARCH_ATTRIBUTES.TenantId)).toBe(t.id);
+    expect(attrs.get(SEARCH_ATTRIBUTES.CloudPodId)).toBe(pod.id);
   });
 
   describe('pods whose workflow never ran', () => {

@@ -1,6 +1,7 @@
 /**
  * Input checks at the edge. `parse` is zod parsing that answers 400 problem+json listing every
- * offending field; `refuseHostileInput` guards every request before any route sees it.
+ * offending field; `refuseHostileInput` guards every request before any route sees it (the one
+ * place the control-character rule is applied, so routes do not walk their input twice).
  *
  * Control characters: every string that reaches us — body values and keys at any depth, query
  * parameters, path segments — is refused when it holds a C0 or C1 control character (U+0000–U+001F,
@@ -65,9 +66,8 @@ function refuse(where: Where, errors: FieldIssue[]): AppError {
   return new AppError('validation_failed', `the request ${where} is invalid`, { errors });
 }
 
+/** Parses request input that `refuseHostileInput` has already cleared of control characters. */
 export function parse<S extends z.ZodType>(schema: S, data: unknown, where: Where = 'body'): z.infer<S> {
-  const hostile = controlCharacterIssues(data, where);
-  if (hostile.length > 0) throw refuse(where, hostile);
   const result = schema.safeParse(data ?? {});
   if (result.success) return result.data;
   const errors = result.error.issues.map((issue) => ({
