@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseFaultSpec } from './domain/faults';
+import { parseCustomerAccess, parseTemplates } from './providers/proxmox';
 
 /** Secrets that ship as development defaults; production refuses every one of them. */
 export const DEV_DEFAULT_SECRETS = {
@@ -74,6 +75,10 @@ const schema = z
     PROXMOX_TOKEN_ID: z.string().min(1).optional(),
     PROXMOX_TOKEN_SECRET: z.string().min(1).optional(),
     PROXMOX_TEMPLATE_VMID: z.coerce.number().int().min(100).optional(),
+    /** `node=vmid,…`: a template per node (clones cannot leave a node whose template is on local storage) */
+    PROXMOX_TEMPLATES: z.string().optional(),
+    /** `<user|group>:<name with {customer}>:<role>`: the customer's role on their VMs, taken away while suspended */
+    PROXMOX_CUSTOMER_ACCESS: z.string().optional(),
     PROXMOX_TASK_POLL_MS: durationMs.default(1000),
     /** backup storage for vzdump archives (backups outlive their VM there) */
     PROXMOX_BACKUP_STORAGE: z.string().min(1).max(100).default('local'),
@@ -98,6 +103,18 @@ const schema = z
         parseFaultSpec(cfg.SIMULATOR_FAULTS);
       } catch (err) {
         issue('SIMULATOR_FAULTS', err instanceof Error ? err.message : String(err));
+      }
+    }
+    for (const [key, parse] of [
+      ['PROXMOX_TEMPLATES', parseTemplates],
+      ['PROXMOX_CUSTOMER_ACCESS', parseCustomerAccess],
+    ] as const) {
+      const value = cfg[key];
+      if (value === undefined) continue;
+      try {
+        parse(value);
+      } catch (err) {
+        issue(key, err instanceof Error ? err.message : String(err));
       }
     }
     if (cfg.HYPERVISOR === 'proxmox') {

@@ -26,7 +26,7 @@ import { newId } from '../domain/ids';
 import type { Logger } from '../logger';
 import type { Dns } from '../providers/dns';
 import { ProviderError } from '../providers/errors';
-import type { Hypervisor, VmRef } from '../providers/hypervisor';
+import type { Hypervisor, VmInfo, VmRef } from '../providers/hypervisor';
 
 export interface CloudPodActivityDeps {
   orm: MikroORM;
@@ -181,7 +181,44 @@ export function createCloudPodActivities({
   }
 
   function vmRef(pod: CloudPod): VmRef {
-    return { podId: pod.id, podSlug: pod.slug, node: pod.node?.name ?? '' };
+    return {
+      podId: pod.id,
+      podSlug: pod.slug,
+      node: pod.node?.name ?? '',
+      vmId: pod.vmId ?? null,
+      customerId: pod.customer.id,
+    };
+  }
+
+  /**
+   * The pod's VM, as an operation sees it. A VM that is suspended yet running (someone with
+   * administrator rights on the hypervisor started it) is recorded as an ops event for the
+   * operators; reconciliation will stop it again.
+   */
+  async function inspectVm(pod: CloudPod): Promise<VmInfo | null> {
+    const vm = await provider(() => hypervisor.findVm(vmRef(pod)));
+    if (vm?.suspended && vm.status !== 'stopped') {
+      const job = await systemEm(orm).findOne(ProvisioningJob, { pod: pod.id, status: 'RUNNING' });
+      await systemEm(orm)
+        .createQueryBuilder(OpsEvent)
+        .insert({
+          id: newId('event'),
+          severity: 'HIGH',
+          kind: 'suspended_vm_running',
+          tenantId: pod.tenant.id,
+          podId: pod.id,
+          jobId: job?.id ?? null,
+          message: `The VM of suspended pod ${pod.id} is running: it was started outside Podplane.`,
+          details: { vmId: vm.vmId, node: vm.node, status: vm.status },
+          dedupeKey: `suspended_vm_running:${pod.id}:${job?.id ?? 'none'}`,
+          createdAt: new Date(),
+        })
+        .onConflict('dedupe_key')
+        .ignore()
+        .execute();
+      logger.warn({ podId: pod.id, vmId: vm.vmId }, 'suspended VM found running');
+    }
+    return vm;
   }
 
   /** Job status change; `updated_at` moves with it, and a dead letter records when it happened. */
@@ -224,11 +261,14 @@ export function createCloudPodActivities({
     return row.id;
   }
 
-  /** The VM runs, unlocked; it is unlocked only if locked (the lock may be the very call that keeps failing). */
+  /**
+   * The VM runs, unsuspended; it is unsuspended only if suspended (the suspension may be the very
+   * call that keeps failing).
+   */
   async function unlockAndStart(podId: string): Promise<void> {
     const pod = await loadPod(podId);
-    const vm = await provider(() => hypervisor.findVm(vmRef(pod)));
-    if (vm?.locked) await provider(() => hypervisor.setLocked(vmRef(pod), false));
+    const vm = await inspectVm(pod);
+    if (vm?.suspended) await provider(() => hypervisor.setSuspended(vmRef(pod), false));
     await provider(() => hypervisor.startVm(vmRef(pod)));
   }
 
@@ -326,7 +366,13 @@ export function createCloudPodActivities({
             );
           fromBackupId = backup.providerSnapshotId;
         }
-        const vm = await provider(() =>
+        // The VM id is recorded before the VM is made, so a retry looks it up instead of cloning again.
+        const reserve = async () => {
+          const vmId = await hypervisor.reserveVmId(vmRef(pod));
+          await em.nativeUpdate(CloudPod, { id: podId }, { vmId });
+          pod.vmId = vmId;
+        };
+        const create = () =>
           hypervisor.createVm({
             ...vmRef(pod),
             hostname: pod.hostname,
@@ -334,9 +380,19 @@ export function createCloudPodActivities({
             memoryMb: pod.memoryMb,
             diskGb: pod.diskGb,
             fromBackupId,
-          }),
-        );
-        await em.nativeUpdate(CloudPod, { id: podId }, { vmId: vm.vmId });
+          });
+        const vm = await provider(async () => {
+          if (!pod.vmId) await reserve();
+          try {
+            return await create();
+          } catch (err) {
+            // Someone took the id between the reservation and the clone: reserve another one.
+            if (!(err instanceof ProviderError) || err.code !== 'VMID_TAKEN') throw err;
+            await reserve();
+            return create();
+          }
+        });
+        if (vm.vmId !== pod.vmId) await em.nativeUpdate(CloudPod, { id: podId }, { vmId: vm.vmId });
         return { vmId: vm.vmId };
       });
     },
@@ -479,7 +535,7 @@ export function createCloudPodActivities({
     async lockVm(podId: string): Promise<void> {
       await step(podId, async () => {
         const pod = await loadPod(podId);
-        await provider(() => hypervisor.setLocked(vmRef(pod), true));
+        await provider(() => hypervisor.setSuspended(vmRef(pod), true));
       });
     },
 
@@ -541,6 +597,7 @@ export function createCloudPodActivities({
             FAILURE_TYPES.backupNotFound,
           );
         if (row.status === 'COMPLETED') return row.id;
+        await inspectVm(pod);
         return backupArtifact(em, pod, row, row.id);
       });
     },
@@ -555,7 +612,7 @@ export function createCloudPodActivities({
         const pod = await loadPod(podId, em);
         const existing = await em.findOne(Backup, { jobId });
         if (existing?.status === 'COMPLETED') return existing.id;
-        const vm = await provider(() => hypervisor.findVm(vmRef(pod)));
+        const vm = await inspectVm(pod);
         if (!vm) return null;
         const row =
           existing ?? em.create(Backup, { tenant: pod.tenant, pod, kind: 'PRE_TERMINATION', jobId });

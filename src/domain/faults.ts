@@ -8,7 +8,7 @@ export const FAULT_OPERATIONS = [
   'findVm',
   'startVm',
   'stopVm',
-  'setLocked',
+  'setSuspended',
   'resizeVm',
   'destroyVm',
   'backupVm',

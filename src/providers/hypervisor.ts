@@ -7,6 +7,13 @@ export interface VmRef {
   podSlug: string;
   /** hypervisor node name (the CoreNode name) */
   node: string;
+  /**
+   * The VM id recorded on the pod (from `reserveVmId`, before the VM was made): the provider
+   * looks it up directly, so a VM too young to show up in a listing is still found.
+   */
+  vmId?: string | null;
+  /** the pod's customer: on Proxmox, whose access to the VM a suspension takes away */
+  customerId?: string;
 }
 
 export interface VmSpec extends VmRef, Resources {
@@ -27,8 +34,8 @@ export interface VmInfo {
   podId: string;
   node: string;
   status: VmPowerState;
-  /** a locked VM cannot be started (suspension) */
-  locked: boolean;
+  /** suspended: stopped, and neither Podplane nor the customer may start it until unsuspended */
+  suspended: boolean;
   vcpu: number;
   memoryMb: number;
   diskGb: number;
@@ -53,23 +60,42 @@ export interface BackupArtifact {
  */
 export interface Hypervisor {
   readonly name: string;
-  /** Clone the template, apply the plan's cores/memory/disk and start it; or adopt the pod's VM. */
+  /**
+   * The id the pod's VM will get. The caller records it on the pod *before* `createVm`, so that
+   * a create retried after a crash looks that id up and adopts what the first attempt made.
+   */
+  reserveVmId(ref: VmRef): Promise<string>;
+  /**
+   * Clone the template, apply the plan's cores/memory/disk and start it; or adopt the pod's VM.
+   * With `ref.vmId` the VM gets that id; when the id turns out to belong to another VM (someone
+   * took it between reservation and clone) it fails with the non-retryable `VMID_TAKEN` and
+   * makes nothing, and the caller reserves and records a new id.
+   */
   createVm(spec: VmSpec): Promise<VmInfo>;
   /** The pod's VM, or null when it has none. */
   findVm(ref: VmRef): Promise<VmInfo | null>;
   startVm(ref: VmRef): Promise<void>;
   stopVm(ref: VmRef): Promise<void>;
-  /** Lock or unlock the VM so that nobody (customer included) can start it. */
-  setLocked(ref: VmRef, locked: boolean): Promise<void>;
-  /** Cores and memory to the new values; the disk only grows. */
+  /**
+   * Suspend: the VM is left stopped (stopped again if someone started it meanwhile) and nobody
+   * but the provider's administrators can start it — not `startVm`, which fails with the
+   * non-retryable `VM_SUSPENDED`, and not the customer (on Proxmox their role on the VM is
+   * taken away). Unsuspend gives the customer's access back and leaves the VM stopped.
+   */
+  setSuspended(ref: VmRef, suspended: boolean): Promise<void>;
+  /**
+   * Cores and memory to the new values; the disk only grows. A running VM whose cores or memory
+   * change is restarted (Proxmox cannot hot-plug cores): the sizes `findVm` reports are always
+   * the ones the guest runs with.
+   */
   resizeVm(ref: VmRef, to: Resources): Promise<void>;
-  /** Stop and delete with purge. */
+  /** Stop and delete with purge (a suspended VM too). */
   destroyVm(ref: VmRef): Promise<void>;
   /**
    * Back the VM up to an artifact apart from it. Idempotent by `name` (1 to 40 characters of
    * `[A-Za-z0-9_-]`, else the non-retryable `BAD_BACKUP_NAME`): a retry after a lost answer —
-   * even once the VM is gone — returns the artifact the first call made. A locked (suspended)
-   * VM is backed up and left locked.
+   * even once the VM is gone — returns the artifact the first call made. A suspended VM is
+   * backed up and left suspended.
    */
   backupVm(ref: VmRef, name: string): Promise<BackupArtifact>;
   /**
@@ -78,8 +104,8 @@ export interface Hypervisor {
    */
   findBackup(backupId: string): Promise<BackupArtifact | null>;
   /**
-   * Replace the pod's VM disks with the backup's, in place: cores, memory, power state and lock
-   * stay; a disk that grew since the backup is grown back. A missing artifact fails with the
+   * Replace the pod's VM disks with the backup's, in place: cores, memory, power state and
+   * suspension stay; a disk that grew since the backup is grown back. A missing artifact fails with the
    * non-retryable `BACKUP_NOT_FOUND` and leaves the VM untouched.
    */
   restoreBackup(ref: VmRef, backupId: string): Promise<void>;

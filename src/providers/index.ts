@@ -4,7 +4,7 @@ import type { MikroORM } from '../db/orm';
 import type { Dns } from './dns';
 import type { Hypervisor } from './hypervisor';
 import { PowerDnsProvider } from './powerdns';
-import { ProxmoxHypervisor } from './proxmox';
+import { ProxmoxHypervisor, parseCustomerAccess, parseTemplates } from './proxmox';
 import { parseFaultSpec } from '../domain/faults';
 import { FaultInjector, SimulatedDns, SimulatedHypervisor } from './simulator';
 
@@ -32,6 +32,10 @@ export function createProviders(config: Config, orm: MikroORM): Providers {
           tokenId: required(config, 'PROXMOX_TOKEN_ID', 'HYPERVISOR=proxmox'),
           tokenSecret: required(config, 'PROXMOX_TOKEN_SECRET', 'HYPERVISOR=proxmox'),
           templateVmId: required(config, 'PROXMOX_TEMPLATE_VMID', 'HYPERVISOR=proxmox'),
+          templates: config.PROXMOX_TEMPLATES ? parseTemplates(config.PROXMOX_TEMPLATES) : {},
+          customerAccess: config.PROXMOX_CUSTOMER_ACCESS
+            ? parseCustomerAccess(config.PROXMOX_CUSTOMER_ACCESS)
+            : null,
           taskPollMs: config.PROXMOX_TASK_POLL_MS,
           backupStorage: config.PROXMOX_BACKUP_STORAGE,
         })

@@ -1,6 +1,8 @@
 /**
- * The production hypervisor: Proxmox VE over REST, VMs found by a per-pod tag, tasks polled by
- * UPID, backups as vzdump archives on a backup storage (found again by their notes).
+ * The production hypervisor: Proxmox VE over REST with an API token that is not root. VMs are
+ * found by the VM id recorded on the pod and a per-pod tag, tasks polled by UPID, backups are
+ * vzdump archives on a backup storage (found again by their notes), and a suspension is a tag
+ * plus the customer's role on the VM taken away (only root may set a config `lock`).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
@@ -15,8 +17,16 @@ export interface ProxmoxOptions {
   /** `user@realm!tokenname` */
   tokenId: string;
   tokenSecret: string;
-  /** the template every pod VM is cloned from */
+  /** the template pods are cloned from, for nodes without one of their own in `templates` */
   templateVmId: number;
+  /**
+   * node → the template on that node. A clone reaches another node only from a template whose
+   * disks are on shared storage (Proxmox refuses `target` otherwise), so a cluster with local
+   * storage keeps one template per node.
+   */
+  templates?: Record<string, number>;
+  /** the customer's own Proxmox access to their VMs, granted at creation and taken away while suspended */
+  customerAccess?: CustomerAccess | null;
   /** where vzdump writes backups (`PROXMOX_BACKUP_STORAGE`); vzdump's own default is `local` */
   backupStorage?: string;
   taskPollMs: number;
@@ -27,8 +37,56 @@ export interface ProxmoxOptions {
   fetch?: typeof fetch;
 }
 
-/** The Proxmox lock value that stands for "suspended by Podplane". */
-export const SUSPENSION_LOCK = 'suspended';
+/**
+ * Whose role on `/vms/<vmid>` is the customer's power over their VM: a Proxmox user or group
+ * named by a pattern in which `{customer}` stands for the Podplane customer id.
+ */
+export interface CustomerAccess {
+  type: 'user' | 'group';
+  pattern: string;
+  role: string;
+}
+
+/** `user:{customer}@pve:PVEVMUser` or `group:customer-{customer}:PVEVMUser` (`PROXMOX_CUSTOMER_ACCESS`). */
+export function parseCustomerAccess(value: string): CustomerAccess {
+  const m = /^(user|group):([^:\s]*\{customer\}[^:\s]*):([A-Za-z0-9._-]+)$/.exec(value);
+  if (!m?.[1] || !m[2] || !m[3]) {
+    throw new Error(
+      "must be '<user|group>:<name with {customer}>:<role>', e.g. 'user:{customer}@pve:PVEVMUser'",
+    );
+  }
+  if (m[1] === 'user' && !/^[^@]+@[A-Za-z][A-Za-z0-9._-]+$/.test(m[2])) {
+    throw new Error("a user must be '<name>@<realm>', e.g. '{customer}@pve'");
+  }
+  return { type: m[1] as CustomerAccess['type'], pattern: m[2], role: m[3] };
+}
+
+/** `pve1=9000,pve2=9001` (`PROXMOX_TEMPLATES`). */
+export function parseTemplates(value: string): Record<string, number> {
+  const templates: Record<string, number> = {};
+  for (const item of value
+    .split(',')
+    .map((i) => i.trim())
+    .filter(Boolean)) {
+    const m = /^([A-Za-z0-9][A-Za-z0-9.-]*)=(\d+)$/.exec(item);
+    if (!m?.[1] || !m[2] || Number(m[2]) < 100)
+      throw new Error(`'${item}' is not <node>=<template vmid ≥ 100>`);
+    templates[m[1]] = Number(m[2]);
+  }
+  return templates;
+}
+
+/** The tag that marks a VM suspended by Podplane (a config `lock` is root's only). */
+export const SUSPENDED_TAG = 'podplane-suspended';
+
+/** Marks a VM that a plan change shut down to apply new cores or memory, until it runs again. */
+const RESTARTING_TAG = 'podplane-restarting';
+
+/**
+ * The lock Proxmox itself sets on a hibernated VM: a start resumes it and removes the lock, but
+ * vzdump and a restore refuse it.
+ */
+const HIBERNATED_LOCK = 'suspended';
 
 /** The disk that carries the pod's data: the one `resizeVm` grows. */
 const DATA_DISK = 'scsi0';
@@ -77,6 +135,10 @@ function storageOfDisk(disk: string | undefined): string | undefined {
 const upidSchema = z.string().startsWith('UPID:');
 const maybeUpidSchema = z.string().nullable().optional();
 
+/**
+ * A `/cluster/resources` entry: `vmid`, `node`, `type`, `lock` and `tags` are there at once;
+ * `name` and `template` only once the status data (refreshed every 10 s) has the VM.
+ */
 const resourceSchema = z.object({
   type: z.string(),
   vmid: z.coerce.number().int(),
@@ -84,6 +146,7 @@ const resourceSchema = z.object({
   name: z.string().optional(),
   template: z.union([z.number(), z.boolean()]).optional(),
   tags: z.string().optional(),
+  lock: z.string().optional(),
 });
 type Resource = z.infer<typeof resourceSchema>;
 
@@ -125,7 +188,11 @@ const backupVolumeSchema = z.object({
 });
 type BackupVolume = z.infer<typeof backupVolumeSchema>;
 
-const storageStatusSchema = z.object({ content: z.string() });
+const storageStatusSchema = z.object({
+  content: z.string(),
+  shared: z.coerce.number().optional(),
+});
+type StorageStatus = z.infer<typeof storageStatusSchema>;
 
 /** Where a VM lives right now: VMs migrate between nodes, so every call finds it afresh. */
 interface Located {
@@ -154,6 +221,15 @@ function diskGbOf(config: VmConfig): number {
   if (!size?.[1]) return 0;
   const factor = size[2] ? (SIZE_UNITS_GB[size[2]] ?? 1) : 1 / 1024 ** 3;
   return Math.round(Number(size[1]) * factor);
+}
+
+/** The Proxmox VM id recorded on the pod; anything else (another hypervisor's id) is none. */
+function recordedVmid(ref: VmRef): number | null {
+  return ref.vmId && /^[1-9]\d{2,8}$/.test(ref.vmId) ? Number(ref.vmId) : null;
+}
+
+function vcpuOf(config: VmConfig): number {
+  return (config.cores ?? 1) * (config.sockets ?? 1);
 }
 
 /** Newer Proxmox versions return memory as a property string (`current=4096`). */
@@ -204,53 +280,41 @@ export class ProxmoxHypervisor implements Hypervisor {
     });
   }
 
+  /** `/cluster/nextid` is not a reservation: the id is recorded on the pod, and a clash is `VMID_TAKEN`. */
+  async reserveVmId(): Promise<string> {
+    return String(await this.request('reserveVmId', 'GET', '/cluster/nextid', z.coerce.number().int()));
+  }
+
   async createVm(spec: VmSpec): Promise<VmInfo> {
     const op = 'createVm';
     const vms = await this.listVms(op);
-    const tagged = this.tagged(vms, spec.podId);
-    if (tagged) {
-      // The tag is written together with cores and memory, so only the disk and power may be left to do.
-      await this.completeSetup(op, tagged, spec, false);
-      return this.describe(op, tagged, spec.podId);
+    const own = await this.ownVm(op, vms, spec);
+    if (own) {
+      await this.completeSetup(op, own.vm, spec, !own.tagged);
+      return this.describe(op, own.vm, spec.podId);
     }
-    const orphan = await this.interruptedClone(op, vms, spec);
-    if (orphan) {
-      await this.completeSetup(op, orphan, spec, true);
-      return this.describe(op, orphan, spec.podId);
-    }
-    if (spec.fromBackupId) return this.createFromBackup(op, vms, spec, spec.fromBackupId);
-    const template = vms.find((vm) => vm.vmid === this.opts.templateVmId);
-    if (!template) {
-      throw this.fail(op, `template VM ${this.opts.templateVmId} not found`, false, 'TEMPLATE_NOT_FOUND');
-    }
-    // nextid is not a reservation: a concurrent clone can take it, and the loser's clone fails
-    // ("already exists", a 500) and is retried with a fresh id.
-    const vmid = await this.request(op, 'GET', '/cluster/nextid', z.coerce.number().int());
-    const upid = await this.request(op, 'POST', `${this.vmPath(template)}/clone`, upidSchema, {
-      newid: vmid,
-      name: spec.hostname,
-      full: 1,
-      target: spec.node,
-      description: cloneMarker(spec.podId),
-    });
-    await this.waitTask(op, upid);
-    const vm: Located = { vmid, node: spec.node };
-    await this.completeSetup(op, vm, spec, true);
+    const recorded = recordedVmid(spec);
+    const vmid = recorded ?? (await this.request(op, 'GET', '/cluster/nextid', z.coerce.number().int()));
+    if (recorded !== null && vms.some((v) => v.vmid === vmid)) throw this.vmidTaken(op, vmid);
+    const vm = spec.fromBackupId
+      ? await this.restoreInto(op, vms, spec, spec.fromBackupId, vmid)
+      : await this.cloneInto(op, vms, spec, vmid);
+    await this.completeSetup(op, vm, spec, !spec.fromBackupId);
     return this.describe(op, vm, spec.podId);
   }
 
   async findVm(ref: VmRef): Promise<VmInfo | null> {
-    const vm = await this.locate('findVm', ref.podId);
+    const vm = await this.locate('findVm', ref);
     return vm ? this.describe('findVm', vm, ref.podId) : null;
   }
 
+  /** A hibernated VM (Proxmox's own `suspended` lock) is resumed by the start, as Proxmox does. */
   async startVm(ref: VmRef): Promise<void> {
     const op = 'startVm';
-    const vm = await this.mustLocate(op, ref.podId);
-    const status = await this.status(op, vm);
-    // Proxmox reads a `suspended` lock as hibernation and would resume the VM, so refusing is our job.
-    if (status.lock === SUSPENSION_LOCK) {
-      throw this.fail(op, `VM ${vm.vmid} is locked (suspended)`, false, 'VM_LOCKED');
+    const vm = await this.mustLocate(op, ref);
+    const [status, config] = await Promise.all([this.status(op, vm), this.config(op, vm)]);
+    if (tagsOf(config.tags).includes(SUSPENDED_TAG)) {
+      throw this.fail(op, `VM ${vm.vmid} is suspended`, false, 'VM_SUSPENDED');
     }
     if (status.status === 'running') return;
     await this.powerTransition(op, vm, 'start', {}, 'running');
@@ -258,45 +322,75 @@ export class ProxmoxHypervisor implements Hypervisor {
 
   async stopVm(ref: VmRef): Promise<void> {
     const op = 'stopVm';
-    const vm = await this.mustLocate(op, ref.podId);
+    const vm = await this.mustLocate(op, ref);
     if ((await this.status(op, vm)).status !== 'running') return;
-    // A guest that ignores ACPI is stopped hard once the timeout passes, so the task always ends.
-    await this.powerTransition(op, vm, 'shutdown', { timeout: SHUTDOWN_TIMEOUT_S, forceStop: 1 }, 'stopped');
+    await this.shutdown(op, vm);
   }
 
-  async setLocked(ref: VmRef, locked: boolean): Promise<void> {
-    const op = 'setLocked';
-    const vm = await this.mustLocate(op, ref.podId);
-    const { lock } = await this.status(op, vm);
-    if (locked) {
-      if (lock === SUSPENSION_LOCK) return;
-      // A backup or migration lock is Proxmox's own; overwriting it would corrupt that operation.
-      if (lock) throw this.fail(op, `VM ${vm.vmid} is busy (lock ${lock})`, true, 'VM_BUSY');
-      await this.configure(op, vm, { lock: SUSPENSION_LOCK });
-    } else if (lock === SUSPENSION_LOCK) {
-      await this.configure(op, vm, { delete: 'lock' });
+  /**
+   * Suspend: the suspension tag first (so a half-done suspension is seen as one, and undone
+   * whole), then the customer's role on the VM goes, then a VM someone started meanwhile is
+   * stopped. Unsuspend: the role comes back, then the tag goes; the VM stays stopped.
+   */
+  async setSuspended(ref: VmRef, suspended: boolean): Promise<void> {
+    const op = 'setSuspended';
+    const vm = await this.mustLocate(op, ref);
+    const config = await this.config(op, vm);
+    const tags = tagsOf(config.tags);
+    if (suspended) {
+      if (!tags.includes(SUSPENDED_TAG))
+        await this.configure(op, vm, { tags: [...tags, SUSPENDED_TAG].join(';') });
+      await this.customerAccess(op, vm, ref, false);
+      if ((await this.status(op, vm)).status === 'running') await this.shutdown(op, vm);
+    } else {
+      await this.customerAccess(op, vm, ref, true);
+      if (tags.includes(SUSPENDED_TAG)) {
+        await this.configure(op, vm, { tags: tags.filter((t) => t !== SUSPENDED_TAG).join(';') });
+      }
     }
   }
 
+  /**
+   * Cores are never hot-plugged by Proxmox and memory only with memory hotplug, so a running VM
+   * whose cores or memory change is shut down, reconfigured and started again. The restart is
+   * marked with a tag first: a retry after a crash in between starts the VM it finds stopped.
+   */
   async resizeVm(ref: VmRef, to: Resources): Promise<void> {
     const op = 'resizeVm';
-    const vm = await this.mustLocate(op, ref.podId);
-    const currentGb = diskGbOf(await this.config(op, vm));
+    const vm = await this.mustLocate(op, ref);
+    const [status, config] = await Promise.all([this.status(op, vm), this.config(op, vm)]);
+    const currentGb = diskGbOf(config);
     if (to.diskGb < currentGb) {
       throw this.fail(op, `disks cannot shrink (${currentGb} GB to ${to.diskGb} GB)`, false, 'DISK_SHRINK');
     }
-    await this.configure(op, vm, { cores: to.vcpu, memory: to.memoryMb });
+    const tags = tagsOf(config.tags);
+    const changes = vcpuOf(config) !== to.vcpu || memoryMbOf(config) !== to.memoryMb;
+    const restart = tags.includes(RESTARTING_TAG) || (changes && status.status === 'running');
+    if (restart && !tags.includes(RESTARTING_TAG)) {
+      await this.configure(op, vm, { tags: [...tags, RESTARTING_TAG].join(';') });
+    }
+    if (restart && status.status === 'running') await this.shutdown(op, vm);
+    // On a stopped VM the change applies at once (and takes whatever an earlier attempt left pending).
+    if (changes || restart) await this.configure(op, vm, { cores: to.vcpu, sockets: 1, memory: to.memoryMb });
     if (to.diskGb > currentGb) await this.growDisk(op, vm, to.diskGb);
+    if (restart) {
+      await this.powerTransition(op, vm, 'start', {}, 'running');
+      await this.configure(op, vm, { tags: tags.filter((t) => t !== RESTARTING_TAG).join(';') });
+    }
   }
 
+  /**
+   * Destroy with purge, which also removes the VM's ACL entries. Proxmox's destroy ignores a
+   * hibernated VM's `suspended` lock; any other lock fails the task (retryable: it is an
+   * operation of Proxmox's own that ends).
+   */
   async destroyVm(ref: VmRef): Promise<void> {
     const op = 'destroyVm';
-    const vm = await this.locate(op, ref.podId);
+    const vm = await this.locate(op, ref);
     if (!vm) return;
-    const status = await this.status(op, vm);
-    // Proxmox refuses to stop or delete a locked VM, and a terminated pod may well be suspended.
-    if (status.lock === SUSPENSION_LOCK) await this.configure(op, vm, { delete: 'lock' });
-    if (status.status === 'running') await this.powerTransition(op, vm, 'stop', {}, 'stopped');
+    if ((await this.status(op, vm)).status === 'running') {
+      await this.powerTransition(op, vm, 'stop', {}, 'stopped');
+    }
     try {
       const upid = await this.request(op, 'DELETE', this.vmPath(vm), upidSchema, {
         purge: 1,
@@ -305,7 +399,7 @@ export class ProxmoxHypervisor implements Hypervisor {
       await this.waitTask(op, upid);
     } catch (err) {
       // A concurrent or earlier destroy that finished first is the outcome we wanted.
-      if (err instanceof ProviderError && !(await this.locate(op, ref.podId))) return;
+      if (err instanceof ProviderError && !(await this.locate(op, ref))) return;
       throw err;
     }
   }
@@ -317,7 +411,7 @@ export class ProxmoxHypervisor implements Hypervisor {
     }
     const notes = backupNotes(name, ref.podId);
     const ours = (v: BackupVolume) => v.notes === notes;
-    const vm = await this.locate(op, ref.podId);
+    const vm = await this.locate(op, ref);
     if (!vm) {
       // The VM may be gone since an earlier attempt made the backup (a retried pre-termination backup).
       const earlier = await this.findArchive(op, this.backupStorage, undefined, ours, null);
@@ -327,12 +421,7 @@ export class ProxmoxHypervisor implements Hypervisor {
     // vzdump takes any storage and fails only inside its task; a storage that does not exist or
     // cannot hold backups is a configuration error no retry fixes, so it is refused up front
     // (the status call answers 400 "No such storage." where the content listing answers a 500).
-    const storage = await this.request(
-      op,
-      'GET',
-      `/nodes/${encodeURIComponent(vm.node)}/storage/${encodeURIComponent(this.backupStorage)}/status`,
-      storageStatusSchema,
-    );
+    const storage = await this.storageStatus(op, vm.node, this.backupStorage);
     if (!storage.content.split(',').includes('backup')) {
       throw this.fail(
         op,
@@ -345,29 +434,37 @@ export class ProxmoxHypervisor implements Hypervisor {
     if (done) return this.artifact(done, ref.podId);
     const status = await this.status(op, vm);
     // `backup` is an earlier attempt's vzdump still running: its archive turns up once it ends.
-    if (status.lock && status.lock !== SUSPENSION_LOCK) {
+    if (status.lock && status.lock !== HIBERNATED_LOCK) {
       throw this.fail(op, `VM ${vm.vmid} is busy (lock ${status.lock})`, true, 'VM_BUSY');
     }
-    await this.withoutSuspension(op, vm, status, async () => {
-      const started = await this.request(
-        op,
-        'POST',
-        `/nodes/${encodeURIComponent(vm.node)}/vzdump`,
-        z.string(),
-        {
-          vmid: vm.vmid,
-          storage: this.backupStorage,
-          mode: 'snapshot',
-          compress: 'zstd',
-          'notes-template': notes,
-        },
-      );
-      // vzdump answers a plain `OK` and does nothing when the VM runs on another node.
-      if (!upidSchema.safeParse(started).success) {
-        throw this.fail(op, `vzdump did not start on ${vm.node}: the VM moved`, true, 'VM_MOVED');
-      }
-      await this.waitTask(op, started);
-    });
+    // vzdump refuses a hibernated VM's lock (qemu-server VZDump/QemuServer.pm `lock_vm`): the VM
+    // is resumed for the backup and hibernated again after it.
+    const hibernated = status.lock === HIBERNATED_LOCK;
+    if (hibernated) await this.powerTransition(op, vm, 'start', {}, 'running');
+    const started = await this.request(
+      op,
+      'POST',
+      `/nodes/${encodeURIComponent(vm.node)}/vzdump`,
+      z.string(),
+      {
+        vmid: vm.vmid,
+        storage: this.backupStorage,
+        mode: 'snapshot',
+        compress: 'zstd',
+        'notes-template': notes,
+      },
+    );
+    // vzdump answers a plain `OK` and does nothing when the VM runs on another node.
+    if (!upidSchema.safeParse(started).success) {
+      throw this.fail(op, `vzdump did not start on ${vm.node}: the VM moved`, true, 'VM_MOVED');
+    }
+    await this.waitTask(op, started);
+    if (hibernated) {
+      const upid = await this.request(op, 'POST', `${this.vmPath(vm)}/status/suspend`, upidSchema, {
+        todisk: 1,
+      });
+      await this.waitTask(op, upid);
+    }
     const made = (await this.archivesOn(op, vm.node, this.backupStorage, vm.vmid)).find(ours);
     if (!made) {
       throw this.fail(
@@ -392,37 +489,39 @@ export class ProxmoxHypervisor implements Hypervisor {
 
   async restoreBackup(ref: VmRef, backupId: string): Promise<void> {
     const op = 'restoreBackup';
-    const vm = await this.mustLocate(op, ref.podId);
+    const vm = await this.mustLocate(op, ref);
     await this.mustFindArchive(op, backupId, vm.node);
     const [status, config] = await Promise.all([this.status(op, vm), this.config(op, vm)]);
-    // A restore refuses a locked VM (create_and_lock_config); the suspension lock is ours to lift.
-    if (status.lock && status.lock !== SUSPENSION_LOCK) {
+    // A restore refuses a locked VM (create_and_lock_config).
+    if (status.lock && status.lock !== HIBERNATED_LOCK) {
       throw this.fail(op, `VM ${vm.vmid} is busy (lock ${status.lock})`, true, 'VM_BUSY');
     }
     const running = status.status === 'running';
-    const diskGb = diskGbOf(config);
-    await this.withoutSuspension(op, vm, status, async () => {
-      // Proxmox refuses to restore over a running VM.
-      if (running) await this.powerTransition(op, vm, 'stop', {}, 'stopped');
-      // Only the disks come from the backup: the plan's cores and memory, the pod's name, tag and
-      // marker are passed as overrides of the restored configuration.
-      const upid = await this.request(op, 'POST', `/nodes/${encodeURIComponent(vm.node)}/qemu`, upidSchema, {
-        vmid: vm.vmid,
-        archive: backupId,
-        force: 1,
-        storage: storageOfDisk(config[DATA_DISK]),
-        name: config.name,
-        tags: config.tags,
-        description: config.description,
-        cores: config.cores,
-        sockets: config.sockets,
-        memory: memoryMbOf(config) || undefined,
-      });
-      await this.waitTask(op, upid);
-      // The plan's disk may have grown since the backup: grow the restored one back, never shrink.
-      if (diskGbOf(await this.config(op, vm)) < diskGb) await this.growDisk(op, vm, diskGb);
-      if (running) await this.powerTransition(op, vm, 'start', {}, 'running');
+    // A hibernated VM is resumed and stopped: its saved memory would not match the restored disks.
+    if (status.lock === HIBERNATED_LOCK) {
+      await this.powerTransition(op, vm, 'start', {}, 'running');
+      await this.powerTransition(op, vm, 'stop', {}, 'stopped');
+    }
+    // Proxmox refuses to restore over a running VM.
+    if (running) await this.powerTransition(op, vm, 'stop', {}, 'stopped');
+    // Only the disks come from the backup: the plan's cores and memory, the pod's name, tags
+    // (the suspension's included) and marker are passed as overrides of the restored configuration.
+    const upid = await this.request(op, 'POST', `/nodes/${encodeURIComponent(vm.node)}/qemu`, upidSchema, {
+      vmid: vm.vmid,
+      archive: backupId,
+      force: 1,
+      storage: storageOfDisk(config[DATA_DISK]),
+      name: config.name,
+      tags: config.tags,
+      description: config.description,
+      cores: config.cores,
+      sockets: config.sockets,
+      memory: memoryMbOf(config) || undefined,
     });
+    await this.waitTask(op, upid);
+    // The plan's disk may have grown since the backup: grow the restored one back, never shrink.
+    if (diskGbOf(await this.config(op, vm)) < diskGbOf(config)) await this.growDisk(op, vm, diskGbOf(config));
+    if (running) await this.powerTransition(op, vm, 'start', {}, 'running');
   }
 
   async deleteBackup(backupId: string): Promise<void> {
@@ -441,23 +540,65 @@ export class ProxmoxHypervisor implements Hypervisor {
   }
 
   /**
-   * Restores the archive into a new VM on the pod's node. The pod's name, tag and marker and the
+   * Clones the node's template into `vmid` on the pod's node. A template on another node is
+   * cloned across only when its disks are on shared storage: Proxmox refuses `target` otherwise
+   * ("can't clone VM to node … (VM uses local storage)"), and no retry would change that.
+   */
+  private async cloneInto(op: string, vms: Resource[], spec: VmSpec, vmid: number): Promise<Located> {
+    const template = this.templateFor(op, vms, spec.node);
+    const elsewhere = template.node !== spec.node;
+    if (elsewhere) {
+      const storage = storageOfDisk((await this.config(op, template))[DATA_DISK]);
+      const status = storage ? await this.storageStatus(op, template.node, storage) : null;
+      if (!status?.shared) {
+        throw this.fail(
+          op,
+          `template ${template.vmid} is on node ${template.node} with its disk on storage '${storage ?? 'unknown'}', ` +
+            `which node ${spec.node} cannot use: give ${spec.node} its own template (PROXMOX_TEMPLATES) ` +
+            `or keep the template on shared storage`,
+          false,
+          'TEMPLATE_NOT_ON_NODE',
+        );
+      }
+    }
+    // A lost answer or a crash from here on is found again by `vmid` (recorded on the pod) and the marker.
+    const upid = await this.request(op, 'POST', `${this.vmPath(template)}/clone`, upidSchema, {
+      newid: vmid,
+      name: spec.hostname,
+      full: 1,
+      description: cloneMarker(spec.podId),
+      ...(elsewhere ? { target: spec.node } : {}),
+    });
+    await this.waitTask(op, upid);
+    return { vmid, node: spec.node };
+  }
+
+  private templateFor(op: string, vms: Resource[], node: string): Located {
+    const vmid = this.opts.templates?.[node] ?? this.opts.templateVmId;
+    const template = vms.find((vm) => vm.vmid === vmid);
+    if (!template) throw this.fail(op, `template VM ${vmid} not found`, false, 'TEMPLATE_NOT_FOUND');
+    return { vmid: template.vmid, node: template.node };
+  }
+
+  /**
+   * Restores the archive into `vmid` on the pod's node. The pod's name, tag and marker and the
    * plan's cores and memory go in as overrides of the restored configuration, so the VM is
    * tagged for its pod the moment the restore ends (never for the pod the backup was taken of).
    */
-  private async createFromBackup(
+  private async restoreInto(
     op: string,
     vms: Resource[],
     spec: VmSpec,
     backupId: string,
-  ): Promise<VmInfo> {
+    vmid: number,
+  ): Promise<Located> {
     await this.mustFindArchive(op, backupId, spec.node);
-    const template = vms.find((vm) => vm.vmid === this.opts.templateVmId);
+    const templateId = this.opts.templates?.[spec.node] ?? this.opts.templateVmId;
+    const template = vms.find((vm) => vm.vmid === templateId);
     // New pods' disks live where the template's do; without a template, where the backup says.
     const disks = template
       ? storageOfDisk((await this.config(op, { vmid: template.vmid, node: template.node }))[DATA_DISK])
       : undefined;
-    const vmid = await this.request(op, 'GET', '/cluster/nextid', z.coerce.number().int());
     const upid = await this.request(op, 'POST', `/nodes/${encodeURIComponent(spec.node)}/qemu`, upidSchema, {
       vmid,
       archive: backupId,
@@ -477,8 +618,7 @@ export class ProxmoxHypervisor implements Hypervisor {
       await this.discardFailedRestore(op, vm);
       throw err;
     }
-    await this.completeSetup(op, vm, spec, false);
-    return this.describe(op, vm, spec.podId);
+    return vm;
   }
 
   /**
@@ -582,48 +722,79 @@ export class ProxmoxHypervisor implements Hypervisor {
   }
 
   /**
-   * A create that died between the clone and the config call leaves a VM without the pod tag.
-   * Only a VM with the pod's host name *and* the pod marker in its description is adopted, so an
-   * unrelated VM that happens to share the name is never touched.
+   * The pod's VM, for a create: the one carrying the pod's tag, or — a create interrupted between
+   * the clone and the tagging — the VM under the id recorded on the pod when its description
+   * carries the pod's marker. The id is looked up directly: `/cluster/resources` shows a VM's
+   * `name` only once the status data (refreshed every 10 s) has it, but its id, `lock` and `tags`
+   * at once. A VM still being cloned or restored (`lock` clone/create) cannot be told apart yet:
+   * that is a retryable `VM_BUSY`.
    */
-  private async interruptedClone(op: string, vms: Resource[], spec: VmSpec): Promise<Located | null> {
-    const candidates = vms.filter(
-      (v) =>
-        !isTemplate(v) &&
-        v.name === spec.hostname &&
-        !tagsOf(v.tags).some((t) => t.startsWith('podplane-pod-')),
-    );
-    for (const candidate of candidates) {
-      const vm = { vmid: candidate.vmid, node: candidate.node };
-      if ((await this.config(op, vm)).description?.includes(cloneMarker(spec.podId))) return vm;
+  private async ownVm(
+    op: string,
+    vms: Resource[],
+    ref: VmRef,
+  ): Promise<{ vm: Located; tagged: boolean } | null> {
+    const tagged = this.tagged(vms, ref.podId);
+    if (tagged) return { vm: tagged, tagged: true };
+    const recorded = recordedVmid(ref);
+    const entry = recorded === null ? undefined : vms.find((v) => v.vmid === recorded);
+    if (!entry || isTemplate(entry)) return null;
+    const vm = { vmid: entry.vmid, node: entry.node };
+    if (entry.lock === 'clone' || entry.lock === 'create') {
+      throw this.fail(op, `VM ${entry.vmid} is still being created (lock ${entry.lock})`, true, 'VM_BUSY');
     }
-    return null;
+    const config = await this.config(op, vm);
+    return config.description?.includes(cloneMarker(ref.podId)) ? { vm, tagged: false } : null;
   }
 
-  private async locate(op: string, podId: string): Promise<Located | null> {
-    return this.tagged(await this.listVms(op), podId);
+  private vmidTaken(op: string, vmid: number): ProviderError {
+    return this.fail(op, `VM id ${vmid} belongs to another VM`, false, 'VMID_TAKEN');
   }
 
-  private async mustLocate(op: string, podId: string): Promise<Located> {
-    const vm = await this.locate(op, podId);
-    if (!vm) throw this.fail(op, `no VM for pod ${podId}`, false, 'VM_NOT_FOUND');
+  private async locate(op: string, ref: VmRef): Promise<Located | null> {
+    return this.tagged(await this.listVms(op), ref.podId);
+  }
+
+  private async mustLocate(op: string, ref: VmRef): Promise<Located> {
+    const vm = await this.locate(op, ref);
+    if (!vm) throw this.fail(op, `no VM for pod ${ref.podId}`, false, 'VM_NOT_FOUND');
     return vm;
   }
 
+  /** Plan, tag, disk, the customer's access and power — each only where not done yet. */
   private async completeSetup(op: string, vm: Located, spec: VmSpec, configure: boolean): Promise<void> {
     if (configure) {
       await this.configure(op, vm, {
         cores: spec.vcpu,
+        sockets: 1,
         memory: spec.memoryMb,
         tags: `podplane;${podTag(spec.podId)}`,
       });
     }
+    const config = await this.config(op, vm);
     // Grow only: an adopted VM's disk may already be larger after a plan change.
-    if (diskGbOf(await this.config(op, vm)) < spec.diskGb) await this.growDisk(op, vm, spec.diskGb);
-    const status = await this.status(op, vm);
-    if (status.status !== 'running' && status.lock !== SUSPENSION_LOCK) {
+    if (diskGbOf(config) < spec.diskGb) await this.growDisk(op, vm, spec.diskGb);
+    if (tagsOf(config.tags).includes(SUSPENDED_TAG)) return;
+    await this.customerAccess(op, vm, spec, true);
+    if ((await this.status(op, vm)).status !== 'running') {
       await this.powerTransition(op, vm, 'start', {}, 'running');
     }
+  }
+
+  /**
+   * Grants or takes away the customer's role on the VM (`PUT /access/acl`, idempotent both ways).
+   * The token needs `VM.Allocate` on the VM and every privilege of the role, or `Permissions.Modify`.
+   */
+  private async customerAccess(op: string, vm: Located, ref: VmRef, grant: boolean): Promise<void> {
+    const access = this.opts.customerAccess;
+    if (!access || !ref.customerId) return;
+    const who = access.pattern.replaceAll('{customer}', ref.customerId);
+    await this.request(op, 'PUT', '/access/acl', z.null().optional(), {
+      path: `/vms/${vm.vmid}`,
+      roles: access.role,
+      [access.type === 'user' ? 'users' : 'groups']: who,
+      ...(grant ? {} : { delete: 1 }),
+    });
   }
 
   private async describe(op: string, vm: Located, podId: string): Promise<VmInfo> {
@@ -634,8 +805,8 @@ export class ProxmoxHypervisor implements Hypervisor {
       podId,
       node: vm.node,
       status: running ? 'running' : 'stopped',
-      locked: status.lock === SUSPENSION_LOCK,
-      vcpu: (config.cores ?? 1) * (config.sockets ?? 1),
+      suspended: tagsOf(config.tags).includes(SUSPENDED_TAG),
+      vcpu: vcpuOf(config),
       memoryMb: memoryMbOf(config),
       diskGb: diskGbOf(config),
       ipAddress: running ? await this.ipAddress(op, vm) : null,
@@ -646,8 +817,26 @@ export class ProxmoxHypervisor implements Hypervisor {
     return this.request(op, 'GET', `${this.vmPath(vm)}/status/current`, statusSchema);
   }
 
+  /**
+   * The configuration the VM runs with (`current=1`): without it Proxmox answers with pending
+   * changes applied — cores or memory that take effect only at the next start.
+   */
   private config(op: string, vm: Located): Promise<VmConfig> {
-    return this.request(op, 'GET', `${this.vmPath(vm)}/config`, configSchema);
+    return this.request(op, 'GET', `${this.vmPath(vm)}/config`, configSchema, { current: 1 });
+  }
+
+  private storageStatus(op: string, node: string, storage: string): Promise<StorageStatus> {
+    return this.request(
+      op,
+      'GET',
+      `/nodes/${encodeURIComponent(node)}/storage/${encodeURIComponent(storage)}/status`,
+      storageStatusSchema,
+    );
+  }
+
+  /** A guest that ignores ACPI is stopped hard once the timeout passes, so the task always ends. */
+  private shutdown(op: string, vm: Located): Promise<void> {
+    return this.powerTransition(op, vm, 'shutdown', { timeout: SHUTDOWN_TIMEOUT_S, forceStop: 1 }, 'stopped');
   }
 
   /** The guest agent answers only once the guest has booted; until then the VM has no known IP. */
@@ -701,25 +890,6 @@ export class ProxmoxHypervisor implements Hypervisor {
     } catch (err) {
       if (err instanceof ProviderError && (await this.status(op, vm)).status === want) return;
       throw err;
-    }
-  }
-
-  /**
-   * vzdump and a restore refuse a locked VM (pve-guest-common AbstractConfig.pm `set_lock`,
-   * `create_and_lock_config`): lift the suspension for the operation only.
-   */
-  private async withoutSuspension(
-    op: string,
-    vm: Located,
-    status: VmStatus,
-    run: () => Promise<void>,
-  ): Promise<void> {
-    if (status.lock !== SUSPENSION_LOCK) return run();
-    await this.configure(op, vm, { delete: 'lock' });
-    try {
-      await run();
-    } finally {
-      await this.configure(op, vm, { lock: SUSPENSION_LOCK });
     }
   }
 

@@ -103,6 +103,10 @@ export class FaultInjector {
   }
 }
 
+function simVmId(podId: string): string {
+  return `sim-${podId.slice(4)}`;
+}
+
 function ipFor(podId: string): string {
   const h = createHash('sha256').update(podId).digest();
   return `10.${h[0] ?? 0}.${h[1] ?? 0}.${((h[2] ?? 0) % 250) + 2}`;
@@ -156,7 +160,7 @@ export class SimulatedHypervisor implements Hypervisor {
       podId: vm.podId,
       node: vm.node,
       status: vm.status as VmInfo['status'],
-      locked: vm.locked,
+      suspended: vm.locked,
       vcpu: vm.vcpu,
       memoryMb: vm.memoryMb,
       diskGb: vm.diskGb,
@@ -189,17 +193,27 @@ export class SimulatedHypervisor implements Hypervisor {
     return backup;
   }
 
+  /** The id derived from the pod, unless another VM holds it (then a fresh one), as `/cluster/nextid` would. */
+  async reserveVmId(ref: VmRef): Promise<string> {
+    const derived = simVmId(ref.podId);
+    const holder = await this.em().findOne(SimVm, { vmId: derived });
+    return holder && holder.podId !== ref.podId ? simVmId(newId('pod')) : derived;
+  }
+
   createVm(spec: VmSpec): Promise<VmInfo> {
     return this.faulty('createVm', spec.podSlug, async () => {
       // The pod's existing VM is adopted before anything else, as the Proxmox client does.
       const existing = await this.load(spec);
       if (existing) return this.toInfo(existing);
+      const vmId = spec.vmId ?? simVmId(spec.podId);
+      const holder = await this.em().findOne(SimVm, { vmId });
+      if (holder) throw this.fail('createVm', `VM id ${vmId} belongs to another VM`, 'VMID_TAKEN');
       const backup = spec.fromBackupId ? await this.mustLoadBackup(spec.fromBackupId, 'createVm') : null;
       // Keyed by pod: a retried create (after a crash mid-call) finds and adopts this row.
       await this.em()
         .createQueryBuilder(SimVm)
         .insert({
-          vmId: `sim-${spec.podId.slice(4)}`,
+          vmId,
           podId: spec.podId,
           node: spec.node,
           name: spec.hostname,
@@ -231,7 +245,7 @@ export class SimulatedHypervisor implements Hypervisor {
   startVm(ref: VmRef): Promise<void> {
     return this.faulty('startVm', ref.podSlug, async () => {
       const vm = await this.mustLoad(ref, 'startVm');
-      if (vm.locked) throw this.fail('startVm', `VM ${vm.vmId} is locked`, 'VM_LOCKED');
+      if (vm.locked) throw this.fail('startVm', `VM ${vm.vmId} is suspended`, 'VM_SUSPENDED');
       await this.pause();
       await this.em().nativeUpdate(SimVm, { vmId: vm.vmId }, { status: 'running' });
     });
@@ -245,10 +259,14 @@ export class SimulatedHypervisor implements Hypervisor {
     });
   }
 
-  setLocked(ref: VmRef, locked: boolean): Promise<void> {
-    return this.faulty('setLocked', ref.podSlug, async () => {
-      const vm = await this.mustLoad(ref, 'setLocked');
-      await this.em().nativeUpdate(SimVm, { vmId: vm.vmId }, { locked });
+  setSuspended(ref: VmRef, suspended: boolean): Promise<void> {
+    return this.faulty('setSuspended', ref.podSlug, async () => {
+      const vm = await this.mustLoad(ref, 'setSuspended');
+      await this.em().nativeUpdate(
+        SimVm,
+        { vmId: vm.vmId },
+        suspended ? { locked: true, status: 'stopped' } : { locked: false },
+      );
     });
   }
 
@@ -325,7 +343,7 @@ export class SimulatedHypervisor implements Hypervisor {
       const vm = await this.mustLoad(ref, 'restoreBackup');
       await this.pause();
       // The disks are the backup's, grown back to the VM's size (never shrunk); cores, memory,
-      // power and lock stay as they are, as the Proxmox client leaves them.
+      // power and suspension stay as they are, as the Proxmox client leaves them.
       await this.em().nativeUpdate(SimVm, { vmId: vm.vmId }, { diskGb: Math.max(vm.diskGb, backup.diskGb) });
     });
   }
@@ -375,5 +393,28 @@ export class SimulatorInventory {
 
   backups(): Promise<SimBackup[]> {
     return systemEm(this.orm).find(SimBackup, {}, { orderBy: { createdAt: 'asc', id: 'asc' } });
+  }
+
+  /**
+   * A start from outside Podplane: by the customer from their own panel, refused while the VM is
+   * suspended (on Proxmox their role on the VM is gone), or by one of the provider's
+   * administrators, which nothing stops — how a suspended pod comes to be found running.
+   * Null when there is no such VM.
+   */
+  async startFromOutside(vmId: string, by: 'customer' | 'administrator'): Promise<SimVm | null> {
+    const em = systemEm(this.orm);
+    const vm = await em.findOne(SimVm, { vmId });
+    if (!vm) return null;
+    if (vm.locked && by === 'customer') throw new VmSuspendedError(vmId);
+    vm.status = 'running';
+    await em.flush();
+    return vm;
+  }
+}
+
+/** The customer tried to start a suspended VM. */
+export class VmSuspendedError extends Error {
+  constructor(readonly vmId: string) {
+    super(`VM ${vmId} is suspended: its customer cannot start it`);
   }
 }

@@ -9,6 +9,7 @@ import { systemEm } from '../../src/db/orm';
 import { ProviderError } from '../../src/providers/errors';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
 import { startTestStack, type TestStack } from '../helpers/app';
+import { expectProblem } from '../helpers/problem';
 import { waitFor } from '../helpers/wait';
 import { allocatedCapacity, getPod, podTenant, waitPod, type PodTenant } from '../helpers/pods';
 
@@ -162,6 +163,7 @@ describe('operations on an ACTIVE pod', () => {
       target: { vcpu: 2, memory_mb: 4096, disk_gb: 40 },
       allowed: true,
       problem: null,
+      restarts: true,
     });
     const before = await allocated();
     const res = await request(stack.app)
@@ -225,7 +227,7 @@ describe('operations on an ACTIVE pod', () => {
     expect(await vmOf(podId)).toMatchObject({ vcpu: before.limits.vcpu, memoryMb: before.limits.memory_mb });
   });
 
-  it('suspends (VM stopped and locked, cannot be started) and unsuspends', async () => {
+  it('suspends (VM stopped, neither Podplane nor the customer can start it) and unsuspends', async () => {
     const res = await request(stack.app)
       .post(`/api/v1/cloudpods/${podId}/suspend`)
       .set('Authorization', a.auth);
@@ -240,17 +242,33 @@ describe('operations on an ACTIVE pod', () => {
     await expect(
       stack.providers.hypervisor.startVm({ podId, podSlug: 'ops-1', node: pod.node }),
     ).rejects.toThrow(ProviderError);
+    const outsideStart = (as: string) =>
+      request(stack.app)
+        .post(`/api/v1/ops/simulator/vms/${pod.vmId}/start`)
+        .set('Authorization', admin())
+        .send({ as });
+    const byCustomer = await outsideStart('customer');
+    expectProblem(byCustomer, 409, 'conflict');
+    expect(byCustomer.body.detail).toMatch(/suspended: its customer cannot start it/);
+    expect(await vmOf(podId)).toMatchObject({ status: 'stopped' });
     expect(
       (await request(stack.app).post(`/api/v1/cloudpods/${podId}/suspend`).set('Authorization', a.auth))
         .status,
     ).toBe(409);
 
+    // one of the provider's administrators starts it anyway: the unsuspend notices and reports it
+    expect((await outsideStart('administrator')).body).toMatchObject({ status: 'running', suspended: true });
     expect(
       (await request(stack.app).post(`/api/v1/cloudpods/${podId}/unsuspend`).set('Authorization', a.auth))
         .status,
     ).toBe(202);
     await waitPod(stack, a, podId, 'ACTIVE');
     expect(await vmOf(podId)).toMatchObject({ status: 'running', locked: false });
+    const overview = await request(stack.app).get('/api/v1/ops/overview').set('Authorization', admin());
+    expect(overview.body.ops_events).toContainEqual(
+      expect.objectContaining({ kind: 'suspended_vm_running', pod_id: podId, severity: 'HIGH' }),
+    );
+    expectProblem(await outsideStart('nobody'), 400, 'validation-failed');
   });
 
   it('backs up and restores', async () => {

@@ -374,7 +374,7 @@ describe('default saga timings (retries from 20 ms, 3 attempts)', () => {
   it('a suspension whose lock keeps failing rolls back: job ROLLED_BACK, pod ACTIVE, VM running', async () => {
     const pod = await newPod(s, a, 'lock-fail-1');
     await waitPod(s, a, pod.id, 'ACTIVE');
-    await addFault(s, { operation: 'setLocked', slug_pattern: 'lock-fail-*', message: 'lock refused' });
+    await addFault(s, { operation: 'setSuspended', slug_pattern: 'lock-fail-*', message: 'lock refused' });
     const res = await request(s.app).post(`/api/v1/cloudpods/${pod.id}/suspend`).set('Authorization', a.auth);
     expect(res.status).toBe(202);
     const job = await waitJob(s, a, pod.id, res.body.job.id as string);

@@ -66,7 +66,7 @@ describe('what the simulators hold', () => {
       node: 'sim-node-1',
       name: 'leak-vm.pods.test',
       status: 'running',
-      locked: false,
+      suspended: false,
       vcpu: 2,
       memory_mb: 2048,
       disk_gb: 20,

@@ -1,5 +1,18 @@
 /**
  * A local Proxmox VE API: `{"data": …}` envelopes, UPID tasks, error status lines; state in memory.
+ * It refuses what a real Proxmox VE 9 refuses, so that our client's mistakes fail our tests.
+ *
+ * How errors reach a client (pve-manager `PVE/HTTPServer.pm` `rest_handler`, pve-common
+ * `src/PVE/Exception.pm`): a plain `die` is a 500 whose status line is the message; a parameter
+ * error (`raise_param_exc`) a 400 with `errors`; a failed privilege check (`raise_perm_exc`) a 403
+ * "Permission check failed (<path>, <privilege>)". A `die` inside a task's worker does not change
+ * the answer — the request gets its UPID and the task stops with the message as exit status.
+ *
+ * Privileges are checked as the handlers' `permissions` blocks say (cited per method), against
+ * ACLs and roles like pve-access-control's: an ACL entry grants its role's privileges on its
+ * path and, with `propagate`, below it. Simplified: the entries that apply are united (Proxmox
+ * lets a deeper path override a shallower one), and API tokens are not privilege-separated
+ * (they have their user's privileges).
  *
  * The backup endpoints follow the real handlers (read with `fetch`, cited per method below):
  * - pve-manager `PVE/API2/VZDump.pm` (POST /nodes/{node}/vzdump) and `PVE/VZDump.pm` (the worker:
@@ -31,6 +44,17 @@ export interface FakeVm {
   ip: string;
   /** agent calls still to fail after a start, as a booting guest's agent does */
   agentWarmup: number;
+  /** the storage holding its disks (a clone to another node needs a shared one) */
+  diskStorage: string;
+  /** the `hotplug` option (qemu-server `$confdesc`: default `network,disk,usb`) */
+  hotplug: string;
+  /** changes written while the VM ran that wait for its next start (the `[PENDING]` section) */
+  pending: { cores?: number; memoryMb?: number };
+  /**
+   * when the VM's config appeared (ms since the epoch): `/cluster/resources` shows its status
+   * data (`name`, `status`, `template`) only once pvestatd has published it, `statusRefreshMs` later
+   */
+  createdAt: number;
 }
 
 export interface RecordedRequest {
@@ -94,6 +118,8 @@ interface FakeTask {
   pid: number;
   pstart: number;
   starttime: number;
+  /** the token that started it */
+  user: string;
   pollsLeft: number;
   failWith?: string;
   exitstatus?: string;
@@ -103,15 +129,77 @@ interface FakeTask {
 }
 
 export interface ProxmoxFakeOptions {
+  /** Podplane's API token: `user@realm!name` */
   tokenId: string;
   tokenSecret: string;
+  /** the privileges of the role Podplane's token user has on `/` (default: every privilege) */
+  privileges?: readonly string[];
   nodes?: string[];
-  templateVmId?: number;
+  /** the templates: VM id → node (default: 9000 on the first node) */
+  templates?: Record<number, string>;
   /** template disk size in GB */
   templateDiskGb?: number;
+  /** the storage of the templates' disks (default `local-lvm`) */
+  templateStorage?: string;
   /** default: `local` (dir: backups, ISOs, templates) and `local-lvm` (VM disks), neither shared */
   storages?: Record<string, FakeStorage>;
+  /** how long a new VM's status data takes to reach `/cluster/resources`; default 10 s (pvestatd) */
+  statusRefreshMs?: number;
 }
+
+/** An ACL entry (pve-access-control `src/PVE/API2/ACL.pm` `read_acl`). */
+export interface FakeAcl {
+  path: string;
+  type: 'user' | 'group' | 'token';
+  ugid: string;
+  roleid: string;
+  propagate: boolean;
+}
+
+/**
+ * The built-in roles the tests use (pve-access-control `src/PVE/AccessControl.pm` `$privgroups`
+ * and `create_roles`: `PVE<cat>User` is the category's user and audit privileges).
+ */
+export const BUILTIN_ROLES: Record<string, readonly string[]> = {
+  PVEVMUser: [
+    'VM.Config.CDROM',
+    'VM.Config.Cloudinit',
+    'VM.Console',
+    'VM.Backup',
+    'VM.GuestAgent.FileRead',
+    'VM.GuestAgent.FileSystemMgmt',
+    'VM.GuestAgent.FileWrite',
+    'VM.PowerMgmt',
+    'VM.Audit',
+    'VM.GuestAgent.Audit',
+  ],
+  NoAccess: [],
+};
+
+/** Every privilege the fake checks: the default role of Podplane's token. */
+const ALL_PRIVILEGES = [
+  'Datastore.Allocate',
+  'Datastore.AllocateSpace',
+  'Datastore.Audit',
+  'Permissions.Modify',
+  'Sys.Audit',
+  'VM.Allocate',
+  'VM.Audit',
+  'VM.Backup',
+  'VM.Clone',
+  'VM.Config.CDROM',
+  'VM.Config.CPU',
+  'VM.Config.Cloudinit',
+  'VM.Config.Disk',
+  'VM.Config.Memory',
+  'VM.Config.Options',
+  'VM.Console',
+  'VM.GuestAgent.Audit',
+  'VM.GuestAgent.FileRead',
+  'VM.GuestAgent.FileSystemMgmt',
+  'VM.GuestAgent.FileWrite',
+  'VM.PowerMgmt',
+];
 
 const DEFAULT_STORAGES: Record<string, FakeStorage> = {
   local: { type: 'dir', content: ['backup', 'iso', 'vztmpl'], shared: false },
@@ -163,6 +251,21 @@ function notesTemplateProblem(template: string): string | null {
 
 const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
 
+/** `podplane@pve!ci` → `podplane@pve`; a user id stays as it is. */
+function userOfToken(id: string): string {
+  return id.split('!')[0] ?? id;
+}
+
+/** `/` is above `/vms/100`, `/vms` is above `/vms/100`, `/vms/1` is not. */
+function isAncestorPath(above: string, path: string): boolean {
+  return above === '/' || path.startsWith(`${above}/`);
+}
+
+/** Tag and option lists are split on `;`, `,` and spaces (pve-common `PVE::Tools::split_list`). */
+function splitList(value: string): string[] {
+  return value.split(/[;,\s]+/).filter(Boolean);
+}
+
 export class ProxmoxFake {
   readonly vms = new Map<number, FakeVm>();
   readonly requests: RecordedRequest[] = [];
@@ -172,8 +275,17 @@ export class ProxmoxFake {
   /** how many agent calls fail after a start */
   agentWarmupCalls = 1;
   readonly nodes: string[];
+  /** the first template (the one a single-template setup clones) */
   readonly templateVmId: number;
   readonly storages: Record<string, FakeStorage>;
+  /** role → privileges (`Podplane` is the role of Podplane's token user) */
+  readonly roles: Record<string, readonly string[]>;
+  readonly acls: FakeAcl[] = [];
+  /** user id → the groups it belongs to */
+  private readonly users = new Map<string, string[]>();
+  /** token id (`user@realm!name`) → secret */
+  private readonly tokens = new Map<string, string>();
+  private readonly statusRefreshMs: number;
   /** vzdump archives by volid */
   private readonly archives = new Map<string, FakeBackup>();
   url = '';
@@ -181,25 +293,39 @@ export class ProxmoxFake {
   private readonly taskFailures: { type: string; exitstatus: string }[] = [];
   private readonly server: Server;
   private nextPid = 4000;
+  /** the token of the request being routed (routing is synchronous, so one at a time) */
+  private who = '';
 
   private constructor(private readonly opts: ProxmoxFakeOptions) {
     this.nodes = opts.nodes ?? ['pve1', 'pve2'];
-    this.templateVmId = opts.templateVmId ?? 9000;
     this.storages = opts.storages ?? DEFAULT_STORAGES;
-    this.vms.set(this.templateVmId, {
-      vmid: this.templateVmId,
-      node: this.nodes[0] ?? 'pve1',
-      name: 'podplane-template',
-      template: true,
-      status: 'stopped',
-      cores: 1,
-      sockets: 1,
-      memoryMb: 1024,
-      disks: { scsi0: opts.templateDiskGb ?? 8 },
-      tags: ['template'],
-      ip: '',
-      agentWarmup: 0,
-    });
+    this.statusRefreshMs = opts.statusRefreshMs ?? 10_000;
+    this.roles = { ...BUILTIN_ROLES, Podplane: opts.privileges ?? ALL_PRIVILEGES };
+    const podplaneUser = userOfToken(opts.tokenId);
+    this.addUser(podplaneUser, { tokenId: opts.tokenId, tokenSecret: opts.tokenSecret });
+    this.acls.push({ path: '/', type: 'user', ugid: podplaneUser, roleid: 'Podplane', propagate: true });
+    const templates = opts.templates ?? { 9000: this.nodes[0] ?? 'pve1' };
+    this.templateVmId = Number(Object.keys(templates)[0]);
+    for (const [vmid, node] of Object.entries(templates)) {
+      this.vms.set(Number(vmid), {
+        vmid: Number(vmid),
+        node,
+        name: `podplane-template-${node}`,
+        template: true,
+        status: 'stopped',
+        cores: 1,
+        sockets: 1,
+        memoryMb: 1024,
+        disks: { scsi0: opts.templateDiskGb ?? 8 },
+        tags: ['template'],
+        ip: '',
+        agentWarmup: 0,
+        diskStorage: opts.templateStorage ?? 'local-lvm',
+        hotplug: 'network,disk,usb',
+        pending: {},
+        createdAt: 0,
+      });
+    }
     this.server = createServer((req, res) => {
       void this.handle(req)
         .catch((err: unknown) => ({
@@ -225,6 +351,26 @@ export class ProxmoxFake {
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve, reject) => this.server.close((err) => (err ? reject(err) : resolve())));
+  }
+
+  /** A Proxmox user (`name@realm`), in these groups, optionally with an API token. */
+  addUser(userid: string, opts: { groups?: string[]; tokenId?: string; tokenSecret?: string } = {}): void {
+    this.users.set(userid, opts.groups ?? []);
+    if (opts.tokenId && opts.tokenSecret) this.tokens.set(opts.tokenId, opts.tokenSecret);
+  }
+
+  /** Whether the user (or token) holds the privilege on the path. */
+  can(principal: string, path: string, privilege: string): boolean {
+    const user = userOfToken(principal);
+    const groups = this.users.get(user) ?? [];
+    return this.acls.some(
+      (acl) =>
+        (acl.path === path || (acl.propagate && isAncestorPath(acl.path, path))) &&
+        ((acl.type === 'user' && acl.ugid === user) ||
+          (acl.type === 'token' && acl.ugid === principal) ||
+          (acl.type === 'group' && groups.includes(acl.ugid))) &&
+        (this.roles[acl.roleid] ?? []).includes(privilege),
+    );
   }
 
   /** Makes the next matching request(s) fail with this status line and body. */
@@ -263,6 +409,10 @@ export class ProxmoxFake {
       tags: [],
       ip: this.ipFor(vm.vmid),
       agentWarmup: 0,
+      diskStorage: 'local-lvm',
+      hotplug: 'network,disk,usb',
+      pending: {},
+      createdAt: Date.now(),
       ...vm,
     };
     this.vms.set(full.vmid, full);
@@ -282,7 +432,7 @@ export class ProxmoxFake {
     status: number;
     message: string;
     headers: Record<string, string>;
-    payload: { data: unknown; errors?: Record<string, string> };
+    payload: { data: unknown; message?: string; errors?: Record<string, string> };
   }> {
     const url = new URL(req.url ?? '/', 'http://fake');
     const raw = await readBody(req);
@@ -292,9 +442,12 @@ export class ProxmoxFake {
     this.requests.push({ at: Date.now(), method, path, query: url.searchParams, body, headers: req.headers });
     try {
       if (!url.pathname.startsWith('/api2/json/')) throw new FakeError(404, 'Not Found');
-      if (req.headers.authorization !== `PVEAPIToken=${this.opts.tokenId}=${this.opts.tokenSecret}`) {
+      // `PVEAPIToken=<user@realm!name>=<secret>` (pve-http-server AnyEvent.pm, pve-access-control
+      // `verify_token`); any other credential is refused
+      const auth = /^PVEAPIToken=([^=\s]+)=(\S+)$/.exec(req.headers.authorization ?? '');
+      if (!auth?.[1] || this.tokens.get(auth[1]) !== auth[2])
         throw new FakeError(401, 'authentication failure');
-      }
+      this.who = auth[1];
       const injected = this.injected.find(
         (e) =>
           e.remaining > 0 &&
@@ -315,16 +468,23 @@ export class ProxmoxFake {
         status: err.status,
         message: err.message,
         headers: err.headers ?? {},
-        payload: err.errors ? { data: null, errors: err.errors } : { data: null },
+        payload: {
+          data: null,
+          message: `${err.message}\n`,
+          ...(err.errors ? { errors: err.errors } : {}),
+        },
       };
     }
   }
 
   private route(method: string, path: string, params: Record<string, string>): unknown {
     const key = `${method} ${path}`;
+    // pve-manager PVE/API2/Cluster.pm `resources`, `nextid`; PVE/API2/Nodes.pm `index`: any user
     if (key === 'GET /cluster/resources') return this.resources(params.type);
     if (key === 'GET /cluster/nextid') return String(this.nextId());
     if (key === 'GET /nodes') return this.nodes.map((node) => ({ node, type: 'node', status: 'online' }));
+    if (key === 'GET /access/acl') return this.readAcl();
+    if (key === 'PUT /access/acl') return this.updateAcl(params);
     let m = /^GET \/nodes\/([^/]+)\/tasks\/([^/]+)\/status$/.exec(key);
     if (m) return this.taskStatus(m[1] ?? '', decodeURIComponent(m[2] ?? ''));
     m = /^POST \/nodes\/([^/]+)\/vzdump$/.exec(key);
@@ -347,28 +507,54 @@ export class ProxmoxFake {
     if (!m) throw new FakeError(501, `Method '${key}' not implemented`);
     const vm = this.vmOn(m[2] ?? '', Number(m[3]));
     const rest = `${m[1] ?? ''} ${m[4] ?? ''}`;
+    const onVm = `/vms/${vm.vmid}`;
+    // qemu-server src/PVE/API2/Qemu.pm: each method's `permissions` block
     switch (rest) {
       case 'POST /clone':
         return this.clone(vm, params);
       case 'GET /config':
-        return this.configOf(vm);
+        this.need(onVm, 'VM.Audit');
+        return this.configOf(vm, params.current === '1');
+      case 'GET /pending':
+        this.need(onVm, 'VM.Audit');
+        return this.pendingOf(vm);
       case 'POST /config':
         return this.updateConfig(vm, params);
       case 'PUT /resize':
+        this.need(onVm, 'VM.Config.Disk');
         return this.resize(vm, params);
       case 'GET /status/current':
+        this.need(onVm, 'VM.Audit');
         return this.statusOf(vm);
       case 'POST /status/start':
+        this.need(onVm, 'VM.PowerMgmt');
         return this.start(vm);
       case 'POST /status/shutdown':
       case 'POST /status/stop':
+        this.need(onVm, 'VM.PowerMgmt');
         return this.stop(vm, rest.endsWith('shutdown') ? 'qmshutdown' : 'qmstop');
+      case 'POST /status/suspend':
+        this.need(onVm, 'VM.PowerMgmt');
+        return this.hibernate(vm, params);
       case 'GET /agent/network-get-interfaces':
+        // src/PVE/API2/Qemu/Agent.pm: `VM.GuestAgent.Audit` or `VM.GuestAgent.Unrestricted` (PVE 9)
+        this.need(onVm, 'VM.GuestAgent.Audit', 'VM.GuestAgent.Unrestricted');
         return this.interfaces(vm);
       case 'DELETE ':
+        this.need(onVm, 'VM.Allocate');
         return this.destroy(vm);
     }
     throw new FakeError(501, `Method '${key}' not implemented`);
+  }
+
+  /** `raise_perm_exc("$path, $priv")` (pve-access-control RPCEnvironment.pm `check`): any of `privileges`. */
+  private need(path: string, ...privileges: string[]): void {
+    if (privileges.some((p) => this.can(this.who, path, p))) return;
+    throw new FakeError(403, `Permission check failed (${path}, ${privileges.join('|')})`);
+  }
+
+  private isRoot(): boolean {
+    return userOfToken(this.who) === 'root@pam';
   }
 
   private node(node: string): string {
@@ -385,26 +571,51 @@ export class ProxmoxFake {
     return vm;
   }
 
-  private checkLock(vm: FakeVm): void {
-    if (vm.lock) throw new FakeError(500, `VM ${vm.vmid} is locked (${vm.lock})`);
+  /** pve-guest-common src/PVE/AbstractConfig.pm `check_lock`: "VM is locked (<lock>)". */
+  private lockProblem(vm: FakeVm): string | undefined {
+    return vm.lock ? `VM is locked (${vm.lock})` : undefined;
   }
 
+  private checkLock(vm: FakeVm): void {
+    const problem = this.lockProblem(vm);
+    if (problem) throw new FakeError(500, problem);
+  }
+
+  /**
+   * pve-manager PVE/API2/Cluster.pm `resources` with PVE/API2Tools.pm `extract_vm_stats`: a VM
+   * the caller may not `VM.Audit` is left out. `vmid`, `node` and `type` come from the cluster's
+   * VM list and `lock` and `tags` from the config file, so they show at once; `name`, `status`,
+   * `template` and the sizes come from the status data pvestatd publishes every 10 s
+   * (PVE/Service/pvestatd.pm), so a VM younger than that has `status: 'unknown'` and no name.
+   */
   private resources(type: string | undefined): unknown[] {
     if (type && type !== 'vm') return [];
-    return [...this.vms.values()].map((vm) => ({
-      id: `qemu/${vm.vmid}`,
-      type: 'qemu',
-      vmid: vm.vmid,
-      node: vm.node,
-      name: vm.name,
-      status: vm.status,
-      template: vm.template ? 1 : 0,
-      maxcpu: vm.cores * vm.sockets,
-      maxmem: vm.memoryMb * 1024 ** 2,
-      maxdisk: (vm.disks.scsi0 ?? 0) * 1024 ** 3,
-      ...(vm.tags.length > 0 ? { tags: vm.tags.join(';') } : {}),
-      ...(vm.lock ? { lock: vm.lock } : {}),
-    }));
+    return [...this.vms.values()]
+      .filter((vm) => this.can(this.who, `/vms/${vm.vmid}`, 'VM.Audit'))
+      .map((vm) => ({
+        id: `qemu/${vm.vmid}`,
+        type: 'qemu',
+        vmid: vm.vmid,
+        node: vm.node,
+        ...(Date.now() - vm.createdAt >= this.statusRefreshMs
+          ? {
+              name: vm.name,
+              status: vm.status,
+              template: vm.template ? 1 : 0,
+              maxcpu: vm.cores * vm.sockets,
+              maxmem: vm.memoryMb * 1024 ** 2,
+              maxdisk: (vm.disks.scsi0 ?? 0) * 1024 ** 3,
+            }
+          : { status: 'unknown' }),
+        ...(vm.tags.length > 0 ? { tags: vm.tags.join(';') } : {}),
+        ...(vm.lock ? { lock: vm.lock } : {}),
+      }));
+  }
+
+  /** Makes the status data of every VM current, as pvestatd's next round does. */
+  publishStatus(): void {
+    for (const vm of this.vms.values())
+      vm.createdAt = Math.min(vm.createdAt, Date.now() - this.statusRefreshMs);
   }
 
   private nextId(): number {
@@ -421,17 +632,7 @@ export class ProxmoxFake {
   ): string {
     const pid = this.nextPid++;
     const starttime = Math.floor(Date.now() / 1000);
-    const upid = [
-      'UPID',
-      node,
-      hex8(pid),
-      hex8(pid * 7),
-      hex8(starttime),
-      type,
-      id,
-      this.opts.tokenId,
-      '',
-    ].join(':');
+    const upid = ['UPID', node, hex8(pid), hex8(pid * 7), hex8(starttime), type, id, this.who, ''].join(':');
     const failure = this.taskFailures.findIndex((f) => f.type === type);
     const injected = failure >= 0 ? this.taskFailures.splice(failure, 1)[0]?.exitstatus : undefined;
     this.tasks.set(upid, {
@@ -442,6 +643,7 @@ export class ProxmoxFake {
       pid,
       pstart: pid * 7,
       starttime,
+      user: this.who,
       pollsLeft: this.taskPolls,
       ...handlers,
       failWith: injected ?? handlers.failWith,
@@ -475,12 +677,20 @@ export class ProxmoxFake {
       starttime: task.starttime,
       type: task.type,
       id: task.id,
-      user: this.opts.tokenId,
+      user: task.user,
       status: task.exitstatus === undefined ? 'running' : 'stopped',
       ...(task.exitstatus === undefined ? {} : { exitstatus: task.exitstatus }),
     };
   }
 
+  /**
+   * POST …/clone (Qemu.pm `clone_vm`). Before the worker forks: `VM.Clone` on the source,
+   * `VM.Allocate` on the new id, `Datastore.AllocateSpace` on the disks' storage (403s); a locked
+   * source, a taken id, and a `target` node when the source's disks are not on shared storage
+   * ("can't clone VM to node '<target>' (VM uses local storage)") are 500s. The worker first
+   * writes the new config on the *source* node, locked `clone`, and moves it to the target node
+   * when the copy is done; a failed clone removes it.
+   */
   private clone(template: FakeVm, params: Record<string, string>): string {
     const newid = Number(params.newid);
     if (!params.newid || !Number.isInteger(newid)) {
@@ -488,15 +698,21 @@ export class ProxmoxFake {
         newid: 'property is missing and it is not optional',
       });
     }
+    this.need(`/vms/${template.vmid}`, 'VM.Clone');
+    this.need(`/vms/${newid}`, 'VM.Allocate');
+    this.need(`/storage/${template.diskStorage}`, 'Datastore.AllocateSpace');
+    this.checkLock(template);
     if (this.vms.has(newid))
       throw new FakeError(500, `unable to create VM ${newid}: config file already exists`);
-    const target = params.target ?? template.node;
-    if (!this.nodes.includes(target)) throw new FakeError(500, `no such cluster node '${target}'`);
-    // The new VM exists (locked) from the start of the clone, as on a real cluster.
+    const target = params.target;
+    if (target !== undefined && !this.nodes.includes(target))
+      throw new FakeError(500, `no such cluster node '${target}'`);
+    if (target !== undefined && target !== template.node && !this.storages[template.diskStorage]?.shared)
+      throw new FakeError(500, `can't clone VM to node '${target}' (VM uses local storage)`);
     const vm: FakeVm = {
       ...template,
       vmid: newid,
-      node: target,
+      node: template.node,
       name: params.name ?? `Copy-of-VM-${template.name}`,
       template: false,
       status: 'stopped',
@@ -505,23 +721,38 @@ export class ProxmoxFake {
       tags: [...template.tags],
       description: params.description,
       ip: this.ipFor(newid),
+      pending: {},
+      createdAt: Date.now(),
     };
     this.vms.set(newid, vm);
     return this.newTask(template.node, 'qmclone', String(template.vmid), {
-      onFinish: () => delete vm.lock,
+      onFinish: () => {
+        delete vm.lock;
+        if (target !== undefined) vm.node = target;
+      },
       onFail: () => this.vms.delete(newid),
     });
   }
 
-  private configOf(vm: FakeVm): unknown {
+  /**
+   * GET …/config (Qemu.pm `vm_config`): "with pending configuration changes applied. Set the
+   * 'current' parameter to get the current configuration instead."
+   */
+  private configOf(vm: FakeVm, current: boolean): unknown {
+    const cores = current ? vm.cores : (vm.pending.cores ?? vm.cores);
+    const memoryMb = current ? vm.memoryMb : (vm.pending.memoryMb ?? vm.memoryMb);
     return {
       name: vm.name,
-      cores: vm.cores,
+      cores,
       sockets: vm.sockets,
       // recent Proxmox returns memory as a string
-      memory: String(vm.memoryMb),
+      memory: String(memoryMb),
+      hotplug: vm.hotplug,
       ...Object.fromEntries(
-        Object.entries(vm.disks).map(([disk, gb]) => [disk, `local-lvm:vm-${vm.vmid}-disk-0,size=${gb}G`]),
+        Object.entries(vm.disks).map(([disk, gb]) => [
+          disk,
+          `${vm.diskStorage}:vm-${vm.vmid}-disk-0,size=${gb}G`,
+        ]),
       ),
       ...(vm.tags.length > 0 ? { tags: vm.tags.join(';') } : {}),
       ...(vm.description ? { description: vm.description } : {}),
@@ -530,8 +761,53 @@ export class ProxmoxFake {
     };
   }
 
+  /** GET …/pending (Qemu.pm `vm_pending`, pve-guest-common GuestHelpers `config_with_pending_array`). */
+  private pendingOf(vm: FakeVm): unknown[] {
+    const item = (key: string, value: unknown, pending: unknown) => ({
+      key,
+      value,
+      ...(pending === undefined ? {} : { pending }),
+    });
+    return [
+      item('name', vm.name, undefined),
+      item('cores', vm.cores, vm.pending.cores),
+      item(
+        'memory',
+        String(vm.memoryMb),
+        vm.pending.memoryMb === undefined ? undefined : String(vm.pending.memoryMb),
+      ),
+      item('sockets', vm.sockets, undefined),
+    ];
+  }
+
+  /** Everything in `[PENDING]` takes effect (a start that is not a resume, a config write on a stopped VM). */
+  private applyPending(vm: FakeVm): void {
+    if (vm.pending.cores !== undefined) vm.cores = vm.pending.cores;
+    if (vm.pending.memoryMb !== undefined) vm.memoryMb = vm.pending.memoryMb;
+    vm.pending = {};
+  }
+
+  /**
+   * POST …/config (Qemu.pm `update_vm_api`). Privileges per option (`$check_vm_modify_config_perm`):
+   * cores → `VM.Config.CPU`, memory → `VM.Config.Memory`, name/description/tags →
+   * `VM.Config.Options`; `lock`, set or deleted, is root's only — "only root can set 'lock'
+   * config", a 500 before any task. A locked VM is refused (`check_lock`, 500). On a running VM
+   * only the "fast plug" options (`name`, `description`, `tags`, …) apply at once;
+   * `vmconfig_hotplug_pending` leaves `cores` pending always and `memory` pending unless
+   * `hotplug` has `memory`; on a stopped VM everything pending applies (`vmconfig_apply_pending`).
+   */
   private updateConfig(vm: FakeVm, params: Record<string, string>): string {
-    const deletes = (params.delete ?? '').split(/[,;\s]+/).filter(Boolean);
+    const deletes = splitList(params.delete ?? '');
+    const onVm = `/vms/${vm.vmid}`;
+    if (!this.isRoot()) {
+      if (params.lock !== undefined || deletes.includes('lock'))
+        throw new FakeError(500, "only root can set 'lock' config");
+      if (params.cores !== undefined) this.need(onVm, 'VM.Config.CPU');
+      if (params.memory !== undefined) this.need(onVm, 'VM.Config.Memory');
+      for (const option of ['name', 'description', 'tags']) {
+        if (params[option] !== undefined || deletes.includes(option)) this.need(onVm, 'VM.Config.Options');
+      }
+    }
     const onlyLock =
       Object.keys(params).every((k) => k === 'lock' || k === 'delete') && deletes.every((d) => d === 'lock');
     if (!onlyLock) this.checkLock(vm);
@@ -541,7 +817,7 @@ export class ProxmoxFake {
     const memory = params.memory === undefined ? undefined : Number(params.memory);
     if (memory !== undefined && !(Number.isInteger(memory) && memory >= 16))
       errors.memory = 'value must be >= 16';
-    const tags = params.tags === undefined ? undefined : params.tags.split(/[;,\s]+/).filter(Boolean);
+    const tags = params.tags === undefined ? undefined : splitList(params.tags);
     if (tags?.some((t) => !/^[a-z0-9_][a-z0-9_+.-]*$/i.test(t))) errors.tags = 'invalid format';
     const locks = [
       'backup',
@@ -558,30 +834,47 @@ export class ProxmoxFake {
     if (Object.keys(errors).length > 0) throw new FakeError(400, 'Parameter verification failed.', errors);
     return this.newTask(vm.node, 'qmconfig', String(vm.vmid), {
       onFinish: () => {
-        if (cores !== undefined) vm.cores = cores;
-        if (memory !== undefined) vm.memoryMb = memory;
         if (tags !== undefined) vm.tags = tags;
+        if (params.name !== undefined) vm.name = params.name;
+        if (params.description !== undefined) vm.description = params.description;
         if (params.lock !== undefined) vm.lock = params.lock;
         if (deletes.includes('lock')) delete vm.lock;
+        if (cores !== undefined) vm.pending.cores = cores;
+        if (memory !== undefined) vm.pending.memoryMb = memory;
+        if (vm.status !== 'running') {
+          this.applyPending(vm);
+        } else if (vm.pending.memoryMb !== undefined && splitList(vm.hotplug).includes('memory')) {
+          vm.memoryMb = vm.pending.memoryMb;
+          delete vm.pending.memoryMb;
+        }
       },
     });
   }
 
+  /**
+   * PUT …/resize (Qemu.pm `resize_vm`): every check — the lock, the disk, "shrinking disks is not
+   * supported" — runs inside the `resize` worker, so the request always gets its task.
+   */
   private resize(vm: FakeVm, params: Record<string, string>): string {
-    this.checkLock(vm);
-    const disk = params.disk ?? '';
-    const current = vm.disks[disk];
-    if (current === undefined) throw new FakeError(500, `disk '${disk}' does not exist`);
     const size = /^(\+)?(\d+(?:\.\d+)?)([KMGT])?$/.exec(params.size ?? '');
     if (!size)
       throw new FakeError(400, 'Parameter verification failed.', {
         size: 'value does not match the regex pattern',
       });
+    const disk = params.disk ?? '';
+    const current = vm.disks[disk];
     const unitGb = { K: 1 / 1024 ** 2, M: 1 / 1024, G: 1, T: 1024 }[size[3] ?? 'G'] ?? 1;
     const requested = Number(size[2]) * unitGb;
-    const next = size[1] ? current + requested : requested;
-    if (next < current) throw new FakeError(500, 'shrinking disks is not supported');
-    return this.newTask(vm.node, 'qmresize', String(vm.vmid), {
+    const next = size[1] ? (current ?? 0) + requested : requested;
+    const failWith =
+      this.lockProblem(vm) ??
+      (current === undefined
+        ? `disk '${disk}' does not exist`
+        : next < current
+          ? 'shrinking disks is not supported'
+          : undefined);
+    return this.newTask(vm.node, 'resize', String(vm.vmid), {
+      failWith,
       onFinish: () => {
         vm.disks[disk] = next;
       },
@@ -602,11 +895,20 @@ export class ProxmoxFake {
     };
   }
 
+  /**
+   * POST …/status/start (Qemu.pm `vm_start`, QemuServer.pm `vm_start`/`vm_start_nolock`): the
+   * lock check is skipped for a `suspended` lock — a hibernated VM is resumed from its saved
+   * state, without applying pending changes, and the lock is removed. Any other lock fails the
+   * `qmstart` task. A start that is not a resume applies the pending changes.
+   */
   private start(vm: FakeVm): string {
-    this.checkLock(vm);
+    const resume = vm.lock === 'suspended';
     if (vm.status === 'running') throw new FakeError(500, `VM ${vm.vmid} already running`);
     return this.newTask(vm.node, 'qmstart', String(vm.vmid), {
+      failWith: resume ? undefined : this.lockProblem(vm),
       onFinish: () => {
+        if (resume) delete vm.lock;
+        else this.applyPending(vm);
         vm.status = 'running';
         vm.agentWarmup = this.agentWarmupCalls;
       },
@@ -619,6 +921,24 @@ export class ProxmoxFake {
     return this.newTask(vm.node, type, String(vm.vmid), {
       onFinish: () => {
         vm.status = 'stopped';
+      },
+    });
+  }
+
+  /**
+   * POST …/status/suspend with `todisk=1` (Qemu.pm `vm_suspend`): hibernation — the RAM goes to
+   * a state volume, the VM stops and its config is locked `suspended` (the same lock name a
+   * root user could set by hand). Plain suspend (pause in RAM) is not modelled.
+   */
+  private hibernate(vm: FakeVm, params: Record<string, string>): string {
+    if (params.todisk !== '1') throw new FakeError(501, 'the fake models hibernation (todisk=1) only');
+    this.need(`/vms/${vm.vmid}`, 'VM.Config.Disk');
+    if (vm.status !== 'running') throw new FakeError(500, `VM ${vm.vmid} not running`);
+    this.checkLock(vm);
+    return this.newTask(vm.node, 'qmsuspend', String(vm.vmid), {
+      onFinish: () => {
+        vm.status = 'stopped';
+        vm.lock = 'suspended';
       },
     });
   }
@@ -651,18 +971,117 @@ export class ProxmoxFake {
     };
   }
 
+  /**
+   * DELETE …/qemu/{vmid} (Qemu.pm `destroy_vm`): a running VM is refused before the task (500);
+   * the lock is checked inside the `qmdestroy` worker, which ignores a `suspended` lock
+   * (QemuServer.pm `destroy_vm`). With purge the VM's ACL entries go too
+   * (pve-access-control `remove_vm_access`).
+   */
   private destroy(vm: FakeVm): string {
-    this.checkLock(vm);
     if (vm.status === 'running') throw new FakeError(500, `VM ${vm.vmid} is running - destroy failed`);
     return this.newTask(vm.node, 'qmdestroy', String(vm.vmid), {
-      onFinish: () => this.vms.delete(vm.vmid),
+      failWith: vm.lock === 'suspended' ? undefined : this.lockProblem(vm),
+      onFinish: () => {
+        this.vms.delete(vm.vmid);
+        for (let i = this.acls.length - 1; i >= 0; i--) {
+          if (this.acls[i]?.path === `/vms/${vm.vmid}`) this.acls.splice(i, 1);
+        }
+      },
     });
+  }
+
+  /**
+   * GET /access/acl (pve-access-control src/PVE/API2/ACL.pm `read_acl`): the entries on paths
+   * where the caller has `Sys.Audit` on /access or may modify the path's permissions.
+   */
+  private readAcl(): unknown[] {
+    return this.acls
+      .filter((acl) => this.can(this.who, '/access', 'Sys.Audit') || this.mayModify(acl.path))
+      .map((acl) => ({ ...acl, propagate: acl.propagate ? 1 : 0 }));
+  }
+
+  /** `check_perm_modify` (RPCEnvironment.pm): `Permissions.Modify`, or `VM.Allocate` on a /vms path. */
+  private mayModify(path: string): boolean {
+    return (
+      this.can(this.who, path, 'Permissions.Modify') ||
+      (path.startsWith('/vms/') && this.can(this.who, path, 'VM.Allocate'))
+    );
+  }
+
+  /**
+   * PUT /access/acl (ACL.pm `update_acl`): `perm-modify` on the path (403); without
+   * `Permissions.Modify` a role can be granted or taken only when the caller holds every one of
+   * its privileges ("requires 'Permissions.Modify' or superset of privileges", 400); an unknown
+   * role, user or group is a 500; `delete` removes the matching entries.
+   */
+  private updateAcl(params: Record<string, string>): null {
+    const path = params.path ?? '';
+    const errors: Record<string, string> = {};
+    if (!path) errors.path = 'property is missing and it is not optional';
+    else if (!/^\/(vms\/[1-9][0-9]{2,}|pool\/[A-Za-z0-9.\-_]+|storage\/[^/]+|nodes\/[^/]+)?$/.test(path))
+      errors.path = `invalid ACL path '${path}'`;
+    if (!params.roles) errors.roles = 'property is missing and it is not optional';
+    if (!params.users && !params.groups && !params.tokens)
+      throw new FakeError(400, "either 'users', 'groups' or 'tokens' is required.");
+    if (Object.keys(errors).length > 0) throw new FakeError(400, 'Parameter verification failed.', errors);
+    if (!this.mayModify(path))
+      throw new FakeError(403, `Permission check failed (${path}, Permissions.Modify)`);
+    const remove = params.delete === '1';
+    const propagate = params.propagate !== '0';
+    const roles = splitList(params.roles ?? '');
+    for (const role of roles) {
+      const privileges = this.roles[role];
+      if (!privileges) throw new FakeError(500, `role '${role}' does not exist`);
+      if (
+        !this.can(this.who, path, 'Permissions.Modify') &&
+        (role === 'NoAccess' || privileges.some((p) => !this.can(this.who, path, p)))
+      ) {
+        throw new FakeError(
+          400,
+          `Cannot ${remove ? 'remove' : 'add'} role '${role}' - requires 'Permissions.Modify' or superset of privileges.`,
+        );
+      }
+    }
+    const subjects: [FakeAcl['type'], string][] = [
+      ...splitList(params.users ?? '').map((u): [FakeAcl['type'], string] => ['user', u]),
+      ...splitList(params.groups ?? '').map((g): [FakeAcl['type'], string] => ['group', g]),
+      ...splitList(params.tokens ?? '').map((t): [FakeAcl['type'], string] => ['token', t]),
+    ];
+    for (const [type, ugid] of subjects) {
+      const known =
+        type === 'user'
+          ? this.users.has(ugid)
+          : type === 'group'
+            ? [...this.users.values()].some((groups) => groups.includes(ugid))
+            : this.tokens.has(ugid);
+      if (!known) throw new FakeError(500, `${type} '${ugid}' does not exist`);
+      for (const roleid of roles) {
+        const at = this.acls.findIndex(
+          (a) => a.path === path && a.type === type && a.ugid === ugid && a.roleid === roleid,
+        );
+        if (at >= 0) this.acls.splice(at, 1);
+        if (!remove) this.acls.push({ path, type, ugid, roleid, propagate });
+      }
+    }
+    return null;
   }
 
   private storage(name: string): FakeStorage {
     const storage = this.storages[name];
     if (!storage) throw new FakeError(500, `storage '${name}' does not exist`);
     return storage;
+  }
+
+  /**
+   * pve-storage `check_volume_access` for a backup volume: `Datastore.Allocate` on its storage, or
+   * `Datastore.AllocateSpace` there and `VM.Backup` on the VM it was taken of.
+   */
+  private mayAccessBackup(storage: string, owner: number): boolean {
+    return (
+      this.can(this.who, `/storage/${storage}`, 'Datastore.Allocate') ||
+      (this.can(this.who, `/storage/${storage}`, 'Datastore.AllocateSpace') &&
+        this.can(this.who, `/vms/${owner}`, 'VM.Backup'))
+    );
   }
 
   /** Whether `node` sees the archive: every node on a shared storage, only its writer otherwise. */
@@ -702,6 +1121,9 @@ export class ProxmoxFake {
     // "silent exit if specified VMs run on other nodes"
     if (vm && vm.node !== node) return 'OK';
     const storageName = params.storage ?? 'local';
+    // checked before the worker (403); `VM.Backup` only inside it (PVE/VZDump.pm `exec_backup`)
+    this.need(`/storage/${storageName}`, 'Datastore.AllocateSpace');
+    const mayBackUp = this.can(this.who, `/vms/${vmid}`, 'VM.Backup');
     const storage = this.storages[storageName];
     let failWith: string | undefined;
     if (!storage) {
@@ -710,8 +1132,10 @@ export class ProxmoxFake {
       failWith =
         `could not get storage information for '${storageName}': ` +
         `can't use storage '${storageName}' for backups - wrong content type`;
-    } else if (!vm || vm.lock) {
-      // the per-guest error ("unable to find VM", "VM is locked (…)") ends the job with this status
+    } else if (!vm || vm.lock || !mayBackUp) {
+      // the per-guest error ("unable to find VM", "VM is locked (…)" — a hibernated VM's
+      // `suspended` lock too: qemu-server src/PVE/VZDump/QemuServer.pm `lock_vm` → `set_lock`)
+      // ends the job with this status
       failWith = 'job errors';
     } else {
       vm.lock = 'backup';
@@ -765,6 +1189,7 @@ export class ProxmoxFake {
 
   /** GET /nodes/{node}/storage/{storage}/status (pve-storage src/PVE/API2/Storage/Status.pm `read_status`). */
   private storageStatus(_node: string, name: string): unknown {
+    this.need(`/storage/${name}`, 'Datastore.Audit', 'Datastore.AllocateSpace');
     const storage = this.storages[name];
     if (!storage) throw new FakeError(400, 'Parameter verification failed.', { storage: 'No such storage.' });
     return {
@@ -782,14 +1207,18 @@ export class ProxmoxFake {
   /**
    * GET /nodes/{node}/storage/{storage}/content (pve-storage Content.pm `index`); backup entries
    * carry what `get_subdir_files` in src/PVE/Storage/Plugin.pm reports — `notes` is the first line only.
+   * Needs `Datastore.Audit` or `Datastore.AllocateSpace`; a backup is listed only to a caller who
+   * may access it (`check_volume_access`).
    */
   private storageContent(node: string, name: string, params: Record<string, string>): unknown[] {
+    this.need(`/storage/${name}`, 'Datastore.Audit', 'Datastore.AllocateSpace');
     const storage = this.storage(name);
     if (params.content !== undefined && params.content !== 'backup') return [];
     if (!storage.content.includes('backup')) return [];
     const vmid = params.vmid === undefined ? undefined : Number(params.vmid);
     return [...this.archives.values()]
       .filter((b) => b.storage === name && this.visible(b, node) && (vmid === undefined || b.vmid === vmid))
+      .filter((b) => this.mayAccessBackup(b.storage, b.vmid))
       .map((b) => ({
         volid: b.volid,
         format: 'vma.zst',
@@ -820,6 +1249,14 @@ export class ProxmoxFake {
     }
     this.storage(name);
     const owner = /^[^:]+:backup\/vzdump-qemu-(\d+)-/.exec(volid)?.[1];
+    // "You need 'Datastore.Allocate' privilege on the storage (or 'Datastore.AllocateSpace' for
+    // backup volumes if you have VM.Backup privilege on the VM)."
+    if (
+      !(owner
+        ? this.mayAccessBackup(name, Number(owner))
+        : this.can(this.who, `/storage/${name}`, 'Datastore.Allocate'))
+    )
+      throw new FakeError(403, `Permission check failed (/storage/${name}, Datastore.Allocate)`);
     return this.newTask(node, 'imgdel', `${owner ? `${owner}@` : ''}${name}`, {
       onFinish: () => {
         const backup = this.archives.get(volid);
@@ -860,6 +1297,18 @@ export class ProxmoxFake {
       throw new FakeError(500, `unable to use volume ${archive} - content type needs to be 'backup'`);
     }
     let vm = this.vms.get(vmid);
+    // `VM.Allocate` on the new id, or `VM.Backup` to restore over an existing VM with `force`;
+    // `Datastore.AllocateSpace` on the disks' storage; access to the archive (`check_volume_access`)
+    const owner = Number(/:backup\/vzdump-qemu-(\d+)-/.exec(archive)?.[1] ?? 0);
+    const archiveStorage = archive.slice(0, archive.indexOf(':'));
+    if (
+      !this.can(this.who, `/vms/${vmid}`, 'VM.Allocate') &&
+      !(vm && params.force === '1' && this.can(this.who, `/vms/${vmid}`, 'VM.Backup'))
+    )
+      throw new FakeError(403, `Permission check failed (/vms/${vmid}, VM.Allocate)`);
+    if (params.storage !== undefined) this.need(`/storage/${params.storage}`, 'Datastore.AllocateSpace');
+    if (!this.mayAccessBackup(archiveStorage, owner))
+      throw new FakeError(403, `Permission check failed (/vms/${owner}, VM.Backup)`);
     if (vm && (params.force !== '1' || vm.node !== node)) {
       throw new FakeError(500, `${what} VM ${vmid} already exists on node '${vm.node}'`);
     }
@@ -879,6 +1328,10 @@ export class ProxmoxFake {
         tags: [],
         ip: this.ipFor(vmid),
         agentWarmup: 0,
+        diskStorage: params.storage ?? 'local-lvm',
+        hotplug: 'network,disk,usb',
+        pending: {},
+        createdAt: Date.now(),
       };
       this.vms.set(vmid, vm);
     }

@@ -173,6 +173,37 @@ describe('step activities', () => {
     });
   });
 
+  it('record the VM id on the pod before the VM is made, and reuse it on the retry', async () => {
+    const acts = activitiesFor(db.orm);
+    const { pod, job } = await newPod();
+    await run('beginJob', () => acts.beginJob(job.id, 'PROVISIONING'));
+    await run('reserveCapacity', () => acts.reserveCapacity(pod.id));
+    await new FaultInjector(db.orm).add({ operation: 'createVm', slugPattern: pod.slug, times: 1 });
+    await expect(run('createVm', () => acts.createVm(pod.id))).rejects.toThrow(/injected createVm failure/);
+    const recorded = (
+      await db.query<{ vm_id: string | null }>('select vm_id from cloud_pods where id = $1', [pod.id])
+    )[0]?.vm_id;
+    expect(recorded).toEqual(expect.any(String));
+    expect(await run('createVm', () => acts.createVm(pod.id), 2)).toEqual({ vmId: recorded });
+  });
+
+  it('reserve and record a new VM id when someone else took the recorded one', async () => {
+    const acts = activitiesFor(db.orm);
+    const { pod, job } = await newPod();
+    await run('beginJob', () => acts.beginJob(job.id, 'PROVISIONING'));
+    await run('reserveCapacity', () => acts.reserveCapacity(pod.id));
+    await db.query('update cloud_pods set vm_id = $1 where id = $2', ['sim-taken-by-another', pod.id]);
+    await db.query(
+      `insert into sim_vms (vm_id, pod_id, node, name, status, locked, vcpu, memory_mb, disk_gb, ip_address, snapshots, created_at)
+       values ('sim-taken-by-another', 'pod_someone_else', 'node-a', 'other', 'running', false, 1, 1024, 10, '10.9.9.9', '[]', now())`,
+    );
+    const { vmId } = await run('createVm', () => acts.createVm(pod.id));
+    expect(vmId).not.toBe('sim-taken-by-another');
+    expect(
+      (await db.query<{ vm_id: string }>('select vm_id from cloud_pods where id = $1', [pod.id]))[0]?.vm_id,
+    ).toBe(vmId);
+  });
+
   it("keep a network failure's address out of the tenant-visible message and in the operator's last error", async () => {
     const faults = new FaultInjector(db.orm);
     const sim = new SimulatedHypervisor({ orm: db.orm, faults, latencyMs: 0, bootMs: 0 });

@@ -92,6 +92,11 @@ describe('parseConfig', () => {
     ],
     [{ DNS_PROVIDER: 'powerdns', POWERDNS_URL: 'http://dns.test:8081' }, 'POWERDNS_API_KEY'],
     [{ SIMULATOR_FAULTS: 'createVm' }, 'SIMULATOR_FAULTS'],
+    [{ PROXMOX_TEMPLATES: 'pve1=9000,pve2' }, 'PROXMOX_TEMPLATES'],
+    [{ PROXMOX_TEMPLATES: 'pve1=99' }, 'PROXMOX_TEMPLATES'],
+    [{ PROXMOX_CUSTOMER_ACCESS: 'user:alice@pve:PVEVMUser' }, 'PROXMOX_CUSTOMER_ACCESS'],
+    [{ PROXMOX_CUSTOMER_ACCESS: 'user:{customer}:PVEVMUser' }, 'PROXMOX_CUSTOMER_ACCESS'],
+    [{ PROXMOX_CUSTOMER_ACCESS: 'role:{customer}@pve:PVEVMUser' }, 'PROXMOX_CUSTOMER_ACCESS'],
   ])('requires what a chosen provider needs: %j names %s', (env, variable) => {
     expect(problemOf(env as Record<string, string>).variable).toBe(variable);
   });

@@ -58,7 +58,7 @@ describe('parseFaultSpec', () => {
         'findVm',
         'resizeVm',
         'restoreBackup',
-        'setLocked',
+        'setSuspended',
         'startVm',
         'stopVm',
         'upsertA',

@@ -111,4 +111,8 @@ export const PlanPreview = z.object({
   target: Limits,
   allowed: z.boolean(),
   problem: z.string().nullable(),
+  restarts: z.boolean().openapi({
+    description:
+      'the change restarts the pod: a running VM is shut down, given its new cores and memory and started again (Proxmox cannot hot-plug cores)',
+  }),
 });

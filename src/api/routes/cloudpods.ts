@@ -110,7 +110,7 @@ registry.registerPath({
 registry.registerPath({
   method: 'post',
   path: '/api/v1/cloudpods/{id}/plan',
-  summary: 'Change the plan (resize the VM)',
+  summary: 'Change the plan (resize the VM; new cores or memory restart a running pod)',
   security,
   request: {
     params: PodIdParams,
@@ -120,8 +120,8 @@ registry.registerPath({
   responses: { ...accepted('Plan change accepted'), ...problems(400, 401, 404, 409, 422, 503) },
 });
 for (const [action, summary] of [
-  ['suspend', 'Suspend: stop and lock the VM'],
-  ['unsuspend', 'Unsuspend: unlock and start the VM'],
+  ['suspend', 'Suspend: stop the VM and take the customer’s power over it away'],
+  ['unsuspend', 'Unsuspend: give the customer’s power back and start the VM'],
 ] as const) {
   registry.registerPath({
     method: 'post',
@@ -293,7 +293,13 @@ export function cloudPodRoutes(deps: {
       memory_mb: r.memoryMb,
       disk_gb: r.diskGb,
     });
-    res.json({ current: limits(pod), target: limits(product), allowed: problem === null, problem });
+    res.json({
+      current: limits(pod),
+      target: limits(product),
+      allowed: problem === null,
+      problem,
+      restarts: pod.vcpu !== product.vcpu || pod.memoryMb !== product.memoryMb,
+    });
   });
 
   router.post('/:id/plan', idem, async (req, res) => {

@@ -9,9 +9,9 @@ import type { Config } from '../../config';
 import type { SimBackup, SimDnsRecord, SimFaultRule, SimVm } from '../../db/entities';
 import type { MikroORM } from '../../db/orm';
 import type { TokenScope } from '../../domain/api-tokens';
-import { notFound } from '../../domain/errors';
+import { conflict, notFound } from '../../domain/errors';
 import { FAULT_MODES, FAULT_OPERATIONS, MAX_FAULT_DELAY_MS, faultModeProblem } from '../../domain/faults';
-import { FaultInjector, SimulatorInventory } from '../../providers/simulator';
+import { FaultInjector, SimulatorInventory, VmSuspendedError } from '../../providers/simulator';
 import { requirePlatformAdmin } from '../middleware/auth';
 import { parse } from '../middleware/validate';
 import { bearerAuth, problems, registry } from '../openapi';
@@ -66,7 +66,7 @@ const SimVmView = registry.register(
     node: z.string(),
     name: z.string(),
     status: z.string(),
-    locked: z.boolean(),
+    suspended: z.boolean(),
     vcpu: z.number().int(),
     memory_mb: z.number().int(),
     disk_gb: z.number().int(),
@@ -92,6 +92,15 @@ const SimBackupView = registry.register(
   }),
 );
 const FaultIdParams = z.object({ id: z.string() });
+const VmIdParams = z.object({ vmId: z.string() });
+const OutsideStartBody = z
+  .strictObject({
+    as: z.enum(['customer', 'administrator']).openapi({
+      description:
+        '`customer`: from their own panel, refused (409) while the pod is suspended; `administrator`: one of the provider’s, which nothing stops',
+    }),
+  })
+  .openapi('SimulatedOutsideStart');
 
 const faultView = (r: SimFaultRule): z.infer<typeof FaultView> => ({
   id: r.id,
@@ -109,7 +118,7 @@ const vmView = (vm: SimVm): z.infer<typeof SimVmView> => ({
   node: vm.node,
   name: vm.name,
   status: vm.status,
-  locked: vm.locked,
+  suspended: vm.locked,
   vcpu: vm.vcpu,
   memory_mb: vm.memoryMb,
   disk_gb: vm.diskGb,
@@ -192,6 +201,21 @@ const ROUTES = {
     serves: 'hypervisor',
     responses: list('VMs, oldest first', SimVmView),
   },
+  startVmFromOutside: {
+    method: 'post',
+    path: '/vms/:vmId/start',
+    summary: 'Start a VM from outside Podplane, as its customer or as one of the provider’s administrators',
+    scope: 'write',
+    serves: 'hypervisor',
+    request: {
+      params: VmIdParams,
+      body: { content: { 'application/json': { schema: OutsideStartBody } } },
+    },
+    responses: {
+      200: { description: 'The VM, running', content: { 'application/json': { schema: SimVmView } } },
+      ...problems(400, 401, 403, 404, 409),
+    },
+  },
   listDnsRecords: {
     method: 'get',
     path: '/dns-records',
@@ -265,6 +289,18 @@ export function simulatorRoutes(deps: {
     },
     listVms: async (_req, res) => {
       res.json({ data: (await inventory.vms()).map(vmView) });
+    },
+    startVmFromOutside: async (req, res) => {
+      const { vmId } = parse(VmIdParams, req.params, 'params');
+      const { as } = parse(OutsideStartBody, req.body);
+      try {
+        const vm = await inventory.startFromOutside(vmId, as);
+        if (!vm) throw notFound('VM');
+        res.json(vmView(vm));
+      } catch (err) {
+        if (err instanceof VmSuspendedError) throw conflict(err.message);
+        throw err;
+      }
     },
     listDnsRecords: async (_req, res) => {
       res.json({ data: (await inventory.dnsRecords()).map(dnsView) });
