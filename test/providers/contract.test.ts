@@ -1,6 +1,7 @@
 /** One contract for every Hypervisor and Dns, run on the simulators and on the real clients against fakes. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { preTerminationBackupName } from '../../src/activities/cloudpods';
 import { ConfigError, parseConfig } from '../../src/config';
 import { newId } from '../../src/domain/ids';
 import type { Dns } from '../../src/providers/dns';
@@ -194,8 +195,8 @@ async function proxmoxOnFake(): Promise<HypervisorHarness> {
       return Promise.resolve();
     },
     interruptNextCreate: () => {
-      // the tagging config call takes effect, then its answer is lost: the clone exists, untagged
-      // in the client's eyes, and too young for `/cluster/resources` to show its name
+      // the config call that tags the clone fails: the clone exists, untagged, and too young for
+      // `/cluster/resources` to show its name
       fake.inject({ method: 'POST', path: /\/qemu\/\d+\/config$/, status: 500, message: 'proxy timeout' });
       return Promise.resolve();
     },
@@ -235,9 +236,9 @@ function newPod(node: string, size: Resources = { vcpu: 2, memoryMb: 2048, diskG
   return { podId, podSlug, node, hostname: `${podSlug}.${ZONE}`, customerId: newId('customer'), ...size };
 }
 
-/** A unique backup name of the shapes the activities use (`pt-…`, `bak_…`), at most 40 characters. */
+/** A unique backup name, as the activities name them: after the terminate job, or the backup row. */
 function backupName(kind: 'pt' | 'bak'): string {
-  return kind === 'pt' ? `pt-${newId('job').slice(-20)}` : newId('backup');
+  return kind === 'pt' ? preTerminationBackupName(newId('job')) : newId('backup');
 }
 
 /** The failure the promise rejects with, which must be a ProviderError. */
