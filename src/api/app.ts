@@ -4,32 +4,21 @@
  */
 import { randomUUID } from 'node:crypto';
 import cors from 'cors';
-import express, { type Express, type RequestHandler } from 'express';
+import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import swaggerUi from 'swagger-ui-express';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
 import type { MikroORM } from '../db/orm';
-import { AppError } from '../domain/errors';
 import { LOG_SERIALIZERS, type Logger } from '../logger';
 import type { FaultInjector } from '../providers/simulator';
-import { authenticate } from './middleware/auth';
+import { mountRoutes, servedRoutes } from './http/route';
 import { createApiMetrics, type ApiMetrics } from './middleware/metrics';
 import { noteDatabaseReachable, notFoundHandler, problemHandler } from './middleware/problem';
 import { refuseHostileInput, type RouteShape } from './middleware/validate';
-import { buildOpenApiDocument, registry } from './openapi';
-import { cloudPodRoutes } from './routes/cloudpods';
-import { customerRoutes } from './routes/customers';
-import { debugRoutes } from './routes/debug';
-import { healthRoutes } from './routes/health';
-import { nodeRoutes } from './routes/nodes';
-import { opsRoutes } from './routes/ops';
-import { simulatorConfigured, simulatorRoutes } from './routes/simulator';
-import { productRoutes } from './routes/products';
-import { tenantRoutes } from './routes/tenants';
-import { tokenRoutes } from './routes/tokens';
-import { z } from './zod';
+import { buildOpenApiDocument } from './openapi';
+import { routeTable } from './routes';
 import './types';
 
 export interface AppDeps {
@@ -48,15 +37,6 @@ export interface AppDeps {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
-/** Bodies are JSON; anything else on a method that carries one is 415. */
-const requireJsonBody: RequestHandler = (req, _res, next) => {
-  const hasBody = Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined;
-  if (hasBody && !req.is(['application/json', 'application/*+json'])) {
-    throw new AppError('unsupported_media_type', 'send the body as application/json');
-  }
-  next();
-};
 
 /** The parts of Express 5's router layers that `mountedRoutes` reads. */
 interface RouterLayer {
@@ -83,29 +63,6 @@ export function mountedRoutes(app: Express): RouteShape[] {
   walk((app.router as unknown as { stack: RouterLayer[] }).stack, '');
   return routes;
 }
-
-registry.registerPath({
-  method: 'get',
-  path: '/metrics',
-  summary: 'Prometheus metrics of this API process',
-  responses: {
-    200: {
-      description: 'Prometheus text exposition format',
-      content: { 'text/plain': { schema: z.string() } },
-    },
-  },
-});
-registry.registerPath({
-  method: 'get',
-  path: '/openapi.json',
-  summary: 'This document: the OpenAPI 3.1 description of the API',
-  responses: {
-    200: {
-      description: 'OpenAPI 3.1 document',
-      content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } },
-    },
-  },
-});
 
 export function createApp(deps: AppDeps): Express {
   const { config } = deps;
@@ -185,43 +142,23 @@ export function createApp(deps: AppDeps): Express {
       maxAge: 600,
     }),
   );
-  app.use(requireJsonBody);
-  app.use(
-    express.json({
-      limit: config.BODY_LIMIT,
-      strict: true,
-      type: ['application/json', 'application/*+json'],
-    }),
-  );
   // Routes are all mounted by the time the first request arrives.
-  let routes: RouteShape[] | undefined;
-  app.use(refuseHostileInput(() => (routes ??= mountedRoutes(app))));
+  let mounted: RouteShape[] | undefined;
+  app.use(refuseHostileInput(() => (mounted ??= mountedRoutes(app))));
 
-  app.use('/health', healthRoutes({ orm: deps.orm, temporalConnection: deps.temporal.connection }));
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
-  const openApiDocument = buildOpenApiDocument(deps.version);
-  app.get('/openapi.json', (_req, res) => {
-    res.json(openApiDocument);
-  });
+  let document: unknown;
+  const served = servedRoutes(
+    routeTable({
+      ...deps,
+      metrics,
+      openApi: () => (document ??= buildOpenApiDocument(served, deps.version)),
+    }),
+    config,
+  );
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(undefined, { swaggerOptions: { url: '/openapi.json' } }));
-
-  const api = express.Router();
-  api.use(authenticate(deps.orm));
-  api.use('/__debug', debugRoutes({ config, version: deps.version, commit: deps.commit }));
-  api.use('/tenants', tenantRoutes({ temporal: deps.temporal, metrics }));
-  api.use('/tokens', tokenRoutes());
-  api.use('/customers', customerRoutes());
-  api.use('/products', productRoutes());
-  api.use('/cloudpods', cloudPodRoutes({ orm: deps.orm, temporal: deps.temporal, config, metrics }));
-  api.use('/nodes', nodeRoutes());
-  // Only with a simulator configured: against Proxmox and PowerDNS these routes do not exist.
-  if (simulatorConfigured(config)) {
-    api.use('/ops/simulator', simulatorRoutes({ orm: deps.orm, config, faults: deps.faults }));
-  }
-  api.use('/ops', opsRoutes({ orm: deps.orm, temporal: deps.temporal, config }));
-  app.use('/api/v1', api);
+  mountRoutes(app, served, { orm: deps.orm, config });
+  /** the served route table, for the tests that walk it */
+  app.locals.routes = served;
 
   app.use(notFoundHandler);
   app.use(problemHandler);

@@ -1,10 +1,6 @@
 /** What the auth middleware attaches to every authenticated request. */
 import type { EntityManager } from '../db/orm';
-import type { TokenScope } from '../domain/api-tokens';
-
-export type Principal =
-  | { kind: 'platform-admin'; tokenId: string; scopes: TokenScope[] }
-  | { kind: 'tenant'; tokenId: string; tenantId: string; scopes: TokenScope[] };
+import type { Principal } from '../domain/principal';
 
 declare module 'express-serve-static-core' {
   interface Request {

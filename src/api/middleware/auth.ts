@@ -1,5 +1,5 @@
 /**
- * Bearer API-token authentication and the authorization guards routes compose.
+ * Bearer API-token authentication, and authorization by the permission a route declares.
  * A tenant principal gets a tenant-filtered EntityManager, so its queries cannot reach
  * another tenant's rows even if a route forgets a where clause.
  */
@@ -8,7 +8,8 @@ import { ApiToken } from '../../db/entities';
 import { systemEm, tenantEm, type MikroORM } from '../../db/orm';
 import { TOKEN_SHAPE, hashToken, type TokenScope } from '../../domain/api-tokens';
 import { AppError } from '../../domain/errors';
-import type { Principal } from '../types';
+import { ROLE_PERMISSIONS, tokenRole, type Permission } from '../../domain/permissions';
+import { can, type Principal } from '../../domain/principal';
 
 /** last_used_at is written at most this often per token, to keep reads free of writes. */
 const LAST_USED_GRANULARITY_MS = 60_000;
@@ -57,13 +58,20 @@ export function authenticate(orm: MikroORM): RequestHandler {
     ) {
       await em.nativeUpdate(ApiToken, { id: token.id }, { lastUsedAt: now });
     }
-    const principal: Principal = token.tenant_id
-      ? { kind: 'tenant', tokenId: token.id, tenantId: token.tenant_id, scopes: token.scopes }
-      : { kind: 'platform-admin', tokenId: token.id, scopes: token.scopes };
+    const role = tokenRole(token.tenant_id, token.scopes);
+    const principal: Principal = {
+      actorType: 'api_token',
+      actorId: token.id,
+      tenantId: token.tenant_id,
+      role,
+      permissions: ROLE_PERMISSIONS[role],
+      tokenId: token.id,
+      sessionId: null,
+    };
     req.principal = principal;
-    req.em = principal.kind === 'tenant' ? tenantEm(orm, principal.tenantId) : systemEm(orm);
+    req.em = principal.tenantId ? tenantEm(orm, principal.tenantId) : systemEm(orm);
     req.log = req.log.child(
-      principal.kind === 'tenant'
+      principal.tenantId
         ? { tenantId: principal.tenantId, tokenId: token.id }
         : { tokenId: token.id, admin: true },
     );
@@ -76,38 +84,28 @@ export function principalOf(req: Request): Principal {
   return req.principal;
 }
 
-export function emOf(req: Request) {
-  if (!req.em) throw new AppError('unauthenticated', 'authentication required');
-  return req.em;
+/**
+ * The route's declared access, checked before anything else runs: whose principals may call it,
+ * then the permission. A tenant's token on a platform route is 403 (the route itself is no secret).
+ */
+export function authorize(access: { caller: 'tenant' | 'platform' | 'any'; permission: Permission }): RequestHandler {
+  return (req, _res, next) => {
+    const principal = principalOf(req);
+    if (access.caller === 'tenant' && !principal.tenantId) {
+      throw new AppError('forbidden', 'this route needs a tenant API token');
+    }
+    if (access.caller === 'platform' && principal.tenantId) {
+      throw new AppError('forbidden', 'this route is for platform administrators');
+    }
+    if (!can(principal, access.permission)) {
+      throw new AppError('forbidden', `this token lacks the '${access.permission}' permission`);
+    }
+    next();
+  };
 }
 
-function requireScope(principal: Principal, scope: TokenScope): void {
-  if (!principal.scopes.includes(scope)) {
-    throw new AppError('forbidden', `this token lacks the '${scope}' scope`);
-  }
-}
-
-/** Platform-admin only routes; a tenant token gets 403 (the route itself is not secret). */
-export function requirePlatformAdmin(
-  req: Request,
-  scope: TokenScope = 'read',
-): Principal & { kind: 'platform-admin' } {
-  const principal = principalOf(req);
-  if (principal.kind !== 'platform-admin')
-    throw new AppError('forbidden', 'this route is for platform administrators');
-  requireScope(principal, scope);
-  return principal;
-}
-
-export function requireTenant(req: Request, scope: TokenScope = 'read'): Principal & { kind: 'tenant' } {
-  const principal = principalOf(req);
-  if (principal.kind !== 'tenant') throw new AppError('forbidden', 'this route needs a tenant API token');
-  requireScope(principal, scope);
-  return principal;
-}
-
-export function requireAny(req: Request, scope: TokenScope = 'read'): Principal {
-  const principal = principalOf(req);
-  requireScope(principal, scope);
-  return principal;
+/** The caller's tenant, on a route only a tenant's principal reaches. */
+export function tenantOf(principal: Principal): string {
+  if (!principal.tenantId) throw new AppError('forbidden', 'this route needs a tenant API token');
+  return principal.tenantId;
 }

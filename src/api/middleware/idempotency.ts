@@ -84,9 +84,9 @@ export function idempotency(orm: MikroORM, opts: { leaseMs?: number } = {}): Req
       );
     }
     const principal = principalOf(req);
-    const scope = principal.kind === 'tenant' ? principal.tenantId : 'platform';
+    const scope = principal.tenantId ?? 'platform';
     const path = `${req.baseUrl}${req.path}`;
-    const where = [scope, principal.tokenId, req.method, path, sha256(key)];
+    const where = [scope, principal.sessionId ?? principal.actorId, req.method, path, sha256(key)];
     const fingerprint = sha256(canonicalJson(req.body));
     const conn = systemEm(orm).getConnection();
     // Lease times are the database's clock, so API processes with skewed clocks agree on them.

@@ -27,9 +27,10 @@ export function createApiMetrics(): ApiMetrics {
   const middleware: RequestHandler = (req, res, next) => {
     const end = duration.startTimer();
     res.once('finish', () => {
-      // The route template (not the raw path) keeps label cardinality bounded.
-      const template = (req.route as { path?: unknown } | undefined)?.path;
-      const route = typeof template === 'string' ? `${req.baseUrl}${template}` : 'unmatched';
+      // The route template (not the raw path) keeps label cardinality bounded; the route table
+      // records it before anything can fail, so error answers carry it too.
+      const template: unknown = res.locals.route;
+      const route = typeof template === 'string' ? template : 'unmatched';
       end({ method: req.method, route, status_code: String(res.statusCode) });
     });
     next();

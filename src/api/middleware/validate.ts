@@ -106,8 +106,8 @@ function parameterAt(
 
 /**
  * Runs before every route: a path that is not valid percent-encoding is 400 malformed, and a
- * control character in a path segment, a query parameter or the (parsed JSON) body is 400 naming the
- * field. Routes that read `req.query` or `req.params` without `parse` are covered too.
+ * control character in a path segment or a query parameter is 400 naming the field (a JSON body
+ * is checked by `refuseHostileBody` once its route has parsed it). Routes that read `req.query` or `req.params` without `parse` are covered too.
  * `routes` lists the mounted routes so a bad path segment is named after its parameter.
  */
 export function refuseHostileInput(routes: () => readonly RouteShape[]): RequestHandler {
@@ -130,8 +130,13 @@ export function refuseHostileInput(routes: () => readonly RouteShape[]): Request
     if (pathIssues.length > 0) throw refuse('params', pathIssues);
     const queryIssues = controlCharacterIssues(req.query, 'query');
     if (queryIssues.length > 0) throw refuse('query', queryIssues);
-    const bodyIssues = controlCharacterIssues(req.body, 'body');
-    if (bodyIssues.length > 0) throw refuse('body', bodyIssues);
     next();
   };
 }
+
+/** The same rule for a JSON body, once the route that takes it has parsed it. */
+export const refuseHostileBody: RequestHandler = (req, _res, next) => {
+  const bodyIssues = controlCharacterIssues(req.body, 'body');
+  if (bodyIssues.length > 0) throw refuse('body', bodyIssues);
+  next();
+};

@@ -1,6 +1,5 @@
 /** Request and response schemas for /api/v1/cloudpods. */
 import { JOB_STATUSES, JOB_TYPES, POD_STATUSES, BACKUP_KINDS, BACKUP_STATUSES } from '../../domain/cloudpods';
-import { registry } from '../openapi';
 import { z } from '../zod';
 import { PaginationQuery, idCursor } from './common.schemas';
 
@@ -25,9 +24,8 @@ export const CreatePodBody = z
 
 const Limits = z.object({ vcpu: z.number().int(), memory_mb: z.number().int(), disk_gb: z.number().int() });
 
-export const JobView = registry.register(
-  'ProvisioningJob',
-  z.object({
+export const JobView = z
+  .object({
     id: z.string(),
     pod_id: z.string(),
     type: z.enum(JOB_TYPES),
@@ -53,12 +51,11 @@ export const JobView = registry.register(
     created_at: z.string(),
     started_at: z.string().nullable(),
     finished_at: z.string().nullable(),
-  }),
-);
+  })
+  .openapi('ProvisioningJob');
 
-export const PodView = registry.register(
-  'CloudPod',
-  z.object({
+export const PodView = z
+  .object({
     id: z.string(),
     slug: z.string(),
     hostname: z.string(),
@@ -75,12 +72,11 @@ export const PodView = registry.register(
     activated_at: z.string().nullable(),
     terminated_at: z.string().nullable(),
     current_job: JobView.nullable().optional(),
-  }),
-);
+  })
+  .openapi('CloudPod');
 
-export const BackupView = registry.register(
-  'Backup',
-  z.object({
+export const BackupView = z
+  .object({
     id: z.string(),
     pod_id: z.string(),
     kind: z.enum(BACKUP_KINDS),
@@ -91,8 +87,8 @@ export const BackupView = registry.register(
       .string()
       .nullable()
       .openapi({ description: 'restorable until then, even after the pod is terminated' }),
-  }),
-);
+  })
+  .openapi('Backup');
 
 export const PodAccepted = z.object({ pod: PodView, job: JobView });
 

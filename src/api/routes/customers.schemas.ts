@@ -1,5 +1,4 @@
 /** Request and response schemas for /api/v1/customers. */
-import { registry } from '../openapi';
 import { z } from '../zod';
 import { DisplayName, IncludeDeleted, PaginationQuery, idCursor } from './common.schemas';
 
@@ -24,17 +23,16 @@ export const UpdateCustomerBody = z
 
 export type UpdateCustomerBody = z.infer<typeof UpdateCustomerBody>;
 
-export const CustomerView = registry.register(
-  'Customer',
-  z.object({
+export const CustomerView = z
+  .object({
     id: z.string(),
     email: z.string(),
     name: z.string(),
     created_at: z.string(),
     updated_at: z.string(),
     deleted_at: z.string().nullable(),
-  }),
-);
+  })
+  .openapi('Customer');
 
 export type CustomerView = z.infer<typeof CustomerView>;
 

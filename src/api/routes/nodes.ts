@@ -1,12 +1,9 @@
 /** /api/v1/nodes (platform admin): register hypervisor nodes, drain them, see allocation vs capacity. */
-import { Router } from 'express';
 import { CoreNode } from '../../db/entities';
 import { notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
 import { nodeView, registerNode } from '../../services/nodes';
-import { emOf, requirePlatformAdmin } from '../middleware/auth';
-import { parse } from '../middleware/validate';
-import { bearerAuth, problems, registry } from '../openapi';
+import { route, type Route } from '../http/route';
 import { z } from '../zod';
 
 const RegisterNodeBody = z
@@ -24,9 +21,8 @@ const RegisterNodeBody = z
   })
   .openapi('RegisterNode');
 const NodeIdParams = z.object({ id: z.string() });
-const NodeView = registry.register(
-  'CoreNode',
-  z.object({
+const NodeView = z
+  .object({
     id: z.string(),
     name: z.string(),
     region: z.string(),
@@ -35,75 +31,76 @@ const NodeView = registry.register(
     allocated: z.object({ vcpu: z.number(), memory_mb: z.number(), disk_gb: z.number() }),
     utilization_percent: z.object({ vcpu: z.number(), memory: z.number(), disk: z.number() }),
     created_at: z.string(),
-  }),
-);
-const security = [{ [bearerAuth.name]: [] }];
-registry.registerPath({
-  method: 'post',
-  path: '/api/v1/nodes',
-  summary: 'Register a hypervisor node (platform admin)',
-  security,
-  request: { body: { content: { 'application/json': { schema: RegisterNodeBody } } } },
-  responses: {
-    201: { description: 'Registered', content: { 'application/json': { schema: NodeView } } },
-    ...problems(400, 401, 403, 409),
-  },
-});
-registry.registerPath({
-  method: 'get',
-  path: '/api/v1/nodes',
-  summary: 'Nodes with allocated vs capacity (platform admin)',
-  security,
-  responses: {
-    200: {
-      description: 'Nodes',
-      content: { 'application/json': { schema: z.object({ data: z.array(NodeView) }) } },
-    },
-    ...problems(401, 403),
-  },
-});
-registry.registerPath({
-  method: 'post',
-  path: '/api/v1/nodes/{id}/drain',
-  summary: 'Drain a node: no new placements; existing pods stay (platform admin)',
-  security,
-  request: { params: NodeIdParams },
-  responses: {
-    200: { description: 'Draining', content: { 'application/json': { schema: NodeView } } },
-    ...problems(401, 403, 404),
-  },
-});
+  })
+  .openapi('CoreNode');
 
-export function nodeRoutes(): Router {
-  const router = Router();
-  router.post('/', async (req, res) => {
-    requirePlatformAdmin(req, 'write');
-    const b = parse(RegisterNodeBody, req.body);
-    const node = await registerNode(emOf(req), {
-      name: b.name,
-      region: b.region,
-      capacityVcpu: b.capacity_vcpu,
-      capacityMemoryMb: b.capacity_memory_mb,
-      capacityDiskGb: b.capacity_disk_gb,
-    });
-    res.status(201).json(nodeView(node));
-  });
-  router.get('/', async (req, res) => {
-    requirePlatformAdmin(req);
-    const nodes = await emOf(req).find(CoreNode, {}, { orderBy: { name: 'asc' }, limit: 1000 });
-    res.json({ data: nodes.map(nodeView) });
-  });
-  router.post('/:id/drain', async (req, res) => {
-    requirePlatformAdmin(req, 'write');
-    const { id } = parse(NodeIdParams, req.params, 'params');
-    if (!isId('node', id)) throw notFound('node');
-    const em = emOf(req);
-    const node = await em.findOne(CoreNode, { id });
-    if (!node) throw notFound('node');
-    node.status = 'DRAINING';
-    await em.flush();
-    req.log.info({ nodeId: id }, 'node draining');
-    res.json(nodeView(node));
-  });
-  return router;
+const read = { caller: 'platform', permission: 'nodes:read' } as const;
+const write = { caller: 'platform', permission: 'nodes:write' } as const;
+
+export function nodeRoutes(): Route[] {
+  return [
+    route({
+      operationId: 'createNode',
+      tag: 'Nodes',
+      method: 'post',
+      path: '/api/v1/nodes',
+      summary: 'Register a hypervisor node (platform admin)',
+      access: write,
+      body: RegisterNodeBody,
+      responses: {
+        201: { description: 'Registered', content: { 'application/json': { schema: NodeView } } },
+      },
+      problems: [409],
+      async handle({ em, body, res }) {
+        const node = await registerNode(em, {
+          name: body.name,
+          region: body.region,
+          capacityVcpu: body.capacity_vcpu,
+          capacityMemoryMb: body.capacity_memory_mb,
+          capacityDiskGb: body.capacity_disk_gb,
+        });
+        res.status(201).json(nodeView(node));
+      },
+    }),
+    route({
+      operationId: 'listNodes',
+      tag: 'Nodes',
+      method: 'get',
+      path: '/api/v1/nodes',
+      summary: 'Nodes with allocated vs capacity (platform admin)',
+      access: read,
+      responses: {
+        200: {
+          description: 'Nodes',
+          content: { 'application/json': { schema: z.object({ data: z.array(NodeView) }) } },
+        },
+      },
+      async handle({ em, res }) {
+        const nodes = await em.find(CoreNode, {}, { orderBy: { name: 'asc' }, limit: 1000 });
+        res.json({ data: nodes.map(nodeView) });
+      },
+    }),
+    route({
+      operationId: 'drainNode',
+      tag: 'Nodes',
+      method: 'post',
+      path: '/api/v1/nodes/:id/drain',
+      summary: 'Drain a node: no new placements; existing pods stay (platform admin)',
+      access: write,
+      params: NodeIdParams,
+      responses: {
+        200: { description: 'Draining', content: { 'application/json': { schema: NodeView } } },
+      },
+      async handle({ em, params, res, log }) {
+        const { id } = params;
+        if (!isId('node', id)) throw notFound('node');
+        const node = await em.findOne(CoreNode, { id });
+        if (!node) throw notFound('node');
+        node.status = 'DRAINING';
+        await em.flush();
+        log.info({ nodeId: id }, 'node draining');
+        res.json(nodeView(node));
+      },
+    }),
+  ];
 }

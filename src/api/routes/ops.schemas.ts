@@ -1,14 +1,12 @@
 /** Response schemas for /api/v1/ops. */
 import { OPS_EVENT_SEVERITIES } from '../../db/entities';
 import { JOB_STATUSES, JOB_TYPES } from '../../domain/cloudpods';
-import { registry } from '../openapi';
 import { z } from '../zod';
 
 const Timestamp = z.string().openapi({ example: '2026-11-23T15:40:02.000Z' });
 
-export const OpsOverviewView = registry.register(
-  'OpsOverview',
-  z.object({
+export const OpsOverviewView = z
+  .object({
     jobs_by_status: z
       .record(z.string(), z.number().int())
       .openapi({ description: `job count per status (${JOB_STATUSES.join(', ')})` }),
@@ -78,5 +76,5 @@ export const OpsOverviewView = registry.register(
         description:
           'unresolved ops events of the last 7 days, CRITICAL then HIGH then the rest, newest first, at most 50',
       }),
-  }),
-);
+  })
+  .openapi('OpsOverview');

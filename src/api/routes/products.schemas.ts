@@ -1,7 +1,6 @@
 /** Request and response schemas for /api/v1/products (CloudPod plans). */
 import { PRODUCT_INTERVALS } from '../../db/entities';
 import { isCurrency } from '../../domain/tenants';
-import { registry } from '../openapi';
 import { z } from '../zod';
 import { PaginationQuery } from './common.schemas';
 import { DisplayName, IncludeDeleted, idCursor } from './common.schemas';
@@ -86,9 +85,8 @@ export const UpdateProductBody = z
 
 export type UpdateProductBody = z.infer<typeof UpdateProductBody>;
 
-export const ProductView = registry.register(
-  'Product',
-  z.object({
+export const ProductView = z
+  .object({
     id: z.string(),
     code: z.string(),
     name: z.string(),
@@ -105,8 +103,8 @@ export const ProductView = registry.register(
     created_at: z.string(),
     updated_at: z.string(),
     deleted_at: z.string().nullable(),
-  }),
-);
+  })
+  .openapi('Product');
 
 export type ProductView = z.infer<typeof ProductView>;
 

@@ -1,13 +1,12 @@
 /** /api/v1/products: a tenant's CloudPod plans; deleted plans stay readable for the pods on them. */
-import { Router } from 'express';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { Product, Tenant } from '../../db/entities';
 import type { EntityManager } from '../../db/orm';
 import { AppError, conflict, notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
-import { emOf, requireTenant } from '../middleware/auth';
-import { parse } from '../middleware/validate';
-import { bearerAuth, problems, registry } from '../openapi';
+import { route, type Route } from '../http/route';
+import { tenantOf } from '../middleware/auth';
+import { z } from '../zod';
 import { encodeCursor } from './common.schemas';
 import {
   CreateProductBody,
@@ -19,68 +18,6 @@ import {
   UpdateProductBody,
   immutableProductFieldsIn,
 } from './products.schemas';
-
-const security = [{ [bearerAuth.name]: [] }];
-
-registry.registerPath({
-  method: 'post',
-  path: '/api/v1/products',
-  summary:
-    'Create a product (CloudPod plan); its code is unique within the tenant, deleted products included',
-  security,
-  request: { body: { content: { 'application/json': { schema: CreateProductBody } } } },
-  responses: {
-    201: { description: 'Product created', content: { 'application/json': { schema: ProductView } } },
-    ...problems(400, 401, 403, 409),
-  },
-});
-registry.registerPath({
-  method: 'get',
-  path: '/api/v1/products',
-  summary: 'List products, oldest first',
-  security,
-  request: { query: ListProductsQuery },
-  responses: {
-    200: { description: 'A page of products', content: { 'application/json': { schema: ProductList } } },
-    ...problems(400, 401, 403),
-  },
-});
-registry.registerPath({
-  method: 'get',
-  path: '/api/v1/products/{id}',
-  summary: 'Get a product; a deleted one is returned with deleted_at set',
-  security,
-  request: { params: ProductIdParams },
-  responses: {
-    200: { description: 'The product', content: { 'application/json': { schema: ProductView } } },
-    ...problems(401, 403, 404),
-  },
-});
-registry.registerPath({
-  method: 'patch',
-  path: '/api/v1/products/{id}',
-  summary: 'Change a product’s name, price, trial days or included backups; its limits are immutable',
-  security,
-  request: {
-    params: ProductIdParams,
-    body: { content: { 'application/json': { schema: UpdateProductBody } } },
-  },
-  responses: {
-    200: { description: 'The updated product', content: { 'application/json': { schema: ProductView } } },
-    ...problems(400, 401, 403, 404, 409, 422),
-  },
-});
-registry.registerPath({
-  method: 'delete',
-  path: '/api/v1/products/{id}',
-  summary: 'Soft-delete a product: it stays readable but can no longer change',
-  security,
-  request: { params: ProductIdParams },
-  responses: {
-    204: { description: 'Deleted' },
-    ...problems(401, 403, 404, 409),
-  },
-});
 
 const CODE_UNIQUE = 'products_tenant_id_code_unique';
 
@@ -119,105 +56,160 @@ function ensureNotDeleted(product: Product): void {
   }
 }
 
-export function productRoutes(): Router {
-  const router = Router();
-
-  router.post('/', async (req, res) => {
-    const principal = requireTenant(req, 'write');
-    const body = parse(CreateProductBody, req.body);
-    const em = emOf(req);
-    const currency = body.currency ?? (await em.findOneOrFail(Tenant, { id: principal.tenantId })).currency;
-    const product = em.create(Product, {
-      tenant: principal.tenantId,
-      code: body.code,
-      name: body.name,
-      interval: body.interval,
-      unitAmount: body.unit_amount,
-      currency,
-      vcpu: body.vcpu,
-      memoryMb: body.memory_mb,
-      diskGb: body.disk_gb,
-      includedBandwidthGb: body.included_bandwidth_gb,
-      trialDays: body.trial_days,
-      backupsIncluded: body.backups_included,
-    });
-    try {
-      await em.flush();
-    } catch (err) {
-      // Deleted products keep their code: pods and invoices still refer to it.
-      if (
-        err instanceof UniqueConstraintViolationException &&
-        (err as { constraint?: unknown }).constraint === CODE_UNIQUE
-      ) {
-        throw conflict('this tenant already has a product with this code', {
-          errors: [{ field: 'code', message: 'is taken' }],
-        });
-      }
-      throw err;
-    }
-    req.log.info({ productId: product.id }, 'product created');
-    res.status(201).location(`/api/v1/products/${product.id}`).json(productView(product));
-  });
-
-  router.get('/', async (req, res) => {
-    requireTenant(req);
-    const query = parse(ListProductsQuery, req.query, 'query');
-    const rows = await emOf(req).find(
-      Product,
-      {
-        ...(query.include_deleted ? {} : { deletedAt: null }),
-        ...(query.cursor ? { id: { $gt: query.cursor } } : {}),
-      },
-      { orderBy: { id: 'asc' }, limit: query.limit + 1 },
+/**
+ * The PATCH body: a field that may never change is 422 naming each such field, before the body is
+ * validated (a strict object would call it an unknown key, 400).
+ */
+const PatchProductBody = z.preprocess((body) => {
+  const frozen = immutableProductFieldsIn(body);
+  if (frozen.length > 0) {
+    throw new AppError(
+      'unprocessable',
+      `${IMMUTABLE_PRODUCT_FIELDS.join(', ')} cannot change: pods are sized by them; create a new product instead`,
+      { errors: frozen.map((field) => ({ field, message: 'is immutable' })) },
     );
-    const page = rows.slice(0, query.limit);
-    const last = page[page.length - 1];
-    res.json({
-      data: page.map(productView),
-      next_cursor: rows.length > query.limit && last ? encodeCursor(last.id) : null,
-    });
-  });
+  }
+  return body;
+}, UpdateProductBody);
 
-  router.get('/:id', async (req, res) => {
-    requireTenant(req);
-    const { id } = parse(ProductIdParams, req.params, 'params');
-    res.json(productView(await findProduct(emOf(req), id)));
-  });
+const read = { caller: 'tenant', permission: 'catalog:read' } as const;
+const write = { caller: 'tenant', permission: 'catalog:write' } as const;
 
-  router.patch('/:id', async (req, res) => {
-    requireTenant(req, 'write');
-    const { id } = parse(ProductIdParams, req.params, 'params');
-    const frozen = immutableProductFieldsIn(req.body);
-    if (frozen.length > 0) {
-      throw new AppError(
-        'unprocessable',
-        `${IMMUTABLE_PRODUCT_FIELDS.join(', ')} cannot change: pods are sized by them; create a new product instead`,
-        { errors: frozen.map((field) => ({ field, message: 'is immutable' })) },
-      );
-    }
-    const body = parse(UpdateProductBody, req.body);
-    const em = emOf(req);
-    const product = await findProduct(em, id);
-    ensureNotDeleted(product);
-    if (body.name !== undefined) product.name = body.name;
-    if (body.unit_amount !== undefined) product.unitAmount = body.unit_amount;
-    if (body.trial_days !== undefined) product.trialDays = body.trial_days;
-    if (body.backups_included !== undefined) product.backupsIncluded = body.backups_included;
-    await em.flush();
-    res.json(productView(product));
-  });
-
-  router.delete('/:id', async (req, res) => {
-    requireTenant(req, 'write');
-    const { id } = parse(ProductIdParams, req.params, 'params');
-    const em = emOf(req);
-    const product = await findProduct(em, id);
-    ensureNotDeleted(product);
-    product.deletedAt = new Date();
-    await em.flush();
-    req.log.info({ productId: product.id }, 'product deleted');
-    res.status(204).end();
-  });
-
-  return router;
+export function productRoutes(): Route[] {
+  return [
+    route({
+      operationId: 'createProduct',
+      tag: 'Products',
+      method: 'post',
+      path: '/api/v1/products',
+      summary:
+        'Create a product (CloudPod plan); its code is unique within the tenant, deleted products included',
+      access: write,
+      body: CreateProductBody,
+      responses: {
+        201: { description: 'Product created', content: { 'application/json': { schema: ProductView } } },
+      },
+      problems: [409],
+      async handle({ principal, em, body, res, log }) {
+        const tenantId = tenantOf(principal);
+        const currency = body.currency ?? (await em.findOneOrFail(Tenant, { id: tenantId })).currency;
+        const product = em.create(Product, {
+          tenant: tenantId,
+          code: body.code,
+          name: body.name,
+          interval: body.interval,
+          unitAmount: body.unit_amount,
+          currency,
+          vcpu: body.vcpu,
+          memoryMb: body.memory_mb,
+          diskGb: body.disk_gb,
+          includedBandwidthGb: body.included_bandwidth_gb,
+          trialDays: body.trial_days,
+          backupsIncluded: body.backups_included,
+        });
+        try {
+          await em.flush();
+        } catch (err) {
+          // Deleted products keep their code: pods and invoices still refer to it.
+          if (
+            err instanceof UniqueConstraintViolationException &&
+            (err as { constraint?: unknown }).constraint === CODE_UNIQUE
+          ) {
+            throw conflict('this tenant already has a product with this code', {
+              errors: [{ field: 'code', message: 'is taken' }],
+            });
+          }
+          throw err;
+        }
+        log.info({ productId: product.id }, 'product created');
+        res.status(201).location(`/api/v1/products/${product.id}`).json(productView(product));
+      },
+    }),
+    route({
+      operationId: 'listProducts',
+      tag: 'Products',
+      method: 'get',
+      path: '/api/v1/products',
+      summary: 'List products, oldest first',
+      access: read,
+      query: ListProductsQuery,
+      responses: {
+        200: { description: 'A page of products', content: { 'application/json': { schema: ProductList } } },
+      },
+      async handle({ em, query, res }) {
+        const rows = await em.find(
+          Product,
+          {
+            ...(query.include_deleted ? {} : { deletedAt: null }),
+            ...(query.cursor ? { id: { $gt: query.cursor } } : {}),
+          },
+          { orderBy: { id: 'asc' }, limit: query.limit + 1 },
+        );
+        const page = rows.slice(0, query.limit);
+        const last = page[page.length - 1];
+        res.json({
+          data: page.map(productView),
+          next_cursor: rows.length > query.limit && last ? encodeCursor(last.id) : null,
+        });
+      },
+    }),
+    route({
+      operationId: 'getProduct',
+      tag: 'Products',
+      method: 'get',
+      path: '/api/v1/products/:id',
+      summary: 'Get a product; a deleted one is returned with deleted_at set',
+      access: read,
+      params: ProductIdParams,
+      responses: {
+        200: { description: 'The product', content: { 'application/json': { schema: ProductView } } },
+      },
+      async handle({ em, params, res }) {
+        res.json(productView(await findProduct(em, params.id)));
+      },
+    }),
+    route({
+      operationId: 'updateProduct',
+      tag: 'Products',
+      method: 'patch',
+      path: '/api/v1/products/:id',
+      summary: 'Change a product’s name, price, trial days or included backups; its limits are immutable',
+      access: write,
+      params: ProductIdParams,
+      body: PatchProductBody,
+      responses: {
+        200: { description: 'The updated product', content: { 'application/json': { schema: ProductView } } },
+      },
+      problems: [409, 422],
+      async handle({ em, params, body, res }) {
+        const product = await findProduct(em, params.id);
+        ensureNotDeleted(product);
+        if (body.name !== undefined) product.name = body.name;
+        if (body.unit_amount !== undefined) product.unitAmount = body.unit_amount;
+        if (body.trial_days !== undefined) product.trialDays = body.trial_days;
+        if (body.backups_included !== undefined) product.backupsIncluded = body.backups_included;
+        await em.flush();
+        res.json(productView(product));
+      },
+    }),
+    route({
+      operationId: 'deleteProduct',
+      tag: 'Products',
+      method: 'delete',
+      path: '/api/v1/products/:id',
+      summary: 'Soft-delete a product: it stays readable but can no longer change',
+      access: write,
+      params: ProductIdParams,
+      responses: { 204: { description: 'Deleted' } },
+      problems: [409],
+      async handle({ em, params, res, log }) {
+        const product = await findProduct(em, params.id);
+        ensureNotDeleted(product);
+        product.deletedAt = new Date();
+        await em.flush();
+        log.info({ productId: product.id }, 'product deleted');
+        res.status(204).end();
+      },
+    }),
+  ];
 }

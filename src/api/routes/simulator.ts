@@ -1,20 +1,15 @@
 /**
  * /api/v1/ops/simulator (platform admin): the simulated providers' fault rules, and what the
- * simulators hold — VMs, DNS records, backups — so a leak is visible from the API. Mounted only
- * when a simulator is the configured hypervisor or DNS, and each route only when its simulator is.
+ * simulators hold — VMs, DNS records, backups — so a leak is visible from the API. Each route is
+ * mounted (and documented) only when its simulator is the configured hypervisor or DNS.
  */
-import { Router, type Request, type Response } from 'express';
-import type { RouteConfig } from '@asteasolutions/zod-to-openapi';
 import type { Config } from '../../config';
 import type { SimBackup, SimDnsRecord, SimFaultRule, SimVm } from '../../db/entities';
 import type { MikroORM } from '../../db/orm';
-import type { TokenScope } from '../../domain/api-tokens';
 import { conflict, notFound } from '../../domain/errors';
 import { FAULT_MODES, FAULT_OPERATIONS, MAX_FAULT_DELAY_MS, faultModeProblem } from '../../domain/faults';
 import { FaultInjector, SimulatorInventory, VmSuspendedError } from '../../providers/simulator';
-import { requirePlatformAdmin } from '../middleware/auth';
-import { parse } from '../middleware/validate';
-import { bearerAuth, problems, registry } from '../openapi';
+import { route, type Route } from '../http/route';
 import { z } from '../zod';
 
 const FaultBody = z
@@ -45,9 +40,8 @@ const FaultBody = z
   })
   .openapi('FaultRuleInput');
 
-const FaultView = registry.register(
-  'FaultRule',
-  z.object({
+const FaultView = z
+  .object({
     id: z.string(),
     operation: z.enum(FAULT_OPERATIONS),
     slug_pattern: z.string(),
@@ -56,11 +50,10 @@ const FaultView = registry.register(
     delay_ms: z.number().int().nullable(),
     message: z.string(),
     created_at: z.string(),
-  }),
-);
-const SimVmView = registry.register(
-  'SimulatedVm',
-  z.object({
+  })
+  .openapi('FaultRule');
+const SimVmView = z
+  .object({
     vm_id: z.string(),
     pod_id: z.string(),
     node: z.string(),
@@ -72,15 +65,13 @@ const SimVmView = registry.register(
     disk_gb: z.number().int(),
     ip_address: z.string(),
     created_at: z.string(),
-  }),
-);
-const SimDnsRecordView = registry.register(
-  'SimulatedDnsRecord',
-  z.object({ fqdn: z.string(), type: z.string(), content: z.string(), ttl: z.number().int() }),
-);
-const SimBackupView = registry.register(
-  'SimulatedBackup',
-  z.object({
+  })
+  .openapi('SimulatedVm');
+const SimDnsRecordView = z
+  .object({ fqdn: z.string(), type: z.string(), content: z.string(), ttl: z.number().int() })
+  .openapi('SimulatedDnsRecord');
+const SimBackupView = z
+  .object({
     id: z.string(),
     pod_id: z.string(),
     vm_id: z.string(),
@@ -89,8 +80,8 @@ const SimBackupView = registry.register(
     disk_gb: z.number().int(),
     size_gb: z.number().int(),
     created_at: z.string(),
-  }),
-);
+  })
+  .openapi('SimulatedBackup');
 const FaultIdParams = z.object({ id: z.string() });
 const VmIdParams = z.object({ vmId: z.string() });
 const OutsideStartBody = z
@@ -144,181 +135,156 @@ const backupView = (b: SimBackup): z.infer<typeof SimBackupView> => ({
 
 const list = <T extends z.ZodType>(description: string, item: T) => ({
   200: { description, content: { 'application/json': { schema: z.object({ data: z.array(item) }) } } },
-  ...problems(401, 403, 404),
 });
 
-/** Which simulator a route needs: `either` routes serve whichever of the two is configured. */
-type Serves = 'hypervisor' | 'dns' | 'either';
+const read = { caller: 'platform', permission: 'ops:read' } as const;
+const admin = { caller: 'platform', permission: 'ops:admin' } as const;
 
-interface SimulatorRoute {
-  method: 'get' | 'post' | 'delete';
-  /** Express path under the mount point; `{id}` in OpenAPI */
-  path: string;
-  summary: string;
-  scope: TokenScope;
-  serves: Serves;
-  request?: RouteConfig['request'];
-  responses: RouteConfig['responses'];
-}
+/** Which simulator a route needs; a route whose simulator is not configured does not exist (404). */
+const hypervisor = (config: Config): boolean => config.HYPERVISOR === 'simulator';
+const dns = (config: Config): boolean => config.DNS_PROVIDER === 'simulator';
 
-/** Every route, declared once: OpenAPI, Express and authorization are all built from this table. */
-const ROUTES = {
-  listFaults: {
-    method: 'get',
-    path: '/faults',
-    summary: 'Fault rules of the simulated hypervisor and DNS',
-    scope: 'read',
-    serves: 'either',
-    responses: list('Rules, oldest first', FaultView),
-  },
-  addFault: {
-    method: 'post',
-    path: '/faults',
-    summary:
-      'Add a fault rule: fail an operation (before or after it acts) or delay it, for matching pod slugs',
-    scope: 'write',
-    serves: 'either',
-    request: { body: { content: { 'application/json': { schema: FaultBody } } } },
-    responses: {
-      201: { description: 'Rule added', content: { 'application/json': { schema: FaultView } } },
-      ...problems(400, 401, 403, 404),
-    },
-  },
-  removeFault: {
-    method: 'delete',
-    path: '/faults/:id',
-    summary: 'Remove a fault rule',
-    scope: 'write',
-    serves: 'either',
-    request: { params: FaultIdParams },
-    responses: { 204: { description: 'Removed' }, ...problems(401, 403, 404) },
-  },
-  listVms: {
-    method: 'get',
-    path: '/vms',
-    summary: 'Every VM the simulated hypervisor holds, whether or not a pod knows it',
-    scope: 'read',
-    serves: 'hypervisor',
-    responses: list('VMs, oldest first', SimVmView),
-  },
-  startVmFromOutside: {
-    method: 'post',
-    path: '/vms/:vmId/start',
-    summary: 'Start a VM from outside Podplane, as its customer or as one of the provider’s administrators',
-    scope: 'write',
-    serves: 'hypervisor',
-    request: {
-      params: VmIdParams,
-      body: { content: { 'application/json': { schema: OutsideStartBody } } },
-    },
-    responses: {
-      200: { description: 'The VM, running', content: { 'application/json': { schema: SimVmView } } },
-      ...problems(400, 401, 403, 404, 409),
-    },
-  },
-  listDnsRecords: {
-    method: 'get',
-    path: '/dns-records',
-    summary: 'Every record the simulated DNS holds',
-    scope: 'read',
-    serves: 'dns',
-    responses: list('Records by name', SimDnsRecordView),
-  },
-  listBackups: {
-    method: 'get',
-    path: '/backups',
-    summary: 'Every backup the simulated hypervisor holds (kept apart from VMs: they outlive a destroy)',
-    scope: 'read',
-    serves: 'hypervisor',
-    responses: list('Backups, oldest first', SimBackupView),
-  },
-} as const satisfies Record<string, SimulatorRoute>;
-
-const security = [{ [bearerAuth.name]: [] }];
-for (const route of Object.values(ROUTES) as SimulatorRoute[]) {
-  registry.registerPath({
-    method: route.method,
-    path: `/api/v1/ops/simulator${route.path.replace(/:(\w+)/g, '{$1}')}`,
-    summary: `${route.summary} (platform admin; only when the simulator is configured)`,
-    security,
-    ...(route.request ? { request: route.request } : {}),
-    responses: route.responses,
-  });
-}
-
-/** Whether any simulator route is served with this configuration (the app mounts the router only then). */
+/** Whether any simulator route is served with this configuration: `either` routes serve whichever is. */
 export function simulatorConfigured(config: Config): boolean {
-  return config.HYPERVISOR === 'simulator' || config.DNS_PROVIDER === 'simulator';
+  return hypervisor(config) || dns(config);
 }
+
+const ONLY_SIMULATOR = 'Platform admin; only when the simulator is configured.';
 
 export function simulatorRoutes(deps: {
   orm: MikroORM;
   config: Config;
   faults?: FaultInjector | undefined;
-}): Router {
+}): Route[] {
   const faults = deps.faults ?? new FaultInjector(deps.orm);
   const inventory = new SimulatorInventory(deps.orm);
-  const serves: Record<Serves, boolean> = {
-    hypervisor: deps.config.HYPERVISOR === 'simulator',
-    dns: deps.config.DNS_PROVIDER === 'simulator',
-    either: simulatorConfigured(deps.config),
-  };
 
-  const handlers: Record<keyof typeof ROUTES, (req: Request, res: Response) => Promise<void>> = {
-    listFaults: async (_req, res) => {
-      res.json({ data: (await faults.list()).map(faultView) });
-    },
-    addFault: async (req, res) => {
-      const b = parse(FaultBody, req.body);
-      const rule = await faults.add({
-        operation: b.operation,
-        slugPattern: b.slug_pattern,
-        times: b.times ?? null,
-        mode: b.mode ?? 'fail',
-        delayMs: b.delay_ms ?? null,
-        ...(b.message ? { message: b.message } : {}),
-      });
-      req.log.warn({ rule: faultView(rule) }, 'simulator fault rule added');
-      res.status(201).json(faultView(rule));
-    },
-    removeFault: async (req, res) => {
-      const { id } = parse(FaultIdParams, req.params, 'params');
-      if (!(await faults.remove(id))) throw notFound('fault rule');
-      req.log.warn({ ruleId: id }, 'simulator fault rule removed');
-      res.status(204).end();
-    },
-    listVms: async (_req, res) => {
-      res.json({ data: (await inventory.vms()).map(vmView) });
-    },
-    startVmFromOutside: async (req, res) => {
-      const { vmId } = parse(VmIdParams, req.params, 'params');
-      const { as } = parse(OutsideStartBody, req.body);
-      try {
-        const vm = await inventory.startFromOutside(vmId, as);
-        if (!vm) throw notFound('VM');
-        res.json(vmView(vm));
-      } catch (err) {
-        if (err instanceof VmSuspendedError) throw conflict(err.message);
-        throw err;
-      }
-    },
-    listDnsRecords: async (_req, res) => {
-      res.json({ data: (await inventory.dnsRecords()).map(dnsView) });
-    },
-    listBackups: async (_req, res) => {
-      res.json({ data: (await inventory.backups()).map(backupView) });
-    },
-  };
-
-  const router = Router();
-  for (const [name, route] of Object.entries(ROUTES) as [keyof typeof ROUTES, SimulatorRoute][]) {
-    // A route whose simulator is not configured does not exist (404), rather than showing an empty table.
-    if (!serves[route.serves]) continue;
-    const handle = handlers[name];
-    router[route.method](route.path, async (req, res) => {
-      requirePlatformAdmin(req, route.scope);
-      await handle(req, res);
-    });
-  }
-  return router;
+  return [
+    route({
+      operationId: 'listSimulatorFaults',
+      tag: 'Simulator',
+      method: 'get',
+      path: '/api/v1/ops/simulator/faults',
+      summary: 'Fault rules of the simulated hypervisor and DNS',
+      description: ONLY_SIMULATOR,
+      access: read,
+      when: simulatorConfigured,
+      responses: list('Rules, oldest first', FaultView),
+      async handle({ res }) {
+        res.json({ data: (await faults.list()).map(faultView) });
+      },
+    }),
+    route({
+      operationId: 'addSimulatorFault',
+      tag: 'Simulator',
+      method: 'post',
+      path: '/api/v1/ops/simulator/faults',
+      summary:
+        'Add a fault rule: fail an operation (before or after it acts) or delay it, for matching pod slugs',
+      description: ONLY_SIMULATOR,
+      access: admin,
+      when: simulatorConfigured,
+      body: FaultBody,
+      responses: {
+        201: { description: 'Rule added', content: { 'application/json': { schema: FaultView } } },
+      },
+      async handle({ body: b, res, log }) {
+        const rule = await faults.add({
+          operation: b.operation,
+          slugPattern: b.slug_pattern,
+          times: b.times ?? null,
+          mode: b.mode ?? 'fail',
+          delayMs: b.delay_ms ?? null,
+          ...(b.message ? { message: b.message } : {}),
+        });
+        log.warn({ rule: faultView(rule) }, 'simulator fault rule added');
+        res.status(201).json(faultView(rule));
+      },
+    }),
+    route({
+      operationId: 'removeSimulatorFault',
+      tag: 'Simulator',
+      method: 'delete',
+      path: '/api/v1/ops/simulator/faults/:id',
+      summary: 'Remove a fault rule',
+      description: ONLY_SIMULATOR,
+      access: admin,
+      when: simulatorConfigured,
+      params: FaultIdParams,
+      responses: { 204: { description: 'Removed' } },
+      async handle({ params: { id }, res, log }) {
+        if (!(await faults.remove(id))) throw notFound('fault rule');
+        log.warn({ ruleId: id }, 'simulator fault rule removed');
+        res.status(204).end();
+      },
+    }),
+    route({
+      operationId: 'listSimulatedVms',
+      tag: 'Simulator',
+      method: 'get',
+      path: '/api/v1/ops/simulator/vms',
+      summary: 'Every VM the simulated hypervisor holds, whether or not a pod knows it',
+      description: ONLY_SIMULATOR,
+      access: read,
+      when: hypervisor,
+      responses: list('VMs, oldest first', SimVmView),
+      async handle({ res }) {
+        res.json({ data: (await inventory.vms()).map(vmView) });
+      },
+    }),
+    route({
+      operationId: 'startSimulatedVmFromOutside',
+      tag: 'Simulator',
+      method: 'post',
+      path: '/api/v1/ops/simulator/vms/:vmId/start',
+      summary: 'Start a VM from outside Podplane, as its customer or as one of the provider’s administrators',
+      description: ONLY_SIMULATOR,
+      access: admin,
+      when: hypervisor,
+      params: VmIdParams,
+      body: OutsideStartBody,
+      responses: {
+        200: { description: 'The VM, running', content: { 'application/json': { schema: SimVmView } } },
+      },
+      problems: [409],
+      async handle({ params: { vmId }, body: { as }, res }) {
+        try {
+          const vm = await inventory.startFromOutside(vmId, as);
+          if (!vm) throw notFound('VM');
+          res.json(vmView(vm));
+        } catch (err) {
+          if (err instanceof VmSuspendedError) throw conflict(err.message);
+          throw err;
+        }
+      },
+    }),
+    route({
+      operationId: 'listSimulatedDnsRecords',
+      tag: 'Simulator',
+      method: 'get',
+      path: '/api/v1/ops/simulator/dns-records',
+      summary: 'Every record the simulated DNS holds',
+      description: ONLY_SIMULATOR,
+      access: read,
+      when: dns,
+      responses: list('Records by name', SimDnsRecordView),
+      async handle({ res }) {
+        res.json({ data: (await inventory.dnsRecords()).map(dnsView) });
+      },
+    }),
+    route({
+      operationId: 'listSimulatedBackups',
+      tag: 'Simulator',
+      method: 'get',
+      path: '/api/v1/ops/simulator/backups',
+      summary: 'Every backup the simulated hypervisor holds (kept apart from VMs: they outlive a destroy)',
+      description: ONLY_SIMULATOR,
+      access: read,
+      when: hypervisor,
+      responses: list('Backups, oldest first', SimBackupView),
+      async handle({ res }) {
+        res.json({ data: (await inventory.backups()).map(backupView) });
+      },
+    }),
+  ];
 }

@@ -1,6 +1,5 @@
 /** Request and response schemas for /api/v1/tenants. */
 import { TENANT_STATUSES, isCurrency, slugProblem } from '../../domain/tenants';
-import { registry } from '../openapi';
 import { z } from '../zod';
 import { DisplayName, PaginationQuery, idCursor } from './common.schemas';
 
@@ -29,9 +28,8 @@ export const CreateTenantBody = z
 
 export type CreateTenantBody = z.infer<typeof CreateTenantBody>;
 
-export const TenantView = registry.register(
-  'Tenant',
-  z.object({
+export const TenantView = z
+  .object({
     id: z.string(),
     slug: z.string(),
     name: z.string(),
@@ -41,8 +39,8 @@ export const TenantView = registry.register(
     onboarding_workflow_id: z.string().nullable(),
     created_at: z.string(),
     activated_at: z.string().nullable(),
-  }),
-);
+  })
+  .openapi('Tenant');
 
 export const TenantCreated = z.object({ tenant: TenantView, workflow_id: z.string() });
 
@@ -82,9 +80,8 @@ export const TenantQuotasBody = z
 
 export type TenantQuotasBody = z.infer<typeof TenantQuotasBody>;
 
-export const TenantQuotasView = registry.register(
-  'TenantQuotas',
-  z.object({
+export const TenantQuotasView = z
+  .object({
     tenant_id: z.string(),
     limits: z.object({
       max_pods: z.number().int(),
@@ -100,7 +97,7 @@ export const TenantQuotasView = registry.register(
         disk_gb: z.number().int(),
       })
       .openapi({ description: 'what pods not TERMINATED (and not deleted) use now' }),
-  }),
-);
+  })
+  .openapi('TenantQuotas');
 
 export type TenantQuotasView = z.infer<typeof TenantQuotasView>;

@@ -1,6 +1,5 @@
 /** Request and response schemas for API tokens. */
 import { TOKEN_SCOPES } from '../../domain/api-tokens';
-import { registry } from '../openapi';
 import { z } from '../zod';
 import { displayName } from './common.schemas';
 
@@ -12,17 +11,20 @@ export const CreateTokenBody = z
       .array(z.enum(TOKEN_SCOPES))
       .min(1)
       .max(TOKEN_SCOPES.length)
-      .default(['read'])
-      .transform((s) => [...new Set(s)]),
+      .default(['read', 'write'])
+      .transform((s) => [...new Set(s)])
+      .openapi({
+        description: 'what the token may do; defaults to read and write (as the CLI does)',
+        example: ['read', 'write'],
+      }),
     expires_in_days: z.number().int().min(1).max(3650).optional(),
   })
   .openapi('CreateToken');
 
 export type CreateTokenBody = z.infer<typeof CreateTokenBody>;
 
-export const TokenView = registry.register(
-  'ApiToken',
-  z.object({
+export const TokenView = z
+  .object({
     id: z.string(),
     tenant_id: z.string().nullable(),
     name: z.string(),
@@ -32,8 +34,8 @@ export const TokenView = registry.register(
     last_used_at: z.string().nullable(),
     expires_at: z.string().nullable(),
     revoked_at: z.string().nullable(),
-  }),
-);
+  })
+  .openapi('ApiToken');
 
 export const TokenCreated = z.object({
   token: TokenView,
@@ -41,3 +43,5 @@ export const TokenCreated = z.object({
 });
 
 export const TokenIdParams = z.object({ id: z.string() });
+
+export const TokenList = z.object({ data: z.array(TokenView) });

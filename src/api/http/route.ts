@@ -1,0 +1,229 @@
+/**
+ * A route is one object: method, path, summary, who may call it, its schemas, whether it is
+ * idempotent or starts durable work, and its handler. `mountRoutes` puts every route on Express
+ * with exactly the authentication, authorization, body parsing, validation and idempotency it
+ * declares; `openApiDocument` (./openapi.ts) describes the same objects, so the two cannot drift.
+ */
+import express, { type Express, type Request, type RequestHandler, type Response } from 'express';
+import type { ResponseConfig } from '@asteasolutions/zod-to-openapi';
+import type { z } from 'zod';
+import type { Config } from '../../config';
+import { systemEm, type EntityManager, type MikroORM } from '../../db/orm';
+import { AppError } from '../../domain/errors';
+import type { Permission } from '../../domain/permissions';
+import type { Principal } from '../../domain/principal';
+import type { Logger } from '../../logger';
+import { authenticate, authorize } from '../middleware/auth';
+import { idempotency } from '../middleware/idempotency';
+import { parse, refuseHostileBody } from '../middleware/validate';
+
+export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+/** Groups in /docs, one per area. */
+export const TAGS = {
+  CloudPods: 'Pods, their jobs, plan changes, suspension and backups',
+  Customers: 'A tenant’s customers',
+  Products: 'A tenant’s plans',
+  Tokens: 'API tokens',
+  Tenants: 'Tenants and their quotas (platform administrators)',
+  Nodes: 'Hypervisor nodes and their capacity (platform administrators)',
+  Operations: 'Jobs, dead letters and ops events (platform administrators)',
+  Simulator: 'The simulated hypervisor and DNS (platform administrators, simulator only)',
+  System: 'Health, metrics and this description',
+} as const;
+export type Tag = keyof typeof TAGS;
+
+/**
+ * Who may call a route. `public` routes name why they are public; every other route names the
+ * permission it needs and whose principals may call it: a tenant's (API token or, later, user),
+ * the platform's (administrators), or either (a tenant sees only its own rows).
+ */
+export type Access =
+  | { public: string }
+  | { caller: 'tenant' | 'platform' | 'any'; permission: Permission };
+
+export interface RouteContext<P, Q, B> {
+  req: Request;
+  res: Response;
+  /** the caller; on a public route, a system principal standing for the anonymous caller */
+  principal: Principal;
+  /** tenant-filtered for a tenant's principal */
+  em: EntityManager;
+  params: P;
+  query: Q;
+  body: B;
+  log: Logger;
+}
+
+type Infer<S> = S extends z.ZodType ? z.infer<S> : undefined;
+
+export interface RouteDefinition<
+  P extends z.ZodType | undefined,
+  Q extends z.ZodType | undefined,
+  B extends z.ZodType | undefined,
+> {
+  /** stable, unique: the OpenAPI operationId */
+  operationId: string;
+  tag: Tag;
+  method: Method;
+  /** Express syntax: `/api/v1/customers/:id` */
+  path: string;
+  summary: string;
+  description?: string;
+  access: Access;
+  params?: P;
+  query?: Q;
+  /** a JSON body, parsed and validated for this route only */
+  body?: B;
+  /** a body taken as raw bytes (a webhook whose signature covers them): `req.body` is a Buffer */
+  rawBody?: { contentType: string };
+  /** takes an `Idempotency-Key` */
+  idempotent?: boolean;
+  /** starts or signals durable work (a workflow): answers 503 while Temporal cannot be reached */
+  durable?: boolean;
+  /** the success answers */
+  responses: Record<number, ResponseConfig>;
+  /** problem statuses beyond those the route's shape implies (401/403 with auth, 400 with input, …) */
+  problems?: number[];
+  /** mounted only when this holds for the configuration (the simulator's routes) */
+  when?: (config: Config) => boolean;
+  handle(ctx: RouteContext<Infer<P>, Infer<Q>, Infer<B>>): Promise<void> | void;
+}
+
+/** A route with its types erased, as the table holds it. */
+export interface Route {
+  operationId: string;
+  tag: Tag;
+  method: Method;
+  path: string;
+  summary: string;
+  description?: string;
+  access: Access;
+  params?: z.ZodType;
+  query?: z.ZodType;
+  body?: z.ZodType;
+  rawBody?: { contentType: string };
+  idempotent: boolean;
+  durable: boolean;
+  responses: Record<number, ResponseConfig>;
+  problems: number[];
+  when?: (config: Config) => boolean;
+  run(req: Request, res: Response): Promise<void>;
+}
+
+/** Declares a route; the handler's params, query and body are typed from the schemas. */
+export function route<
+  P extends z.ZodType | undefined = undefined,
+  Q extends z.ZodType | undefined = undefined,
+  B extends z.ZodType | undefined = undefined,
+>(def: RouteDefinition<P, Q, B>): Route {
+  return {
+    operationId: def.operationId,
+    tag: def.tag,
+    method: def.method,
+    path: def.path,
+    summary: def.summary,
+    ...(def.description ? { description: def.description } : {}),
+    access: def.access,
+    ...(def.params ? { params: def.params } : {}),
+    ...(def.query ? { query: def.query } : {}),
+    ...(def.body ? { body: def.body } : {}),
+    ...(def.rawBody ? { rawBody: def.rawBody } : {}),
+    idempotent: def.idempotent ?? false,
+    durable: def.durable ?? false,
+    responses: def.responses,
+    problems: def.problems ?? [],
+    ...(def.when ? { when: def.when } : {}),
+    async run(req, res) {
+      const params = def.params ? parse(def.params, req.params, 'params') : undefined;
+      const query = def.query ? parse(def.query, req.query, 'query') : undefined;
+      const body = def.body ? parse(def.body, req.body) : def.rawBody ? (req.body as Buffer) : undefined;
+      await def.handle({
+        req,
+        res,
+        principal: req.principal ?? ANONYMOUS,
+        em: req.em as EntityManager,
+        params: params as Infer<P>,
+        query: query as Infer<Q>,
+        body: body as Infer<B>,
+        log: req.log,
+      });
+    },
+  };
+}
+
+/** The caller of a public route: no tenant, no permission. */
+const ANONYMOUS: Principal = {
+  actorType: 'system',
+  actorId: 'anonymous',
+  tenantId: null,
+  role: 'system',
+  permissions: new Set(),
+  tokenId: null,
+  sessionId: null,
+};
+
+/** Bodies are JSON; anything else on a route that takes one is 415. */
+const requireJsonBody: RequestHandler = (req, _res, next) => {
+  const hasBody = Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined;
+  if (hasBody && !req.is(['application/json', 'application/*+json'])) {
+    throw new AppError('unsupported_media_type', 'send the body as application/json');
+  }
+  next();
+};
+
+export interface MountDeps {
+  orm: MikroORM;
+  config: Config;
+}
+
+/** The routes this configuration serves (`when` applied). */
+export function servedRoutes(routes: readonly Route[], config: Config): Route[] {
+  return routes.filter((r) => !r.when || r.when(config));
+}
+
+/** Mounts every served route with the chain its declaration implies. */
+export function mountRoutes(app: Express, routes: readonly Route[], deps: MountDeps): void {
+  const authenticated = authenticate(deps.orm);
+  const json = express.json({
+    limit: deps.config.BODY_LIMIT,
+    strict: true,
+    type: ['application/json', 'application/*+json'],
+  });
+  const idempotent = idempotency(deps.orm);
+  const seen = new Set<string>();
+  for (const r of servedRoutes(routes, deps.config)) {
+    const key = `${r.method.toUpperCase()} ${r.path}`;
+    if (seen.has(key)) throw new Error(`route ${key} is declared twice`);
+    seen.add(key);
+    const chain: RequestHandler[] = [
+      (_req, res, next) => {
+        res.locals.route = r.path;
+        next();
+      },
+    ];
+    if ('public' in r.access) {
+      chain.push((req, _res, next) => {
+        req.em = systemEm(deps.orm);
+        next();
+      });
+    } else {
+      chain.push(authenticated, authorize(r.access));
+    }
+    if (r.rawBody) {
+      chain.push(express.raw({ type: r.rawBody.contentType, limit: deps.config.BODY_LIMIT }));
+    } else if (r.body) {
+      chain.push(requireJsonBody, json, refuseHostileBody);
+    }
+    if (r.idempotent) chain.push(idempotent);
+    chain.push(async (req, res) => {
+      await r.run(req, res);
+    });
+    app[r.method](r.path, ...chain);
+  }
+}
+
+/** `/api/v1/customers/:id` → `/api/v1/customers/{id}`. */
+export function openApiPath(path: string): string {
+  return path.replace(/:(\w+)/g, '{$1}');
+}

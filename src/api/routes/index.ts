@@ -1,0 +1,47 @@
+/** The route table: every route the API serves, each declared once in its area's file. */
+import type { Client } from '@temporalio/client';
+import type { Config } from '../../config';
+import type { MikroORM } from '../../db/orm';
+import type { FaultInjector } from '../../providers/simulator';
+import type { Route } from '../http/route';
+import type { ApiMetrics } from '../middleware/metrics';
+import { cloudPodRoutes } from './cloudpods';
+import { customerRoutes } from './customers';
+import { debugRoutes } from './debug';
+import { healthRoutes } from './health';
+import { nodeRoutes } from './nodes';
+import { opsRoutes } from './ops';
+import { productRoutes } from './products';
+import { simulatorRoutes } from './simulator';
+import { systemRoutes } from './system';
+import { tenantRoutes } from './tenants';
+import { tokenRoutes } from './tokens';
+
+export interface RouteTableDeps {
+  config: Config;
+  orm: MikroORM;
+  temporal: Client;
+  metrics: ApiMetrics;
+  version: string;
+  commit: string;
+  faults?: FaultInjector | undefined;
+  /** the OpenAPI document, built from this very table */
+  openApi: () => unknown;
+}
+
+export function routeTable(deps: RouteTableDeps): Route[] {
+  const { config, orm, temporal, metrics } = deps;
+  return [
+    ...healthRoutes({ orm, temporalConnection: temporal.connection }),
+    ...systemRoutes({ metrics, openApi: deps.openApi }),
+    ...debugRoutes({ config, version: deps.version, commit: deps.commit }),
+    ...tenantRoutes({ temporal, metrics }),
+    ...tokenRoutes(),
+    ...customerRoutes(),
+    ...productRoutes(),
+    ...cloudPodRoutes({ orm, temporal, config, metrics }),
+    ...nodeRoutes(),
+    ...simulatorRoutes({ orm, config, faults: deps.faults }),
+    ...opsRoutes({ orm, temporal, config }),
+  ];
+}

@@ -1,0 +1,41 @@
+/**
+ * Who is calling: one shape for an API token, a user session (to come) and the system itself.
+ * Authentication produces it; authorization, idempotency, logs and the audit trail read it.
+ */
+import { PERMISSIONS, type Permission, type Role } from './permissions';
+
+export type ActorType = 'api_token' | 'user' | 'system';
+
+export interface Principal {
+  actorType: ActorType;
+  /** the token's, user's or system component's id */
+  actorId: string;
+  /** the tenant the caller acts in; null for the platform */
+  tenantId: string | null;
+  role: Role;
+  permissions: ReadonlySet<Permission>;
+  /** the API token used, when the caller is one */
+  tokenId: string | null;
+  /** the session used, when the caller is a user */
+  sessionId: string | null;
+}
+
+/** A principal acting inside one tenant. */
+export type TenantPrincipal = Principal & { tenantId: string };
+
+export function can(principal: Principal, permission: Permission): boolean {
+  return principal.permissions.has(permission);
+}
+
+/** The system acting on its own (workers, the sweeper, the CLI): every permission, no tenant. */
+export function systemPrincipal(component: string): Principal {
+  return {
+    actorType: 'system',
+    actorId: component,
+    tenantId: null,
+    role: 'system',
+    permissions: new Set<Permission>(PERMISSIONS),
+    tokenId: null,
+    sessionId: null,
+  };
+}
