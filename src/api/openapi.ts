@@ -66,7 +66,11 @@ export function problemStatuses(route: Route): number[] {
   return [...statuses].sort((a, b) => a - b);
 }
 
-const CALLERS = { tenant: "a tenant's token", platform: 'platform administrators', any: 'any token' } as const;
+const CALLERS = {
+  tenant: "a tenant's token",
+  platform: 'platform administrators',
+  any: 'any token',
+} as const;
 
 const IDEMPOTENCY_KEY = z.object({
   'Idempotency-Key': z.string().min(1).max(255).optional().openapi({
@@ -104,7 +108,11 @@ export function buildOpenApiDocument(routes: readonly Route[], version: string) 
         ...(r.idempotent ? { headers: IDEMPOTENCY_KEY } : {}),
         ...(r.body ? { body: { content: { 'application/json': { schema: r.body } } } } : {}),
         ...(r.rawBody
-          ? { body: { content: { [r.rawBody.contentType]: { schema: z.string().openapi({ format: 'binary' }) } } } }
+          ? {
+              body: {
+                content: { [r.rawBody.contentType]: { schema: z.string().openapi({ format: 'binary' }) } },
+              },
+            }
           : {}),
       },
       responses,

@@ -37,7 +37,13 @@ const TENANT_PERMISSIONS: readonly Permission[] = [
 const READS: readonly Permission[] = PERMISSIONS.filter((p) => p.endsWith(':read'));
 
 /** Roles a principal can have; membership roles (OWNER, ADMIN, …) will join these. */
-export const ROLES = ['tenant_editor', 'tenant_viewer', 'platform_admin', 'platform_viewer', 'system'] as const;
+export const ROLES = [
+  'tenant_editor',
+  'tenant_viewer',
+  'platform_admin',
+  'platform_viewer',
+  'system',
+] as const;
 export type Role = (typeof ROLES)[number];
 
 export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {

@@ -38,9 +38,7 @@ export type Tag = keyof typeof TAGS;
  * permission it needs and whose principals may call it: a tenant's (API token or, later, user),
  * the platform's (administrators), or either (a tenant sees only its own rows).
  */
-export type Access =
-  | { public: string }
-  | { caller: 'tenant' | 'platform' | 'any'; permission: Permission };
+export type Access = { public: string } | { caller: 'tenant' | 'platform' | 'any'; permission: Permission };
 
 export interface RouteContext<P, Q, B> {
   req: Request;

@@ -88,7 +88,10 @@ export function principalOf(req: Request): Principal {
  * The route's declared access, checked before anything else runs: whose principals may call it,
  * then the permission. A tenant's token on a platform route is 403 (the route itself is no secret).
  */
-export function authorize(access: { caller: 'tenant' | 'platform' | 'any'; permission: Permission }): RequestHandler {
+export function authorize(access: {
+  caller: 'tenant' | 'platform' | 'any';
+  permission: Permission;
+}): RequestHandler {
   return (req, _res, next) => {
     const principal = principalOf(req);
     if (access.caller === 'tenant' && !principal.tenantId) {

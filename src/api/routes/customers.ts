@@ -75,7 +75,11 @@ export function customerRoutes(): Route[] {
       },
       problems: [409],
       async handle({ principal, em, body, res, log }) {
-        const customer = em.create(Customer, { tenant: tenantOf(principal), email: body.email, name: body.name });
+        const customer = em.create(Customer, {
+          tenant: tenantOf(principal),
+          email: body.email,
+          name: body.name,
+        });
         await flushCustomer(em);
         log.info({ customerId: customer.id }, 'customer created');
         res.status(201).location(`/api/v1/customers/${customer.id}`).json(customerView(customer));
@@ -90,7 +94,10 @@ export function customerRoutes(): Route[] {
       access: read,
       query: ListCustomersQuery,
       responses: {
-        200: { description: 'A page of customers', content: { 'application/json': { schema: CustomerList } } },
+        200: {
+          description: 'A page of customers',
+          content: { 'application/json': { schema: CustomerList } },
+        },
       },
       async handle({ em, query, res }) {
         const rows = await em.find(
@@ -136,7 +143,10 @@ export function customerRoutes(): Route[] {
       params: CustomerIdParams,
       body: UpdateCustomerBody,
       responses: {
-        200: { description: 'The updated customer', content: { 'application/json': { schema: CustomerView } } },
+        200: {
+          description: 'The updated customer',
+          content: { 'application/json': { schema: CustomerView } },
+        },
       },
       problems: [409],
       async handle({ em, params, body, res }) {

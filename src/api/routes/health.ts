@@ -44,7 +44,11 @@ export function healthRoutes(deps: { orm: MikroORM; temporalConnection: Connecti
           description: 'The process is alive',
           content: {
             'application/json': {
-              schema: z.object({ status: z.literal('ok'), timestamp: z.string(), uptime_seconds: z.number() }),
+              schema: z.object({
+                status: z.literal('ok'),
+                timestamp: z.string(),
+                uptime_seconds: z.number(),
+              }),
             },
           },
         },
@@ -65,7 +69,10 @@ export function healthRoutes(deps: { orm: MikroORM; temporalConnection: Connecti
       summary: 'Readiness: PostgreSQL and Temporal',
       access: { public: PROBES },
       responses: {
-        200: { description: 'Every dependency is up', content: { 'application/json': { schema: Readiness } } },
+        200: {
+          description: 'Every dependency is up',
+          content: { 'application/json': { schema: Readiness } },
+        },
         503: {
           description: 'At least one dependency is down',
           content: { 'application/json': { schema: Readiness } },
