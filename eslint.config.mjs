@@ -4,14 +4,14 @@ import tseslint from 'typescript-eslint';
 
 /**
  * Workflow code runs in Temporal's deterministic sandbox: it may import only @temporalio/workflow,
- * src/domain, sibling workflow modules (./shared among them) and activity types.
+ * src/domain, sibling workflow modules (./shared and ./messages/<area> among them) and activity types.
  */
 const workflowImportRule = (extraAllowed) => [
   'error',
   {
     patterns: [
       {
-        regex: `^(?!(${['@temporalio/workflow', ...extraAllowed].map((p) => p.replace(/[/.]/g, '\\$&')).join('|')}|\\.\\./domain/[\\w-]+|\\./[\\w-]+|\\.\\./activities(/[\\w-]+)?)$)`,
+        regex: `^(?!(${['@temporalio/workflow', ...extraAllowed].map((p) => p.replace(/[/.]/g, '\\$&')).join('|')}|(\\.\\./)+domain/[\\w-]+|\\./(messages/)?[\\w-]+|\\.\\./shared|\\.\\./activities(/[\\w-]+)?)$)`,
         message:
           'Workflow files may import only @temporalio/workflow, src/domain, ./shared and activity types.',
       },

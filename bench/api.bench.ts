@@ -3,16 +3,33 @@
  * - read: GET /api/v1/cloudpods (page of 50, tenant with 10 000 pods) at 50 connections vs a bare
  *   Express handler returning the same JSON;
  * - write: POST /api/v1/cloudpods (validate, quota check, insert, start workflow) at 20 connections
- *   vs a bare Express handler that answers 202.
+ *   vs a handler that only starts the same workflow with the same Temporal client.
+ * Both record the peak RSS of the API process under load.
  */
 import type { Server } from 'node:http';
 import express from 'express';
 import request from 'supertest';
 import { TenantQuota } from '../src/db/entities';
 import { systemEm } from '../src/db/orm';
+import { podPolicy } from '../src/services/cloudpods';
+import { SEARCH_ATTRIBUTES, TASK_QUEUES } from '../src/workflows/shared';
 import { startTestStack, type TestStack } from '../test/helpers/app';
 import { podTenant, registerNode, type PodTenant } from '../test/helpers/pods';
 import { load, postLoad, report } from './load';
+
+/** The API process's resident memory, sampled every 100 ms while load runs; `stop` gives the peak in MB. */
+function sampleRss(): { stop(): number } {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 100);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return Math.round(peak / 1024 / 1024);
+    },
+  };
+}
 
 let stack: TestStack;
 let t: PodTenant;
@@ -70,7 +87,9 @@ it('GET /api/v1/cloudpods (10 000 pods, page of 50) at 50 connections vs bare Ex
   const bareUrl = await listen(bare);
 
   await load({ url: `${url}/api/v1/cloudpods?limit=50`, connections: 50, seconds: 2, headers });
+  const rss = sampleRss();
   const api = await load({ url: `${url}/api/v1/cloudpods?limit=50`, connections: 50, seconds: 10, headers });
+  const rssMb = rss.stop();
   await load({ url: bareUrl, connections: 50, seconds: 2 });
   const baseline = await load({ url: bareUrl, connections: 50, seconds: 10 });
   expect(api.non2xx + api.errors).toBe(0);
@@ -78,7 +97,8 @@ it('GET /api/v1/cloudpods (10 000 pods, page of 50) at 50 connections vs bare Ex
     api,
     baseline,
     throughput_ratio: Math.round((api.requestsPerSec / baseline.requestsPerSec) * 1000) / 1000,
-    budget: { throughput_ratio_min: 0.3, p99_ms_max: 25 },
+    rss_mb_max: rssMb,
+    budget: { throughput_ratio_min: 0.3, p99_ms_max: 25, rss_mb_max: 300 },
     response_bytes: Buffer.byteLength(JSON.stringify(body)),
   });
 });
@@ -88,14 +108,40 @@ it('POST /api/v1/cloudpods at 20 connections vs bare Express', async () => {
   // test worker stops and the started workflows wait in Temporal.
   await stack.stopWorkers();
   const url = await listen(stack.app);
+  // The baseline only starts the same workflow with the same client and the same start options.
   const bare = express();
-  bare.post('/', express.json(), (_req, res) => {
+  let started = 0;
+  bare.post('/', express.json(), async (_req, res) => {
+    const n = ++started;
+    const podId = `pod_baseline${String(n).padStart(14, '0')}`;
+    await stack.temporal.workflow.start('cloudPod', {
+      workflowId: `cloudpod-${podId}`,
+      taskQueue: TASK_QUEUES.provisioning,
+      typedSearchAttributes: [
+        { key: SEARCH_ATTRIBUTES.TenantId, value: t.id },
+        { key: SEARCH_ATTRIBUTES.CloudPodId, value: podId },
+        { key: SEARCH_ATTRIBUTES.CustomerId, value: t.customerId },
+        { key: SEARCH_ATTRIBUTES.PodplaneStatus, value: 'PENDING' },
+      ],
+      staticSummary: `CloudPod baseline-${n} (${podId})`,
+      args: [
+        {
+          podId,
+          tenantId: t.id,
+          slug: `baseline-${n}`,
+          resources: { vcpu: 1, memoryMb: 1024, diskGb: 20 },
+          provisionJobId: `job_baseline${n}`,
+          policy: podPolicy(stack.config),
+        },
+      ],
+    });
     res.status(202).json({ ok: true });
   });
   const bareUrl = await listen(bare);
   const headers = { authorization: t.auth, 'content-type': 'application/json' };
   // Every request makes a new pod: "{n}" becomes a per-request counter.
   const template = JSON.stringify({ customer_id: t.customerId, product_id: t.starter, slug: 'w-{n}' });
+  const rss = sampleRss();
   const api = await postLoad({
     url: `${url}/api/v1/cloudpods`,
     connections: 20,
@@ -103,6 +149,7 @@ it('POST /api/v1/cloudpods at 20 connections vs bare Express', async () => {
     headers,
     template,
   });
+  const rssMb = rss.stop();
   const baseline = await postLoad({ url: bareUrl, connections: 20, seconds: 10, headers, template });
   const [created] = await stack.db.query<{ n: number }>(
     "select count(*)::int as n from cloud_pods where slug like 'w-%'",
@@ -112,7 +159,8 @@ it('POST /api/v1/cloudpods at 20 connections vs bare Express', async () => {
     baseline,
     pods_created: created?.n,
     throughput_ratio: Math.round((api.requestsPerSec / baseline.requestsPerSec) * 1000) / 1000,
-    budget: { p99_ms_max: 60 },
+    rss_mb_max: rssMb,
+    budget: { throughput_ratio_min: 0.5, p99_ms_max: 60, rss_mb_max: 300 },
   });
   expect(api.errors).toBe(0);
   expect(api.non2xx).toBe(0);

@@ -45,12 +45,13 @@ const schema = z
     TEMPORAL_UI_PORT: port.default(8233),
     TEMPORAL_CLI_PATH: z.string().min(1).optional(),
     JWT_SECRET: z.string().min(1).default(DEV_DEFAULT_SECRETS.JWT_SECRET),
+    /** unset → the API's own origins on PORT (see `withDefaultOrigins`) */
     ALLOWED_ORIGINS: z
       .string()
-      .default('http://localhost:3000,http://127.0.0.1:3000')
+      .optional()
       .transform((s) =>
         s
-          .split(',')
+          ?.split(',')
           .map((o) => o.trim())
           .filter((o) => o.length > 0),
       ),
@@ -138,12 +139,23 @@ const schema = z
     } else if (Buffer.byteLength(cfg.JWT_SECRET, 'utf8') < 32) {
       issue('JWT_SECRET', 'must be at least 32 bytes in production');
     }
-    if (cfg.ALLOWED_ORIGINS.includes('*')) {
+    if (cfg.ALLOWED_ORIGINS?.includes('*')) {
       issue('ALLOWED_ORIGINS', "'*' is refused in production; list the exact origins");
     }
     if (!cfg.DATABASE_URL) issue('DATABASE_URL', 'is required in production');
     if (!cfg.TEMPORAL_ADDRESS) issue('TEMPORAL_ADDRESS', 'is required in production');
-  });
+  })
+  .transform(withDefaultOrigins);
+
+/** Without ALLOWED_ORIGINS, the browser origins of the API itself: localhost and 127.0.0.1 on PORT. */
+function withDefaultOrigins<T extends { PORT: number; ALLOWED_ORIGINS?: string[] | undefined }>(
+  cfg: T,
+): T & { ALLOWED_ORIGINS: string[] } {
+  return {
+    ...cfg,
+    ALLOWED_ORIGINS: cfg.ALLOWED_ORIGINS ?? [`http://localhost:${cfg.PORT}`, `http://127.0.0.1:${cfg.PORT}`],
+  };
+}
 
 export type Config = z.infer<typeof schema>;
 

@@ -2,19 +2,18 @@
  * createApp(deps): the Express application. Tests build it with the same deps the API
  * process uses, so what is tested is what runs.
  */
-import { randomUUID } from 'node:crypto';
 import cors from 'cors';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import { pinoHttp } from 'pino-http';
 import swaggerUi from 'swagger-ui-express';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
 import type { MikroORM } from '../db/orm';
-import { LOG_SERIALIZERS, type Logger } from '../logger';
+import type { Logger } from '../logger';
 import type { FaultInjector } from '../providers/simulator';
 import { mountRoutes, servedRoutes } from './http/route';
 import { createApiMetrics, type ApiMetrics } from './middleware/metrics';
+import { requestLog } from './middleware/request-log';
 import { noteDatabaseReachable, notFoundHandler, problemHandler } from './middleware/problem';
 import { refuseHostileInput, type RouteShape } from './middleware/validate';
 import { buildOpenApiDocument } from './openapi';
@@ -35,8 +34,6 @@ export interface AppDeps {
    */
   faults?: FaultInjector;
 }
-
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** The parts of Express 5's router layers that `mountedRoutes` reads. */
 interface RouterLayer {
@@ -69,37 +66,19 @@ export function createApp(deps: AppDeps): Express {
   const metrics = deps.metrics ?? createApiMetrics();
   const app = express();
   app.disable('x-powered-by');
+  // Every answer is Cache-Control: no-store, so an ETag (a hash of each body) would buy nothing.
+  app.set('etag', false);
   app.set('trust proxy', config.TRUST_PROXY);
   app.set('query parser', 'simple');
 
-  app.use(
-    pinoHttp({
-      logger: deps.logger,
-      // every line logged through req.log carries `reqId`
-      quietReqLogger: true,
-      genReqId: (req, res) => {
-        const incoming = req.headers['x-request-id'];
-        const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-        res.setHeader('X-Request-Id', id);
-        return id;
-      },
-      customLogLevel: (_req, res, err) => {
-        // A 503 is expected degradation (a paused queue, a dependency down, logged once by the
-        // problem handler), not an error line per request.
-        if (res.statusCode === 503) return 'warn';
-        if (err || res.statusCode >= 500) return 'error';
-        return res.statusCode >= 400 ? 'warn' : 'info';
-      },
-      serializers: LOG_SERIALIZERS,
-      autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/metrics' },
-    }),
-  );
+  app.use(requestLog(deps.logger));
   app.use(metrics.middleware);
-  // Authentication read the token from the database: a request that got that far and did not
-  // fail with a 5xx closes a database outage.
+  // A request the database answered closes a database outage: one whose token was read from it
+  // and did not fail with a 5xx, or an authenticated one that succeeded (its handler read or wrote).
   app.use((req, res, next) => {
     res.on('finish', () => {
-      if (req.principal && res.statusCode < 500) noteDatabaseReachable(req.log);
+      const answered = res.locals.databaseAnswered === true || (req.principal && res.statusCode < 400);
+      if (answered && res.statusCode < 500) noteDatabaseReachable(req.log);
     });
     next();
   });

@@ -4,6 +4,7 @@ import { loadConfigOrExit } from '../config';
 import { initOrm } from '../db/orm';
 import { createLogger } from '../logger';
 import { connectTemporal } from '../temporal-client';
+import { describeError } from './errors';
 import { COMMIT, VERSION } from './infra';
 import { serve } from './serve';
 
@@ -42,6 +43,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`podplane api failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`podplane api failed to start: ${describeError(err)}\n`);
   process.exit(1);
 });

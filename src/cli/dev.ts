@@ -1,171 +1,157 @@
 /**
- * `npm start`: the whole platform on embedded defaults — PostgreSQL, the Temporal dev server and
- * UI, migrations, schedule sync, one worker and the API. Ctrl-C stops every piece in reverse.
- * PostgreSQL and Temporal are child processes: one that dies is restarted (src/cli/supervisor.ts);
- * one that keeps dying, or a worker that stops by itself, stops everything with exit code 1.
+ * `npm start`: runs the stack (src/cli/stack.ts) in a process group of its own and stands between
+ * it and the terminal.
+ *
+ * A terminal's Ctrl-C signals its whole foreground process group. PostgreSQL and the Temporal dev
+ * server would get it straight away and die while the API still drains; so they run, with the
+ * stack that owns them, in their own group, and only this launcher (and npm) get the terminal's
+ * signals. The launcher forwards the first SIGINT, SIGTERM or SIGHUP — npm forwards SIGINT and
+ * SIGTERM sent to its pid here too — to the stack process alone, which stops API, worker,
+ * Temporal and PostgreSQL in that order; it then exits with the stack's exit code.
+ *
+ * Nothing holds ports after a hard death:
+ * - the stack killed with SIGKILL: the launcher stops what is left of its process group
+ *   (SIGTERM, then SIGKILL) and exits 1;
+ * - this launcher killed with SIGKILL: the stack sees its IPC channel close and stops in order;
+ * - npm killed with SIGKILL: the launcher sees its parent change and stops the stack.
+ * Only a SIGKILL of both the launcher and the stack at once leaves PostgreSQL and Temporal running.
  */
-import { createApp } from '../api/app';
-import { loadConfigOrExit } from '../config';
-import { initOrm, migrate } from '../db/orm';
-import { createLogger } from '../logger';
-import { createProviders, loadFaultsFromConfig } from '../providers';
-import { seedSimulatedNodes } from '../services/nodes';
-import { systemEm } from '../db/orm';
-import { syncSchedules } from '../schedules';
-import { connectTemporal } from '../temporal-client';
-import { startSweeper } from '../sweeper';
-import { installRuntime, startWorkers } from '../worker';
-import { COMMIT, VERSION, databaseFor, temporalFor } from './infra';
-import { serve } from './serve';
-import { DEV_RESTART_POLICY, supervise, type SupervisedChild } from './supervisor';
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { removeRunFile } from './run-file';
 
-/** A restart must bring back a server we spawned: one merely found listening on the port is not ours to watch. */
-function spawnedChild<T extends { pid?: number | undefined; exited?: SupervisedChild['exited'] }>(
-  what: string,
-  handle: T | undefined,
-): T & SupervisedChild {
-  if (!handle?.exited) throw new Error(`${what} came back, but not as a process started here`);
-  return handle as T & SupervisedChild;
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/** how long what a dead stack left gets to stop after SIGTERM, before SIGKILL */
+const REAP_GRACE_MS = 10_000;
+
+/** Live (not zombie) members of process group `pgid`, from /proc; undefined where there is no /proc. */
+function liveGroupMembers(pgid: number): number[] | undefined {
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return undefined;
+  }
+  const members: number[] = [];
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pgid && state !== 'Z') members.push(Number(name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return members;
 }
 
-async function main(): Promise<void> {
-  const config = loadConfigOrExit();
-  const logger = createLogger({ level: config.LOG_LEVEL, name: 'podplane-dev' });
-  installRuntime(logger);
-  const stack: { name: string; stop: () => Promise<unknown> }[] = [];
-  let stopping = false;
-  const stopAll = async (reason: string, code: number) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ reason }, 'stopping');
-    for (const part of stack.reverse()) {
-      try {
-        await part.stop();
-        logger.info(`${part.name} stopped`);
-      } catch (err) {
-        logger.error({ err }, `${part.name} did not stop cleanly`);
-      }
-    }
-    process.exit(code);
-  };
-  process.once('SIGINT', () => void stopAll('SIGINT', 0));
-  process.once('SIGTERM', () => void stopAll('SIGTERM', 0));
-  // A closed terminal: without this, node dies at once and leaves PostgreSQL and Temporal running.
-  process.once('SIGHUP', () => void stopAll('SIGHUP', 0));
-
-  /** One line on stderr, then everything stops with exit code 1: never a half-stack. */
-  const stopWith = (line: string) => {
-    if (stopping) return;
-    process.stderr.write(`podplane: ${line}\n`);
-    void stopAll(line, 1);
-  };
-  const fail = (line: string) => {
-    if (!stopping) logger.error(line);
-    stopWith(line);
-  };
-  // The supervisor has logged the give-up with its details already.
-  const supervision = {
-    policy: DEV_RESTART_POLICY,
-    log: logger,
-    onGiveUp: stopWith,
-    isStopping: () => stopping,
-  };
-
+function groupRuns(pgid: number): boolean {
+  const members = liveGroupMembers(pgid);
+  if (members) return members.length > 0;
   try {
-    const db = await databaseFor(config, logger);
-    if (db.embedded?.owned) {
-      const postgres = await supervise({
-        ...supervision,
-        name: 'PostgreSQL',
-        initial: spawnedChild('PostgreSQL', db.embedded),
-        start: async () => spawnedChild('PostgreSQL', (await databaseFor(config, logger)).embedded),
-      });
-      stack.push({ name: 'PostgreSQL', stop: () => postgres.stop() });
-    }
-    const temporalInfra = await temporalFor(config, logger);
-    const dev = temporalInfra.dev;
-    if (dev?.exited) {
-      const temporalServer = await supervise({
-        ...supervision,
-        name: 'Temporal dev server',
-        initial: spawnedChild('Temporal dev server', dev),
-        start: async () => spawnedChild('Temporal dev server', (await temporalFor(config, logger)).dev),
-      });
-      stack.push({ name: 'Temporal dev server', stop: () => temporalServer.stop() });
-    } else if (dev) {
-      logger.warn(
-        'the Temporal dev server runs from the SDK download, whose process cannot be watched: if it dies, restart npm start',
-      );
-      stack.push({ name: 'Temporal dev server', stop: () => dev.stop() });
-    }
-
-    const orm = await initOrm({ databaseUrl: db.url, poolMax: config.DATABASE_POOL_MAX });
-    stack.push({ name: 'database pool', stop: () => orm.close() });
-    const applied = await migrate(orm);
-    logger.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
-
-    const temporal = await connectTemporal(temporalInfra.address, config.TEMPORAL_NAMESPACE);
-    stack.push({ name: 'Temporal client', stop: () => temporal.close() });
-    logger.info({ schedules: await syncSchedules(temporal.client) }, 'schedules synced');
-
-    const providers = createProviders(config, orm);
-    if (config.HYPERVISOR === 'simulator' && config.SIMULATOR_SEED_NODES) {
-      const seeded = await seedSimulatedNodes(systemEm(orm));
-      if (seeded > 0) logger.info({ seeded }, 'registered simulated hypervisor nodes');
-    }
-    const faultRules = await loadFaultsFromConfig(config, providers.faults);
-    if (faultRules > 0) logger.warn({ faultRules }, 'simulator fault rules loaded from SIMULATOR_FAULTS');
-
-    const workers = await startWorkers({
-      orm,
-      logger,
-      providers,
-      address: temporalInfra.address,
-      namespace: config.TEMPORAL_NAMESPACE,
-      shutdownGraceTimeMs: config.SHUTDOWN_TIMEOUT_MS,
-      backupRetentionDays: config.BACKUP_RETENTION_DAYS,
-    });
-    stack.push({ name: 'worker', stop: () => workers.shutdown() });
-    // The worker runs in this process and is not restarted: if it stops by itself, so does the rest.
-    workers.done.then(
-      () => fail('the worker stopped unexpectedly; stopping Podplane'),
-      (err: unknown) =>
-        fail(`the worker failed: ${err instanceof Error ? err.message : String(err)}; stopping Podplane`),
-    );
-    // Pods whose workflow a crash never started, jobs whose signal was lost: delivered now and periodically.
-    const sweeper = startSweeper({ orm, temporal: temporal.client, config, logger });
-    stack.push({ name: 'sweeper', stop: () => sweeper.stop() });
-
-    const app = createApp({
-      config,
-      orm,
-      temporal: temporal.client,
-      logger,
-      version: VERSION,
-      commit: COMMIT,
-      faults: providers.faults,
-    });
-    const api = await serve(app, config, logger);
-    stack.push({ name: 'API', stop: () => api.drain(config.SHUTDOWN_TIMEOUT_MS) });
-
-    const lines = [
-      '',
-      'Podplane is running.',
-      `  API          ${api.url}/api/v1`,
-      `  API docs     ${api.url}/docs`,
-      `  Health       ${api.url}/health/ready`,
-      `  Temporal UI  ${temporalInfra.dev?.uiUrl ?? `(external Temporal at ${temporalInfra.address})`}`,
-      `  Database     ${db.embedded ? `embedded PostgreSQL on 127.0.0.1:${config.EMBEDDED_POSTGRES_PORT}` : 'DATABASE_URL'}`,
-      'Create a platform admin token with:  npm run cli -- admin:create --name me',
-      'Press Ctrl-C to stop everything.',
-      '',
-    ];
-    process.stdout.write(lines.join('\n') + '\n');
+    process.kill(-pgid, 0);
+    return true;
   } catch (err) {
-    logger.error({ err }, 'start-up failed');
-    process.stderr.write(`podplane failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
-    await stopAll('start-up failed', 1);
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
-void main();
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // the group is gone
+  }
+}
+
+async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return true;
+}
+
+/** Stops what the stack's process group still runs (nothing, after a clean stop); how many were left. */
+async function reap(pgid: number): Promise<number> {
+  const left = liveGroupMembers(pgid)?.length ?? (groupRuns(pgid) ? 1 : 0);
+  if (left === 0) return 0;
+  signalGroup(pgid, 'SIGTERM');
+  if (!(await until(() => !groupRuns(pgid), REAP_GRACE_MS))) {
+    signalGroup(pgid, 'SIGKILL');
+    await until(() => !groupRuns(pgid), 5_000);
+  }
+  return left;
+}
+
+function main(): void {
+  const stack = spawn(process.execPath, [...process.execArgv, path.join(__dirname, 'stack.js')], {
+    // a new session and process group: the terminal's signals do not reach it
+    detached: true,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const pid = stack.pid;
+  if (pid === undefined) {
+    stack.once('error', (err) => {
+      process.stderr.write(`podplane: could not start the stack: ${err.message}\n`);
+      process.exit(1);
+    });
+    return;
+  }
+
+  let dataDir: string | undefined;
+  stack.on('message', (message: unknown) => {
+    const dir = (message as { podplaneDataDir?: unknown } | null)?.podplaneDataDir;
+    if (typeof dir === 'string') dataDir = dir;
+  });
+
+  let forwarded = false;
+  const forward = (signal: NodeJS.Signals) => {
+    // the stack stops once; a repeat (npm forwards what the terminal also sent us) changes nothing
+    if (forwarded) return;
+    forwarded = true;
+    try {
+      stack.kill(signal);
+    } catch {
+      // already gone: its exit handler below runs
+    }
+  };
+  for (const signal of SIGNALS) process.on(signal, () => forward(signal));
+
+  // npm killed with SIGKILL: this process is reparented and nobody would stop the stack.
+  const parent = process.ppid;
+  const orphanWatch = setInterval(() => {
+    if (process.ppid !== parent) forward('SIGTERM');
+  }, 1000);
+
+  stack.once('exit', (code, signal) => {
+    clearInterval(orphanWatch);
+    void (async () => {
+      const left = await reap(pid);
+      if (dataDir) {
+        try {
+          removeRunFile(dataDir, pid);
+        } catch {
+          // a stale run.json is recognised by its dead pid
+        }
+      }
+      if (signal) {
+        process.stderr.write(
+          `podplane: the stack process (pid ${pid}) was killed by ${signal}` +
+            `${left > 0 ? `; stopped the ${left} processes it left running` : ''}\n`,
+        );
+        process.exit(1);
+      }
+      if (left > 0) {
+        process.stderr.write(`podplane: stopped ${left} processes the stack left running\n`);
+      }
+      process.exit(code ?? 1);
+    })();
+  });
+}
+
+main();

@@ -13,7 +13,9 @@ import { createTenant, setTenantQuotas, tenantQuotas, type TenantQuotaReport } f
 import { syncSchedules } from '../schedules';
 import { retryJob } from '../services/cloudpods';
 import { connectTemporal, type TemporalClientHandle } from '../temporal-client';
+import { describeError } from './errors';
 import { databaseFor } from './infra';
+import { liveRunFile, postgresHolding, runFilePath, type RunFile } from './run-file';
 
 const config = loadConfigOrExit();
 const logger = createLogger({
@@ -21,20 +23,89 @@ const logger = createLogger({
   name: 'podplane-cli',
 });
 
-async function withOrm<T>(run: (orm: MikroORM) => Promise<T>): Promise<T> {
+const dataDir = path.resolve(config.DATA_DIR);
+
+/**
+ * The `npm start` running on DATA_DIR, from its run.json: the CLI reaches its PostgreSQL and
+ * Temporal wherever they listen, without the port variables npm start was given.
+ */
+function runningStack(): RunFile | undefined {
+  const stack = liveRunFile(dataDir);
+  if (stack && stack.state !== 'running') {
+    throw new Error(
+      `npm start (pid ${stack.pid}) is still starting on ${dataDir}; ` +
+        'run this again once it prints "Podplane is running"',
+    );
+  }
+  return stack;
+}
+
+/** DATABASE_URL; else the running npm start's database; else the embedded PostgreSQL under DATA_DIR. */
+async function database(): Promise<{ url: string; from?: string; stop?: () => Promise<void> }> {
+  if (config.DATABASE_URL) return { url: config.DATABASE_URL };
+  const stack = runningStack();
+  if (stack) {
+    if (!stack.databaseEmbedded || !stack.databaseUrl) {
+      throw new Error(
+        `npm start (pid ${stack.pid}) uses the database at ${stack.databaseUrl ?? '(unrecorded)'}; ` +
+          'set DATABASE_URL to reach it',
+      );
+    }
+    return {
+      url: stack.databaseUrl,
+      from: `npm start's PostgreSQL (pid ${stack.pid}, ${runFilePath(dataDir)})`,
+    };
+  }
+  // No npm start recorded, but a PostgreSQL holds the data directory: starting a second one there
+  // cannot work, and the one that runs listens where EMBEDDED_POSTGRES_PORT does not say.
+  const held = postgresHolding(dataDir);
+  if (held && held.port !== config.EMBEDDED_POSTGRES_PORT) {
+    throw new Error(
+      `PostgreSQL (pid ${held.pid}) already runs on ${held.dir}, on port ${held.port}, and no running ` +
+        `npm start is recorded in ${runFilePath(dataDir)}; set EMBEDDED_POSTGRES_PORT=${held.port} to use it, or stop it`,
+    );
+  }
+  // reuses a server on EMBEDDED_POSTGRES_PORT, else runs one for this command
   const db = await databaseFor(config, logger);
-  const orm = await initOrm({ databaseUrl: db.url, poolMax: 2 });
+  const embedded = db.embedded;
+  return { url: db.url, ...(embedded?.owned ? { stop: () => embedded.stop() } : {}) };
+}
+
+async function withOrm<T>(run: (orm: MikroORM) => Promise<T>): Promise<T> {
+  const db = await database();
   try {
-    return await run(orm);
+    let orm: MikroORM;
+    try {
+      orm = await initOrm({ databaseUrl: db.url, poolMax: 2 });
+    } catch (err) {
+      throw db.from ? new Error(`cannot reach ${db.from}: ${describeError(err)}`) : err;
+    }
+    try {
+      return await run(orm);
+    } finally {
+      await orm.close();
+    }
   } finally {
-    await orm.close();
-    if (db.embedded?.owned) await db.embedded.stop();
+    await db.stop?.();
   }
 }
 
 async function withTemporal<T>(run: (t: TemporalClientHandle) => Promise<T>): Promise<T> {
-  const address = config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.TEMPORAL_DEV_PORT}`;
-  const temporal = await connectTemporal(address, config.TEMPORAL_NAMESPACE);
+  const stack = config.TEMPORAL_ADDRESS ? undefined : runningStack();
+  const address =
+    config.TEMPORAL_ADDRESS ?? stack?.temporalAddress ?? `127.0.0.1:${config.TEMPORAL_DEV_PORT}`;
+  // npm start's namespace unless this command is given one
+  const namespace =
+    process.env.TEMPORAL_NAMESPACE || !stack?.temporalNamespace
+      ? config.TEMPORAL_NAMESPACE
+      : stack.temporalNamespace;
+  let temporal: TemporalClientHandle;
+  try {
+    temporal = await connectTemporal(address, namespace);
+  } catch (err) {
+    const from = stack ? ` (npm start pid ${stack.pid}, ${runFilePath(dataDir)})` : '';
+    throw new Error(`cannot reach Temporal at ${address}${from}: ${describeError(err)}`);
+  }
   try {
     return await run(temporal);
   } finally {
@@ -237,6 +308,6 @@ program
   );
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`podplane: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`podplane: ${describeError(err)}\n`);
   process.exit(1);
 });

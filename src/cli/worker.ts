@@ -7,6 +7,7 @@ import { syncSchedules } from '../schedules';
 import { connectTemporal } from '../temporal-client';
 import { startSweeper } from '../sweeper';
 import { installRuntime, startWorkers } from '../worker';
+import { describeError } from './errors';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
@@ -51,6 +52,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`podplane worker failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`podplane worker failed: ${describeError(err)}\n`);
   process.exit(1);
 });

@@ -138,8 +138,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     owned: true,
     pid: child.pid,
     exited,
-    // A server that already died (killed, or by the terminal's Ctrl-C reaching the whole process
-    // group) has nothing to stop; the library would wait for an `exit` event that has fired.
+    // A server that already died (killed from outside) has nothing to stop; the library would wait
+    // for an `exit` event that has fired.
     stop: async () => {
       if (alive()) return pg.stop();
       if (!opts.persistent) await rm(dataDir, { recursive: true, force: true });

@@ -16,7 +16,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     if (typeof code === 'string' && (NETWORK_CODES.has(code) || SQLSTATES.test(code))) return true;
     if (
       typeof message === 'string' &&
-      /Connection terminated|connection is closed|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(
+      /Connection terminated|connection is closed|Client has encountered a connection error|timeout exceeded when trying to connect|Timeout acquiring a connection/i.test(
         message,
       )
     )

@@ -1,9 +1,11 @@
-/** Issuing and revoking API tokens; used by the API and by the CLI. */
+/** Issuing and revoking API tokens, each in one transaction; used by the API and by the CLI. */
 import { randomBytes } from 'node:crypto';
+import { LockMode } from '@mikro-orm/core';
 import { ApiToken, Tenant } from '../db/entities';
 import type { EntityManager } from '../db/orm';
 import { TOKEN_PREFIX, hashToken, visiblePrefix, type TokenScope } from '../domain/api-tokens';
 import { conflict, notFound } from '../domain/errors';
+import { isId } from '../domain/ids';
 
 export interface IssueTokenInput {
   /** null issues a platform-admin token */
@@ -25,39 +27,57 @@ export function generateTokenSecret(): string {
 }
 
 export async function issueToken(em: EntityManager, input: IssueTokenInput): Promise<IssuedToken> {
-  let tenant: Tenant | null = null;
-  if (input.tenantId !== null) {
-    tenant = await em.findOne(Tenant, { id: input.tenantId });
-    if (!tenant) throw notFound('tenant');
-    if (tenant.status !== 'ACTIVE') {
-      throw conflict(`the tenant is ${tenant.status}; tokens can be issued once it is ACTIVE`);
+  return em.transactional(async (tx) => {
+    let tenant: Tenant | null = null;
+    if (input.tenantId !== null) {
+      tenant = await tx.findOne(Tenant, { id: input.tenantId });
+      if (!tenant) throw notFound('tenant');
+      if (tenant.status !== 'ACTIVE') {
+        throw conflict(`the tenant is ${tenant.status}; tokens can be issued once it is ACTIVE`);
+      }
     }
-  }
-  const secret = generateTokenSecret();
-  const token = em.create(ApiToken, {
-    tenant,
-    platformAdmin: input.tenantId === null,
-    name: input.name,
-    tokenHash: hashToken(secret),
-    prefix: visiblePrefix(secret),
-    scopes: input.scopes,
-    createdByTokenId: input.createdByTokenId ?? null,
-    expiresAt: input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : null,
+    const secret = generateTokenSecret();
+    const token = tx.create(ApiToken, {
+      tenant,
+      platformAdmin: input.tenantId === null,
+      name: input.name,
+      tokenHash: hashToken(secret),
+      prefix: visiblePrefix(secret),
+      scopes: input.scopes,
+      createdByTokenId: input.createdByTokenId ?? null,
+      expiresAt: input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : null,
+    });
+    await tx.flush();
+    return { token, secret };
   });
-  await em.persistAndFlush(token);
-  return { token, secret };
 }
 
-export function tokenView(token: ApiToken) {
-  return {
-    id: token.id,
-    tenant_id: token.tenant?.id ?? null,
-    name: token.name,
-    prefix: token.prefix,
-    scopes: token.scopes,
-    created_at: token.createdAt.toISOString(),
-    last_used_at: token.lastUsedAt?.toISOString() ?? null,
-    expires_at: token.expiresAt?.toISOString() ?? null,
-    revoked_at: token.revokedAt?.toISOString() ?? null,
-  };
+export interface RevokedToken {
+  token: ApiToken;
+  /** false when the token was already revoked: it is returned unchanged */
+  revokedNow: boolean;
+}
+
+/**
+ * Revokes one of a tenant's tokens; idempotent: a token already revoked is returned unchanged.
+ * An unknown id, or a token of another tenant (or a platform admin's), is 404.
+ */
+export async function revokeToken(
+  em: EntityManager,
+  input: { tenantId: string; tokenId: string },
+): Promise<RevokedToken> {
+  return em.transactional(async (tx) => {
+    const token = isId('token', input.tokenId)
+      ? await tx.findOne(
+          ApiToken,
+          { id: input.tokenId, tenant: input.tenantId },
+          { lockMode: LockMode.PESSIMISTIC_WRITE },
+        )
+      : null;
+    if (!token) throw notFound('API token');
+    if (token.revokedAt) return { token, revokedNow: false };
+    token.revokedAt = new Date();
+    await tx.flush();
+    return { token, revokedNow: true };
+  });
 }

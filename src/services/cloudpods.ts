@@ -5,24 +5,21 @@
  */
 import { WorkflowUpdateFailedError, isGrpcServiceError, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
-import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Config } from '../config';
-import { Backup, CloudPod, Customer, Product, ProvisioningJob, Tenant, TenantQuota } from '../db/entities';
+import { Backup, ProvisioningJob, type CloudPod, type Product } from '../db/entities';
 import type { EntityManager } from '../db/orm';
-import { DEFAULT_QUOTAS } from '../domain/tenants';
 import {
   operationProblem,
   planChangeProblem,
-  podHostname,
-  quotaViolation,
   type JobType,
+  type QuotaViolation,
   type Resources,
 } from '../domain/cloudpods';
 import { AppError, conflict, notFound } from '../domain/errors';
 import { newId } from '../domain/ids';
+import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../workflows/shared';
 import {
-  SEARCH_ATTRIBUTES,
-  TASK_QUEUES,
   backupSignal,
   changePlanUpdate,
   restoreSignal,
@@ -30,12 +27,12 @@ import {
   suspendSignal,
   terminateSignal,
   unsuspendSignal,
-  workflowIds,
   type CloudPodInput,
   type PodPolicy,
-} from '../workflows/shared';
+} from '../workflows/messages/cloudpods';
 import type { cloudPod } from '../workflows/cloudpods';
-import { tenantUsage } from './tenants';
+import { hotQuery } from '../db/hot';
+import { insertPodWithJob } from '../db/repositories/cloudpods';
 
 export function podPolicy(config: Config): PodPolicy {
   return {
@@ -65,111 +62,196 @@ export interface PodDeps {
   config: Config;
 }
 
-/** Quota check and insert in one transaction with the tenant's quota row locked, so racing creates cannot overshoot. */
+/** What a workflow start and the views need of a pod. */
+export type PodRecord = Pick<
+  CloudPod,
+  'id' | 'slug' | 'hostname' | 'status' | 'vcpu' | 'memoryMb' | 'diskGb' | 'workflowId' | 'createdAt'
+> & {
+  tenant: { id: string };
+  customer: { id: string };
+  product: { id: string };
+  vmId: null;
+  ipAddress: null;
+  failureReason: null;
+  node: null;
+  activatedAt: null;
+  terminatedAt: null;
+};
+
+/** What jobView needs of a job. */
+export type JobRecord = Pick<
+  ProvisioningJob,
+  'id' | 'type' | 'status' | 'attempts' | 'maxAttempts' | 'workflowId' | 'createdAt'
+> & {
+  pod: { id: string };
+  failureReason: null;
+  currentStep: null;
+  stepAttempt: null;
+  lastErrorAt: null;
+  input: null;
+  startedAt: null;
+  finishedAt: null;
+};
+
+/** SQLSTATE the `cloud_pods_usage` trigger raises for an insert past the tenant's quota. */
+const QUOTA_EXCEEDED = 'PQ001';
+
+/** The driver error behind a failed statement (MikroORM wraps it, the pool does not). */
+function sqlError(err: unknown): { code?: string; detail?: string; constraint?: string } {
+  for (let e: unknown = err, depth = 0; e && depth < 4; depth++) {
+    const { code, detail, constraint } = e as { code?: unknown; detail?: unknown; constraint?: unknown };
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
+      return {
+        code,
+        ...(typeof detail === 'string' ? { detail } : {}),
+        ...(typeof constraint === 'string' ? { constraint } : {}),
+      };
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return {};
+}
+
+/** The backup a pod is restored from must be the tenant's, completed, unexpired, and fit the plan. */
+async function checkRestorable(em: EntityManager, input: CreatePodInput): Promise<void> {
+  if (!input.restoreFromBackupId) return;
+  const [row] = await em.execute<
+    { status: string; expires_at: string | Date | null; size_gb: number | null; disk_gb: number | null }[]
+  >(
+    `select b.status, b.expires_at, b.size_gb, p.disk_gb
+       from backups b left join products p on p.id = ? and p.tenant_id = b.tenant_id
+      where b.id = ? and b.tenant_id = ?`,
+    [input.productId, input.restoreFromBackupId, input.tenantId],
+  );
+  const restorable =
+    row?.status === 'COMPLETED' && (!row.expires_at || new Date(row.expires_at).getTime() > Date.now());
+  if (!row || !restorable) {
+    throw new AppError(
+      'unprocessable',
+      'restore_from_backup_id does not name a restorable backup of this tenant',
+      {
+        errors: [{ field: 'restore_from_backup_id', message: 'unknown, failed or expired backup' }],
+      },
+    );
+  }
+  if (row.disk_gb !== null && (row.size_gb ?? 0) > row.disk_gb) {
+    throw new AppError(
+      'unprocessable',
+      `the backup needs a ${row.size_gb} GB disk; the plan has ${row.disk_gb} GB`,
+      {
+        errors: [{ field: 'product_id', message: 'disk too small for the backup' }],
+      },
+    );
+  }
+}
+
+/**
+ * The pod and its job in one statement: no transaction stays open and no lock outlives the insert
+ * (the tenant's usage row, which orders its creates, is held for that one statement). Quotas are
+ * exact because the trigger that counts the pod checks the quota against the counted total.
+ */
 async function insertPod(
   em: EntityManager,
   config: Config,
   input: CreatePodInput,
-): Promise<{ pod: CloudPod; job: ProvisioningJob }> {
-  return em.transactional(async (tx) => {
-    const tenant = await tx.findOneOrFail(Tenant, { id: input.tenantId });
-    // FOR SHARE: a concurrent delete of the customer (FOR UPDATE) waits for this pod, then sees it.
-    const customer = await tx.findOne(
-      Customer,
-      { id: input.customerId, tenant: input.tenantId, deletedAt: null },
-      { lockMode: LockMode.PESSIMISTIC_READ },
-    );
-    if (!customer) {
-      throw new AppError('unprocessable', 'customer_id does not name a customer of this tenant', {
-        errors: [{ field: 'customer_id', message: 'unknown customer' }],
-      });
-    }
-    const product = await tx.findOne(Product, {
-      id: input.productId,
-      tenant: input.tenantId,
-      deletedAt: null,
+): Promise<{ pod: PodRecord; job: JobRecord }> {
+  await checkRestorable(em, input);
+  const podId = newId('pod');
+  const now = new Date();
+  let inserted: Awaited<ReturnType<typeof insertPodWithJob>>;
+  try {
+    inserted = await insertPodWithJob(em, {
+      podId,
+      jobId: newId('job'),
+      tenantId: input.tenantId,
+      customerId: input.customerId,
+      productId: input.productId,
+      slug: input.slug,
+      zone: config.DNS_ZONE,
+      workflowId: workflowIds.cloudPod(podId),
+      restoreFromBackupId: input.restoreFromBackupId ?? null,
+      queueName: TASK_QUEUES.provisioning,
+      maxAttempts: config.PROVISION_MAX_ATTEMPTS,
+      now,
     });
-    if (!product) {
-      throw new AppError('unprocessable', 'product_id does not name an available product of this tenant', {
-        errors: [{ field: 'product_id', message: 'unknown or retired product' }],
-      });
-    }
-    if (input.restoreFromBackupId) {
-      const backup = await tx.findOne(Backup, { id: input.restoreFromBackupId, tenant: input.tenantId });
-      const restorable =
-        backup?.status === 'COMPLETED' && (!backup.expiresAt || backup.expiresAt.getTime() > Date.now());
-      if (!backup || !restorable) {
-        throw new AppError(
-          'unprocessable',
-          'restore_from_backup_id does not name a restorable backup of this tenant',
-          {
-            errors: [{ field: 'restore_from_backup_id', message: 'unknown, failed or expired backup' }],
-          },
-        );
-      }
-      if ((backup.sizeGb ?? 0) > product.diskGb) {
-        throw new AppError(
-          'unprocessable',
-          `the backup needs a ${backup.sizeGb} GB disk; the plan has ${product.diskGb} GB`,
-          {
-            errors: [{ field: 'product_id', message: 'disk too small for the backup' }],
-          },
-        );
-      }
-    }
-    // tx.execute runs inside the transaction, so the lock holds until commit.
-    await tx.execute('select 1 from tenant_quotas where tenant_id = ? for update', [input.tenantId]);
-    const quota = await tx.findOne(TenantQuota, { tenant: input.tenantId });
-    const usage = await tenantUsage(tx, input.tenantId);
-    const requested = resourcesOf(product);
-    const violation = quotaViolation(
-      quota ?? DEFAULT_QUOTAS,
-      { pods: usage.pods, vcpu: usage.vcpu, memoryMb: usage.memory_mb, diskGb: usage.disk_gb },
-      { pods: 1, ...requested },
-    );
-    if (violation) {
+  } catch (err) {
+    const sql = sqlError(err);
+    if (sql.code === QUOTA_EXCEEDED && sql.detail) {
+      const violation = JSON.parse(sql.detail) as QuotaViolation;
       throw new AppError(
         'quota_exceeded',
         `the ${violation.quota} quota is ${violation.limit}; ${violation.used} in use and this pod needs ${violation.requested} more`,
         { quota: violation },
       );
     }
-    const id = newId('pod');
-    const pod = tx.create(CloudPod, {
-      id,
-      tenant,
-      customer,
-      product,
-      slug: input.slug,
-      hostname: podHostname(input.slug, tenant.slug, config.DNS_ZONE),
-      ...requested,
-      workflowId: workflowIds.cloudPod(id),
-      restoreFromBackupId: input.restoreFromBackupId ?? null,
-    });
-    const job = tx.create(ProvisioningJob, {
-      tenant,
-      pod,
-      type: 'PROVISION',
-      queueName: TASK_QUEUES.provisioning,
-      maxAttempts: config.PROVISION_MAX_ATTEMPTS,
-      workflowId: pod.workflowId,
-    });
-    try {
-      await tx.flush();
-    } catch (err) {
-      if (err instanceof UniqueConstraintViolationException) {
-        throw conflict(`a pod with slug '${input.slug}' already exists`, {
-          errors: [{ field: 'slug', message: 'is taken' }],
-        });
-      }
-      throw err;
+    if (sql.code === '23505' && sql.constraint === 'cloud_pods_tenant_id_slug_unique') {
+      throw conflict(`a pod with slug '${input.slug}' already exists`, {
+        errors: [{ field: 'slug', message: 'is taken' }],
+      });
     }
-    return { pod, job };
-  });
+    throw err;
+  }
+  if (!inserted.ok) {
+    throw inserted.missing === 'customer'
+      ? new AppError('unprocessable', 'customer_id does not name a customer of this tenant', {
+          errors: [{ field: 'customer_id', message: 'unknown customer' }],
+        })
+      : new AppError('unprocessable', 'product_id does not name an available product of this tenant', {
+          errors: [{ field: 'product_id', message: 'unknown or retired product' }],
+        });
+  }
+  const { pod: p, job: j } = inserted;
+  const pod: PodRecord = {
+    id: p.id,
+    slug: p.slug,
+    hostname: p.hostname,
+    status: p.status,
+    vcpu: p.vcpu,
+    memoryMb: p.memory_mb,
+    diskGb: p.disk_gb,
+    workflowId: p.workflow_id,
+    createdAt: new Date(p.created_at),
+    tenant: { id: p.tenant_id },
+    customer: { id: p.customer_id },
+    product: { id: p.product_id },
+    vmId: null,
+    ipAddress: null,
+    failureReason: null,
+    node: null,
+    activatedAt: null,
+    terminatedAt: null,
+  };
+  const job: JobRecord = {
+    id: j.id,
+    type: j.type,
+    status: j.status,
+    attempts: j.attempts,
+    maxAttempts: j.max_attempts,
+    workflowId: j.workflow_id,
+    createdAt: new Date(j.created_at),
+    pod: { id: p.id },
+    failureReason: null,
+    currentStep: null,
+    stepAttempt: null,
+    lastErrorAt: null,
+    input: null,
+    startedAt: null,
+    finishedAt: null,
+  };
+  return { pod, job };
 }
 
+/** What a workflow start needs of a pod: an entity or a freshly inserted record. */
+type StartablePod = Pick<
+  CloudPod,
+  'id' | 'slug' | 'hostname' | 'status' | 'vcpu' | 'memoryMb' | 'diskGb' | 'workflowId'
+> & {
+  tenant: { id: string };
+  customer: { id: string };
+};
+
 /** What every start of a pod's workflow carries: search attributes current with the pod, a summary. */
-function startOptions(pod: CloudPod) {
+function startOptions(pod: StartablePod) {
   return {
     workflowId: pod.workflowId,
     taskQueue: TASK_QUEUES.provisioning,
@@ -180,7 +262,7 @@ function startOptions(pod: CloudPod) {
       { key: SEARCH_ATTRIBUTES.PodplaneStatus, value: pod.status },
     ],
     staticSummary: `CloudPod ${pod.hostname} (${pod.id})`,
-    staticDetails: `Plan ${pod.vcpu} vCPU / ${pod.memoryMb} MB / ${pod.diskGb} GB for customer ${pod.customer.id}`,
+    staticDetails: `Pod ${pod.slug} of customer ${pod.customer.id}; its status and current plan are in the current details`,
   };
 }
 
@@ -189,7 +271,7 @@ function startOptions(pod: CloudPod) {
  * operator retries a provisioning), otherwise resuming the pod as the database has it (its
  * workflow ended: retry window passed, cancelled from the UI).
  */
-function workflowInput(pod: CloudPod, config: Config, provisionJobId: string | null): CloudPodInput {
+function workflowInput(pod: StartablePod, config: Config, provisionJobId: string | null): CloudPodInput {
   return {
     podId: pod.id,
     tenantId: pod.tenant.id,
@@ -234,7 +316,7 @@ async function provisionJobOf(em: EntityManager, podId: string): Promise<Provisi
 /** Starts the provisioning of a pod; a workflow already running for it is left alone (idempotent by id). */
 export async function startPodWorkflow(
   deps: { temporal: Client; config: Config },
-  pod: CloudPod,
+  pod: StartablePod,
   provisionJobId: string,
 ): Promise<void> {
   try {
@@ -252,14 +334,14 @@ export async function startPodWorkflow(
 export async function createPod(
   deps: PodDeps,
   input: CreatePodInput,
-): Promise<{ pod: CloudPod; job: ProvisioningJob }> {
+): Promise<{ pod: PodRecord; job: JobRecord }> {
   const { pod, job } = await insertPod(deps.em, deps.config, input);
   try {
     await startPodWorkflow(deps, pod, job.id);
   } catch (err) {
     // Nothing half-written: the pod and its job go away with the failed start. (Should the start
     // have landed after all, its first step finds no pod and the run ends without side effects.)
-    await deps.em.getConnection().execute('delete from cloud_pods where id = ?', [pod.id]);
+    await hotQuery(deps.em, 'pod_delete_unstarted', 'delete from cloud_pods where id = $1', [pod.id]);
     throw engineDown('the pod was not created', err);
   }
   return { pod, job };
@@ -550,77 +632,4 @@ export async function sweepStrandedWork(deps: {
     }
   }
   return { started, redelivered, canceled };
-}
-
-/** What a pod's API view reads: a pod entity, or a plain list row (db/repositories/cloudpods.ts). */
-export type PodViewSource = Pick<
-  CloudPod,
-  | 'id'
-  | 'slug'
-  | 'hostname'
-  | 'status'
-  | 'vcpu'
-  | 'memoryMb'
-  | 'diskGb'
-  | 'vmId'
-  | 'ipAddress'
-  | 'failureReason'
-> &
-  Pick<CloudPod, 'workflowId' | 'createdAt' | 'activatedAt' | 'terminatedAt'> & {
-    customer: { id: string };
-    product: { id: string };
-    node?: { id: string } | null;
-  };
-
-export function podView(pod: PodViewSource, currentJob?: ProvisioningJob | null) {
-  return {
-    id: pod.id,
-    slug: pod.slug,
-    hostname: pod.hostname,
-    status: pod.status,
-    customer_id: pod.customer.id,
-    product_id: pod.product.id,
-    limits: { vcpu: pod.vcpu, memory_mb: pod.memoryMb, disk_gb: pod.diskGb },
-    node_id: pod.node?.id ?? null,
-    vm_id: pod.vmId ?? null,
-    ip_address: pod.ipAddress ?? null,
-    failure_reason: pod.failureReason ?? null,
-    workflow_id: pod.workflowId,
-    created_at: pod.createdAt.toISOString(),
-    activated_at: pod.activatedAt?.toISOString() ?? null,
-    terminated_at: pod.terminatedAt?.toISOString() ?? null,
-    ...(currentJob !== undefined ? { current_job: currentJob ? jobView(currentJob) : null } : {}),
-  };
-}
-
-export function jobView(job: ProvisioningJob) {
-  return {
-    id: job.id,
-    pod_id: job.pod.id,
-    type: job.type,
-    status: job.status,
-    attempts: job.attempts,
-    max_attempts: job.maxAttempts,
-    failure_reason: job.failureReason ?? null,
-    current_step: job.currentStep ?? null,
-    step_attempt: job.stepAttempt ?? null,
-    last_error_at: job.lastErrorAt?.toISOString() ?? null,
-    input: job.input ?? null,
-    workflow_id: job.workflowId,
-    created_at: job.createdAt.toISOString(),
-    started_at: job.startedAt?.toISOString() ?? null,
-    finished_at: job.finishedAt?.toISOString() ?? null,
-  };
-}
-
-export function backupView(b: Backup) {
-  return {
-    id: b.id,
-    pod_id: b.pod.id,
-    kind: b.kind,
-    status: b.status,
-    size_gb: b.sizeGb ?? null,
-    created_at: b.createdAt.toISOString(),
-    expires_at: b.expiresAt?.toISOString() ?? null,
-  };
 }

@@ -1,8 +1,85 @@
-/** Customer operations behind the routes that need more than one row: deletion guarded by the customer's pods. */
-import { LockMode } from '@mikro-orm/core';
+/**
+ * Every change to a customer: create, update, and deletion guarded by the customer's pods. Each
+ * runs in one transaction; routes and the CLI call these and never write customers themselves.
+ */
+import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { Customer } from '../db/entities';
 import type { EntityManager } from '../db/orm';
 import { conflict, notFound } from '../domain/errors';
+import { isId } from '../domain/ids';
+
+const EMAIL_UNIQUE = 'customers_tenant_email_live_unique';
+
+/**
+ * Flushes a customer change; the partial unique index decides, not a prior lookup, so two
+ * concurrent writes cannot both win. Its violation is the 409 naming the email.
+ */
+async function flushCustomer(tx: EntityManager): Promise<void> {
+  try {
+    await tx.flush();
+  } catch (err) {
+    if (
+      err instanceof UniqueConstraintViolationException &&
+      (err as { constraint?: unknown }).constraint === EMAIL_UNIQUE
+    ) {
+      throw conflict('another customer of this tenant already has this email', {
+        errors: [{ field: 'email', message: 'is taken' }],
+      });
+    }
+    throw err;
+  }
+}
+
+/** A customer of the tenant that is not deleted, locked FOR UPDATE until the transaction ends; else 404. */
+async function lockLiveCustomer(tx: EntityManager, tenantId: string, customerId: string): Promise<Customer> {
+  const customer = isId('customer', customerId)
+    ? await tx.findOne(
+        Customer,
+        { id: customerId, tenant: tenantId, deletedAt: null },
+        { lockMode: LockMode.PESSIMISTIC_WRITE },
+      )
+    : null;
+  if (!customer) throw notFound('customer');
+  return customer;
+}
+
+export interface CreateCustomerInput {
+  tenantId: string;
+  /** already normalised (lower case) by the caller's schema */
+  email: string;
+  name: string;
+}
+
+/** Creates a customer; an email another live customer of the tenant has is 409. */
+export async function createCustomer(em: EntityManager, input: CreateCustomerInput): Promise<Customer> {
+  return em.transactional(async (tx) => {
+    const customer = tx.create(Customer, { tenant: input.tenantId, email: input.email, name: input.name });
+    await flushCustomer(tx);
+    return customer;
+  });
+}
+
+export interface UpdateCustomerInput {
+  tenantId: string;
+  customerId: string;
+  /** undefined leaves the field as it is */
+  email?: string | undefined;
+  name?: string | undefined;
+}
+
+/**
+ * Changes a live customer's email or name; a missing or deleted customer is 404, an email another
+ * live customer of the tenant has is 409. The row is locked so a concurrent delete waits for it.
+ */
+export async function updateCustomer(em: EntityManager, input: UpdateCustomerInput): Promise<Customer> {
+  return em.transactional(async (tx) => {
+    const customer = await lockLiveCustomer(tx, input.tenantId, input.customerId);
+    if (input.email !== undefined) customer.email = input.email;
+    if (input.name !== undefined) customer.name = input.name;
+    await flushCustomer(tx);
+    return customer;
+  });
+}
 
 /** how many live pods a refused delete names (the count covers them all) */
 export const LIVE_PODS_LISTED = 20;
@@ -25,12 +102,7 @@ export async function deleteCustomer(
   input: { tenantId: string; customerId: string },
 ): Promise<Customer> {
   return em.transactional(async (tx) => {
-    const customer = await tx.findOne(
-      Customer,
-      { id: input.customerId, tenant: input.tenantId, deletedAt: null },
-      { lockMode: LockMode.PESSIMISTIC_WRITE },
-    );
-    if (!customer) throw notFound('customer');
+    const customer = await lockLiveCustomer(tx, input.tenantId, input.customerId);
     // tx.execute runs inside the transaction (after the lock), so it sees every committed pod.
     const live = await tx.execute<LivePodRow[]>(
       `select id, slug, status, count(*) over ()::int as total from cloud_pods

@@ -9,7 +9,8 @@ import type { EntityManager } from '../db/orm';
 import { AppError, conflict, notFound } from '../domain/errors';
 import { DEFAULT_QUOTAS, type QuotaLimits } from '../domain/tenants';
 import { newId } from '../domain/ids';
-import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds, type OnboardTenantInput } from '../workflows/shared';
+import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../workflows/shared';
+import { type OnboardTenantInput } from '../workflows/messages/tenants';
 import type { onboardTenant } from '../workflows/tenants';
 
 export interface CreateTenantInput {
@@ -100,10 +101,9 @@ interface QuotaRow {
 
 /** What counts against a quota: every pod not TERMINATED and not deleted (as the pod create checks). */
 export async function tenantUsage(em: EntityManager, tenantId: string): Promise<TenantQuotaReport['usage']> {
+  // Kept by the cloud_pods_usage trigger in the statement that changes a pod.
   const [usage] = await em.execute<TenantQuotaReport['usage'][]>(
-    `select count(*)::int as pods, coalesce(sum(vcpu), 0)::int as vcpu, coalesce(sum(memory_mb), 0)::int as memory_mb,
-            coalesce(sum(disk_gb), 0)::int as disk_gb
-       from cloud_pods where tenant_id = ? and status <> 'TERMINATED' and deleted_at is null`,
+    'select pods, vcpu, memory_mb, disk_gb from tenant_usage where tenant_id = ?',
     [tenantId],
   );
   return usage ?? { pods: 0, vcpu: 0, memory_mb: 0, disk_gb: 0 };

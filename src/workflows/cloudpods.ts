@@ -30,8 +30,8 @@ import {
 import type { CloudPodActivities } from '../activities/cloudpods';
 import { planChangeProblem, type PodStatus, type Resources } from '../domain/cloudpods';
 import { FAILURE_TYPES } from '../domain/errors';
+import { SEARCH_ATTRIBUTES } from './shared';
 import {
-  SEARCH_ATTRIBUTES,
   backupSignal,
   changePlanUpdate,
   podStateQuery,
@@ -46,7 +46,7 @@ import {
   type CloudPodState,
   type PodOperation,
   type RetryableJob,
-} from './shared';
+} from './messages/cloudpods';
 
 interface Undo {
   step: string;
@@ -126,6 +126,11 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
   const setStatus = (status: PodStatus) => {
     state.status = status;
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.PodplaneStatus, value: status }]);
+  };
+  /** The current details at rest: the status and the plan the pod has now (the static details name no plan). */
+  const showStatus = () => {
+    const r = state.resources;
+    setCurrentDetails(`${state.status} — plan ${r.vcpu} vCPU / ${r.memoryMb} MB / ${r.diskGb} GB`);
   };
   /** Signals are delivered at least once (the sweeper re-sends queued jobs): one entry per job. */
   const enqueue = (op: PodOperation) => {
@@ -264,7 +269,7 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       await books.markPodActive(podId, jobId);
       state.lastFailure = null;
       setStatus('ACTIVE');
-      setCurrentDetails('ACTIVE');
+      showStatus();
     } catch (err) {
       provisioning = null;
       const byTerminate = stoppedByTerminate && isCancellation(err);
@@ -330,6 +335,7 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       await books.finishJob(op.jobId, 'COMPLETED', 'ACTIVE', null);
       state.resources = op.resources;
       setStatus('ACTIVE');
+      showStatus();
       planResults.set(op.jobId, { ok: true, resources: op.resources });
     } catch (err) {
       const reason = `plan change: ${step} failed: ${describe(err)}`;
@@ -406,7 +412,7 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
         if (!undone) awaitRetry({ kind: 'SUSPEND', jobId });
       });
     }
-    setCurrentDetails(state.status);
+    showStatus();
   }
 
   /** Unsuspend, backup, restore: one step each, dead-lettered for an operator retry on failure. */
@@ -436,7 +442,7 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
         awaitRetry(op);
       });
     }
-    setCurrentDetails(state.status);
+    showStatus();
   }
 
   async function run(op: RetryableJob): Promise<void> {

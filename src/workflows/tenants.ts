@@ -1,12 +1,8 @@
 /** `onboardTenant` — `tenant-onboard-<tenantId>`: default settings, welcome mail, then ACTIVE. */
 import { proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { TenantActivities } from '../activities/tenants';
-import {
-  SEARCH_ATTRIBUTES,
-  onboardingStateQuery,
-  type OnboardTenantInput,
-  type OnboardTenantState,
-} from './shared';
+import { SEARCH_ATTRIBUTES } from './shared';
+import { onboardingStateQuery, type OnboardTenantInput, type OnboardTenantState } from './messages/tenants';
 
 const acts = proxyActivities<TenantActivities>({
   startToCloseTimeout: '30 seconds',

@@ -176,6 +176,17 @@ describe('operations on an ACTIVE pod', () => {
     expect(pod.limits).toEqual({ vcpu: 2, memory_mb: 4096, disk_gb: 40 });
     expect(pod.product_id).toBe(a.pro);
     expect(pod.current_job).toMatchObject({ type: 'CHANGE_PLAN', status: 'COMPLETED' });
+    // Temporal UI: the current details name the plan the pod has now; the static ones name none
+    const handle = stack.temporal.workflow.getHandle(`cloudpod-${podId}`);
+    const metadata = await waitFor(
+      async () => {
+        const m = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+        return m.currentDetails?.startsWith('ACTIVE') ? m : undefined;
+      },
+      { what: 'the current details at rest' },
+    );
+    expect(metadata.currentDetails).toBe('ACTIVE — plan 2 vCPU / 4096 MB / 40 GB');
+    expect(await (await handle.describe()).staticDetails()).not.toMatch(/vCPU/);
     expect(await vmOf(podId)).toMatchObject({ vcpu: 2, memoryMb: 4096, diskGb: 40 });
     expect(await allocated()).toEqual({
       vcpu: before.vcpu + 1,
@@ -357,6 +368,18 @@ describe('listing', () => {
       cursor = res.body.next_cursor;
     } while (cursor);
     expect(seen).toEqual(all.map((r) => r.id));
+
+    // the list's items (built by PostgreSQL) are the pod views GET /:id answers, field for field
+    const page = await request(stack.app)
+      .get('/api/v1/cloudpods')
+      .query({ limit: 100 })
+      .set('Authorization', a.auth);
+    expect(page.body.next_cursor).toBeNull();
+    for (const item of page.body.data as { id: string }[]) {
+      const one = await request(stack.app).get(`/api/v1/cloudpods/${item.id}`).set('Authorization', a.auth);
+      const { current_job: _job, ...view } = one.body as Record<string, unknown>;
+      expect(item).toEqual(view);
+    }
 
     const failed = await request(stack.app)
       .get('/api/v1/cloudpods')

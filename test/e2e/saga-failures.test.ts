@@ -9,7 +9,7 @@ import request from 'supertest';
 import { SimBackup, SimDnsRecord, SimVm } from '../../src/db/entities';
 import { systemEm } from '../../src/db/orm';
 import { sweepStrandedWork } from '../../src/services/cloudpods';
-import { podStateQuery } from '../../src/workflows/shared';
+import { podStateQuery } from '../../src/workflows/messages/cloudpods';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
 import { startTestStack, type TestStack } from '../helpers/app';
 import { allocatedCapacity, getPod, podTenant, registerNode, waitPod, type PodTenant } from '../helpers/pods';

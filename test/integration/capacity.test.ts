@@ -47,6 +47,12 @@ let podSeq = 0;
 beforeAll(async () => {
   db = await createTestDatabase();
   ({ tenant, customer, product } = await seedCatalog(db.orm, 'capacity', SMALL));
+  // Hundreds of pods for one tenant: above the default quota the usage trigger enforces.
+  await db.query(
+    `insert into tenant_quotas (id, tenant_id, max_pods, max_vcpu, max_memory_mb, max_disk_gb, api_requests_per_day, created_at)
+     values ('quo_capacity', $1, 100000, 100000, 100000000, 100000000, 100000, now())`,
+    [tenant.id],
+  );
 });
 afterAll(() => db.close());
 

@@ -77,7 +77,7 @@ describe('the API while PostgreSQL is down', () => {
     const { secret } = await issueToken(systemEm(db.orm), {
       tenantId: null,
       name: 'outage admin',
-      scopes: ['read'],
+      scopes: ['read', 'write'],
     });
     const get = () => request(app).get('/api/v1/tenants').set('Authorization', `Bearer ${secret}`);
 

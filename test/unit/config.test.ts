@@ -45,6 +45,20 @@ describe('parseConfig', () => {
     expect(cfg.TRUST_PROXY).toBe(true);
   });
 
+  it('derives the default allowed origins from PORT', () => {
+    expect(parseConfig({ PORT: '4100' }).ALLOWED_ORIGINS).toEqual([
+      'http://localhost:4100',
+      'http://127.0.0.1:4100',
+    ]);
+    expect(parseConfig({ PORT: '4100', ALLOWED_ORIGINS: '' }).ALLOWED_ORIGINS).toEqual([
+      'http://localhost:4100',
+      'http://127.0.0.1:4100',
+    ]);
+    expect(parseConfig({ PORT: '4100', ALLOWED_ORIGINS: 'https://panel.test' }).ALLOWED_ORIGINS).toEqual([
+      'https://panel.test',
+    ]);
+  });
+
   it('treats empty variables as unset', () => {
     expect(parseConfig({ DATABASE_URL: '', PORT: '' }).PORT).toBe(3000);
   });

@@ -9,13 +9,8 @@ import {
   type CloudPodActivities,
   type CloudPodActivityDeps,
 } from '../../src/activities/cloudpods';
-import {
-  SEARCH_ATTRIBUTE_NAMES,
-  TASK_QUEUES,
-  backupSignal,
-  podStateQuery,
-  workflowIds,
-} from '../../src/workflows/shared';
+import { SEARCH_ATTRIBUTE_NAMES, TASK_QUEUES, workflowIds } from '../../src/workflows/shared';
+import { backupSignal, podStateQuery } from '../../src/workflows/messages/cloudpods';
 import { freePort, startDevServer, type DevServerHandle } from '../../temporal/dev-server';
 import { workflowBundle } from '../helpers/temporal';
 import { waitFor } from '../helpers/wait';

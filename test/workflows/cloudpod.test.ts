@@ -10,19 +10,17 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import type { CloudPodActivities } from '../../src/activities/cloudpods';
 import type { Resources } from '../../src/domain/cloudpods';
 import type { cloudPod } from '../../src/workflows/cloudpods';
+import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../../src/workflows/shared';
 import {
-  SEARCH_ATTRIBUTES,
-  TASK_QUEUES,
   changePlanUpdate,
   podStateQuery,
   retryUpdate,
   suspendSignal,
   terminateSignal,
-  workflowIds,
   type CloudPodInput,
   type CloudPodState,
   type PodPolicy,
-} from '../../src/workflows/shared';
+} from '../../src/workflows/messages/cloudpods';
 import { connectClient, createNamespace, temporalAddress, workflowBundle } from '../helpers/temporal';
 import { waitFor } from '../helpers/wait';
 

@@ -3,12 +3,8 @@ import { Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TenantActivities } from '../../src/activities/tenants';
-import {
-  SEARCH_ATTRIBUTES,
-  TASK_QUEUES,
-  onboardingStateQuery,
-  workflowIds,
-} from '../../src/workflows/shared';
+import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../../src/workflows/shared';
+import { onboardingStateQuery } from '../../src/workflows/messages/tenants';
 import { connectClient, createNamespace, temporalAddress, workflowBundle } from '../helpers/temporal';
 import { NativeConnection } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';

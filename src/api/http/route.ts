@@ -140,7 +140,10 @@ export function route<
         req,
         res,
         principal: req.principal ?? ANONYMOUS,
-        em: req.em as EntityManager,
+        // read on use: authentication forks the EntityManager only for handlers that ask for it
+        get em() {
+          return req.em as EntityManager;
+        },
         params: params as Infer<P>,
         query: query as Infer<Q>,
         body: body as Infer<B>,
@@ -202,7 +205,8 @@ export function mountRoutes(app: Express, routes: readonly Route[], deps: MountD
     ];
     if ('public' in r.access) {
       chain.push((req, _res, next) => {
-        req.em = systemEm(deps.orm);
+        let em: EntityManager | undefined;
+        Object.defineProperty(req, 'em', { configurable: true, get: () => (em ??= systemEm(deps.orm)) });
         next();
       });
     } else {

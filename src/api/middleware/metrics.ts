@@ -1,6 +1,7 @@
 /** Prometheus metrics for the API: request duration by route template and status. */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { RequestHandler } from 'express';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface ApiMetrics {
   registry: Registry;
@@ -8,9 +9,66 @@ export interface ApiMetrics {
   workflowStarts: Counter<'workflow'>;
 }
 
+const PREFIX = 'podplane_api_';
+
+/** The event-loop delay statistics of prom-client's default metrics, with its names and help texts. */
+const EVENT_LOOP_DELAY_STATS = {
+  min: 'The minimum recorded event loop delay.',
+  max: 'The maximum recorded event loop delay.',
+  mean: 'The mean of the recorded event loop delays.',
+  stddev: 'The standard deviation of the recorded event loop delays.',
+  p50: 'The 50th percentile of the recorded event loop delays.',
+  p90: 'The 90th percentile of the recorded event loop delays.',
+  p99: 'The 99th percentile of the recorded event loop delays.',
+} as const;
+
+type EventLoopDelayStat = keyof typeof EVENT_LOOP_DELAY_STATS;
+
+/**
+ * Replaces prom-client's event-loop delay gauges (`…_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds`).
+ * Those copy perf_hooks' delay histogram at every scrape and reset it; a histogram without a sample
+ * (before its first, about 10 ms after start, or when two scrapes come less than 10 ms apart) reads
+ * int64-max ns as the minimum (9223372036.85 s), NaN as mean and standard deviation, and stray
+ * percentiles. These gauges read their own histogram the same way, per scrape, and report 0 while it
+ * is empty. `…_eventloop_lag_seconds` stays prom-client's; its collect still samples prom-client's
+ * histogram into the detached gauges (one more 10 ms timer, nothing exported).
+ */
+function replaceEventLoopDelayGauges(registry: Registry): void {
+  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  histogram.enable();
+  const stats = Object.keys(EVENT_LOOP_DELAY_STATS) as EventLoopDelayStat[];
+  const gauges = {} as Record<EventLoopDelayStat, Gauge>;
+  const sample = () => {
+    const empty = histogram.count === 0;
+    const ns: Record<EventLoopDelayStat, number> = {
+      min: histogram.min,
+      max: histogram.max,
+      mean: histogram.mean,
+      stddev: histogram.stddev,
+      p50: histogram.percentile(50),
+      p90: histogram.percentile(90),
+      p99: histogram.percentile(99),
+    };
+    for (const stat of stats) gauges[stat].set(empty ? 0 : ns[stat] / 1e9);
+    histogram.reset();
+  };
+  stats.forEach((stat, i) => {
+    const name = `${PREFIX}nodejs_eventloop_lag_${stat}_seconds`;
+    registry.removeSingleMetric(name);
+    gauges[stat] = new Gauge({
+      name,
+      help: EVENT_LOOP_DELAY_STATS[stat],
+      registers: [registry],
+      // The first gauge read in a scrape sets them all, so one scrape reports one histogram.
+      ...(i === 0 ? { collect: sample } : {}),
+    });
+  });
+}
+
 export function createApiMetrics(): ApiMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'podplane_api_' });
+  collectDefaultMetrics({ register: registry, prefix: PREFIX });
+  replaceEventLoopDelayGauges(registry);
   const duration = new Histogram({
     name: 'podplane_http_request_duration_seconds',
     help: 'HTTP request duration by method, route template and status code',

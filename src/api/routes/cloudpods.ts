@@ -3,20 +3,18 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../../config';
 import { Backup, CloudPod, Product, ProvisioningJob } from '../../db/entities';
 import type { EntityManager, MikroORM } from '../../db/orm';
-import { listPods } from '../../db/repositories/cloudpods';
+import { podPageJson } from '../../db/repositories/cloudpods';
 import { planChangeProblem } from '../../domain/cloudpods';
 import { AppError, notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
 import {
-  backupView,
   createPod,
-  jobView,
-  podView,
   requestOperation,
   requestPlanChange,
   resourcesOf,
   type SignalOperation,
 } from '../../services/cloudpods';
+import { backupView, jobView, podView } from './cloudpods.views';
 import { route, type Method, type Route } from '../http/route';
 import { tenantOf } from '../middleware/auth';
 import type { ApiMetrics } from '../middleware/metrics';
@@ -174,19 +172,15 @@ export function cloudPodRoutes(deps: {
           },
         },
       },
-      async handle({ principal, em, query, res }) {
-        const rows = await listPods(em, tenantOf(principal), {
+      async handle({ principal, query, res }) {
+        const page = await podPageJson(deps.orm.em, tenantOf(principal), {
           status: query.status,
           customerId: query.customer_id,
           after: query.cursor,
-          limit: query.limit + 1,
+          limit: query.limit,
         });
-        const page = rows.slice(0, query.limit);
-        const last = page[page.length - 1];
-        res.json({
-          data: page.map((p) => podView(p)),
-          next_cursor: rows.length > query.limit && last ? encodeCursor(last.id) : null,
-        });
+        const next = page.more && page.lastId ? encodeCursor(page.lastId) : null;
+        res.type('application/json').send(`{"data":${page.data},"next_cursor":${JSON.stringify(next)}}`);
       },
     }),
     route({

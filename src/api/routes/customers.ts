@@ -1,10 +1,9 @@
 /** /api/v1/customers: a tenant's customers; deleting one (only without live pods) is soft and frees its email for reuse. */
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { Customer } from '../../db/entities';
 import type { EntityManager } from '../../db/orm';
-import { conflict, notFound } from '../../domain/errors';
+import { notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
-import { deleteCustomer } from '../../services/customers';
+import { createCustomer, deleteCustomer, updateCustomer } from '../../services/customers';
 import { route, type Route } from '../http/route';
 import { tenantOf } from '../middleware/auth';
 import { encodeCursor } from './common.schemas';
@@ -17,25 +16,6 @@ import {
   ListCustomersQuery,
   UpdateCustomerBody,
 } from './customers.schemas';
-
-const EMAIL_UNIQUE = 'customers_tenant_email_live_unique';
-
-/** The partial unique index decides, not a prior lookup, so two concurrent writes cannot both win. */
-async function flushCustomer(em: EntityManager): Promise<void> {
-  try {
-    await em.flush();
-  } catch (err) {
-    if (
-      err instanceof UniqueConstraintViolationException &&
-      (err as { constraint?: unknown }).constraint === EMAIL_UNIQUE
-    ) {
-      throw conflict('another customer of this tenant already has this email', {
-        errors: [{ field: 'email', message: 'is taken' }],
-      });
-    }
-    throw err;
-  }
-}
 
 function customerView(customer: Customer): CustomerView {
   return {
@@ -75,12 +55,11 @@ export function customerRoutes(): Route[] {
       },
       problems: [409],
       async handle({ principal, em, body, res, log }) {
-        const customer = em.create(Customer, {
-          tenant: tenantOf(principal),
+        const customer = await createCustomer(em, {
+          tenantId: tenantOf(principal),
           email: body.email,
           name: body.name,
         });
-        await flushCustomer(em);
         log.info({ customerId: customer.id }, 'customer created');
         res.status(201).location(`/api/v1/customers/${customer.id}`).json(customerView(customer));
       },
@@ -149,11 +128,13 @@ export function customerRoutes(): Route[] {
         },
       },
       problems: [409],
-      async handle({ em, params, body, res }) {
-        const customer = await findCustomer(em, params.id);
-        if (body.email !== undefined) customer.email = body.email;
-        if (body.name !== undefined) customer.name = body.name;
-        await flushCustomer(em);
+      async handle({ principal, em, params, body, res }) {
+        const customer = await updateCustomer(em, {
+          tenantId: tenantOf(principal),
+          customerId: params.id,
+          email: body.email,
+          name: body.name,
+        });
         res.json(customerView(customer));
       },
     }),
@@ -169,7 +150,6 @@ export function customerRoutes(): Route[] {
       responses: { 204: { description: 'Deleted' } },
       problems: [409],
       async handle({ principal, em, params, res, log }) {
-        if (!isId('customer', params.id)) throw notFound('customer');
         const customer = await deleteCustomer(em, { tenantId: tenantOf(principal), customerId: params.id });
         log.info({ customerId: customer.id }, 'customer deleted');
         res.status(204).end();

@@ -1,8 +1,6 @@
 /** /api/v1/nodes (platform admin): register hypervisor nodes, drain them, see allocation vs capacity. */
 import { CoreNode } from '../../db/entities';
-import { notFound } from '../../domain/errors';
-import { isId } from '../../domain/ids';
-import { nodeView, registerNode } from '../../services/nodes';
+import { drainNode, registerNode } from '../../services/nodes';
 import { route, type Route } from '../http/route';
 import { z } from '../zod';
 
@@ -33,6 +31,25 @@ const NodeView = z
     created_at: z.string(),
   })
   .openapi('CoreNode');
+
+/** A node as the API shows it: allocation against capacity, in units and percent. */
+export function nodeView(n: CoreNode) {
+  const pct = (a: number, c: number) => (c === 0 ? 0 : Math.round((a / c) * 1000) / 10);
+  return {
+    id: n.id,
+    name: n.name,
+    region: n.region,
+    status: n.status,
+    capacity: { vcpu: n.capacityVcpu, memory_mb: n.capacityMemoryMb, disk_gb: n.capacityDiskGb },
+    allocated: { vcpu: n.allocatedVcpu, memory_mb: n.allocatedMemoryMb, disk_gb: n.allocatedDiskGb },
+    utilization_percent: {
+      vcpu: pct(n.allocatedVcpu, n.capacityVcpu),
+      memory: pct(n.allocatedMemoryMb, n.capacityMemoryMb),
+      disk: pct(n.allocatedDiskGb, n.capacityDiskGb),
+    },
+    created_at: n.createdAt.toISOString(),
+  };
+}
 
 const read = { caller: 'platform', permission: 'nodes:read' } as const;
 const write = { caller: 'platform', permission: 'nodes:write' } as const;
@@ -93,11 +110,7 @@ export function nodeRoutes(): Route[] {
       },
       async handle({ em, params, res, log }) {
         const { id } = params;
-        if (!isId('node', id)) throw notFound('node');
-        const node = await em.findOne(CoreNode, { id });
-        if (!node) throw notFound('node');
-        node.status = 'DRAINING';
-        await em.flush();
+        const node = await drainNode(em, id);
         log.info({ nodeId: id }, 'node draining');
         res.json(nodeView(node));
       },

@@ -1,9 +1,9 @@
 /** /api/v1/products: a tenant's CloudPod plans; deleted plans stay readable for the pods on them. */
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import { Product, Tenant } from '../../db/entities';
+import { Product } from '../../db/entities';
 import type { EntityManager } from '../../db/orm';
-import { AppError, conflict, notFound } from '../../domain/errors';
+import { AppError, notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
+import { createProduct, retireProduct, updateProduct } from '../../services/products';
 import { route, type Route } from '../http/route';
 import { tenantOf } from '../middleware/auth';
 import { z } from '../zod';
@@ -18,8 +18,6 @@ import {
   UpdateProductBody,
   immutableProductFieldsIn,
 } from './products.schemas';
-
-const CODE_UNIQUE = 'products_tenant_id_code_unique';
 
 function productView(product: Product): ProductView {
   return {
@@ -47,13 +45,6 @@ async function findProduct(em: EntityManager, id: string): Promise<Product> {
   const product = isId('product', id) ? await em.findOne(Product, { id }) : null;
   if (!product) throw notFound('product');
   return product;
-}
-
-/** A deleted product is still visible, so changing it is a state conflict rather than a 404. */
-function ensureNotDeleted(product: Product): void {
-  if (product.deletedAt) {
-    throw conflict(`the product was deleted at ${product.deletedAt.toISOString()} and can no longer change`);
-  }
 }
 
 /**
@@ -91,15 +82,13 @@ export function productRoutes(): Route[] {
       },
       problems: [409],
       async handle({ principal, em, body, res, log }) {
-        const tenantId = tenantOf(principal);
-        const currency = body.currency ?? (await em.findOneOrFail(Tenant, { id: tenantId })).currency;
-        const product = em.create(Product, {
-          tenant: tenantId,
+        const product = await createProduct(em, {
+          tenantId: tenantOf(principal),
           code: body.code,
           name: body.name,
           interval: body.interval,
           unitAmount: body.unit_amount,
-          currency,
+          currency: body.currency,
           vcpu: body.vcpu,
           memoryMb: body.memory_mb,
           diskGb: body.disk_gb,
@@ -107,20 +96,6 @@ export function productRoutes(): Route[] {
           trialDays: body.trial_days,
           backupsIncluded: body.backups_included,
         });
-        try {
-          await em.flush();
-        } catch (err) {
-          // Deleted products keep their code: pods and invoices still refer to it.
-          if (
-            err instanceof UniqueConstraintViolationException &&
-            (err as { constraint?: unknown }).constraint === CODE_UNIQUE
-          ) {
-            throw conflict('this tenant already has a product with this code', {
-              errors: [{ field: 'code', message: 'is taken' }],
-            });
-          }
-          throw err;
-        }
         log.info({ productId: product.id }, 'product created');
         res.status(201).location(`/api/v1/products/${product.id}`).json(productView(product));
       },
@@ -181,14 +156,15 @@ export function productRoutes(): Route[] {
         200: { description: 'The updated product', content: { 'application/json': { schema: ProductView } } },
       },
       problems: [409, 422],
-      async handle({ em, params, body, res }) {
-        const product = await findProduct(em, params.id);
-        ensureNotDeleted(product);
-        if (body.name !== undefined) product.name = body.name;
-        if (body.unit_amount !== undefined) product.unitAmount = body.unit_amount;
-        if (body.trial_days !== undefined) product.trialDays = body.trial_days;
-        if (body.backups_included !== undefined) product.backupsIncluded = body.backups_included;
-        await em.flush();
+      async handle({ principal, em, params, body, res }) {
+        const product = await updateProduct(em, {
+          tenantId: tenantOf(principal),
+          productId: params.id,
+          name: body.name,
+          unitAmount: body.unit_amount,
+          trialDays: body.trial_days,
+          backupsIncluded: body.backups_included,
+        });
         res.json(productView(product));
       },
     }),
@@ -202,11 +178,8 @@ export function productRoutes(): Route[] {
       params: ProductIdParams,
       responses: { 204: { description: 'Deleted' } },
       problems: [409],
-      async handle({ em, params, res, log }) {
-        const product = await findProduct(em, params.id);
-        ensureNotDeleted(product);
-        product.deletedAt = new Date();
-        await em.flush();
+      async handle({ principal, em, params, res, log }) {
+        const product = await retireProduct(em, { tenantId: tenantOf(principal), productId: params.id });
         log.info({ productId: product.id }, 'product deleted');
         res.status(204).end();
       },

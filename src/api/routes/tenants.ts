@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import { Tenant } from '../../db/entities';
 import { notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
-import { issueToken, tokenView } from '../../services/api-tokens';
+import { issueToken } from '../../services/api-tokens';
 import { createTenant, setTenantQuotas, tenantQuotas, tenantView } from '../../services/tenants';
 import { route, type Route } from '../http/route';
 import type { ApiMetrics } from '../middleware/metrics';
@@ -18,6 +18,7 @@ import {
   TenantQuotasView,
   TenantView,
 } from './tenants.schemas';
+import { tokenView } from './tokens';
 import { CreateTokenBody, TokenCreated } from './tokens.schemas';
 
 const admin = { caller: 'platform', permission: 'tenants:admin' } as const;

@@ -1,13 +1,28 @@
 /** /api/v1/tokens: a tenant token manages its own tenant's API tokens. */
 import { ApiToken } from '../../db/entities';
 import { scopesWithin, type TokenScope } from '../../domain/api-tokens';
-import { AppError, notFound } from '../../domain/errors';
-import { isId } from '../../domain/ids';
+import { AppError } from '../../domain/errors';
 import type { Principal } from '../../domain/principal';
-import { issueToken, tokenView } from '../../services/api-tokens';
+import { issueToken, revokeToken } from '../../services/api-tokens';
 import { route, type Route } from '../http/route';
-import { tenantOf } from '../middleware/auth';
+import { forgetToken, tenantOf } from '../middleware/auth';
+import type { z } from '../zod';
 import { CreateTokenBody, TokenCreated, TokenIdParams, TokenList, TokenView } from './tokens.schemas';
+
+/** An API token as the API shows it: never its secret or hash. */
+export function tokenView(token: ApiToken): z.infer<typeof TokenView> {
+  return {
+    id: token.id,
+    tenant_id: token.tenant?.id ?? null,
+    name: token.name,
+    prefix: token.prefix,
+    scopes: token.scopes,
+    created_at: token.createdAt.toISOString(),
+    last_used_at: token.lastUsedAt?.toISOString() ?? null,
+    expires_at: token.expiresAt?.toISOString() ?? null,
+    revoked_at: token.revokedAt?.toISOString() ?? null,
+  };
+}
 
 const read = { caller: 'tenant', permission: 'tokens:read' } as const;
 const write = { caller: 'tenant', permission: 'tokens:write' } as const;
@@ -74,16 +89,11 @@ export function tokenRoutes(): Route[] {
       responses: {
         200: { description: 'Revoked', content: { 'application/json': { schema: TokenView } } },
       },
-      async handle({ em, params, res, log }) {
+      async handle({ principal, em, params, res, log }) {
         const { id } = params;
-        if (!isId('token', id)) throw notFound('API token');
-        const token = await em.findOne(ApiToken, { id });
-        if (!token) throw notFound('API token');
-        if (!token.revokedAt) {
-          token.revokedAt = new Date();
-          await em.flush();
-          log.info({ revokedTokenId: id }, 'tenant token revoked');
-        }
+        const { token, revokedNow } = await revokeToken(em, { tenantId: tenantOf(principal), tokenId: id });
+        forgetToken(token.id);
+        if (revokedNow) log.info({ revokedTokenId: id }, 'tenant token revoked');
         res.json(tokenView(token));
       },
     }),

@@ -4,7 +4,7 @@ import { Backup, CloudPod, CoreNode, OpsEvent, ProvisioningJob } from './cloudpo
 import { IdempotencyKey } from './idempotency';
 import { Notification } from './notifications';
 import { SimBackup, SimDnsRecord, SimFaultRule, SimVm } from './simulator';
-import { ApiToken, Tenant, TenantBillingSettings, TenantQuota } from './tenancy';
+import { ApiToken, Tenant, TenantBillingSettings, TenantQuota, TenantUsage } from './tenancy';
 
 export * from './catalog';
 export * from './cloudpods';
@@ -17,6 +17,7 @@ export const ENTITIES = [
   Tenant,
   TenantBillingSettings,
   TenantQuota,
+  TenantUsage,
   ApiToken,
   Notification,
   Customer,
@@ -37,6 +38,7 @@ export const ENTITIES = [
 export const TENANT_SCOPED_ENTITIES = [
   TenantBillingSettings,
   TenantQuota,
+  TenantUsage,
   ApiToken,
   Notification,
   Customer,

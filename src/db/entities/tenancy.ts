@@ -97,6 +97,29 @@ export class TenantQuota {
   createdAt: Date & Opt = new Date();
 }
 
+/**
+ * What a tenant's live pods (every status but TERMINATED, not deleted) hold: kept by the trigger
+ * `cloud_pods_usage` in the same statement that changes a pod, which also refuses an insert past
+ * the tenant's quota. Quota checks read one row instead of summing the tenant's pods.
+ */
+@Entity({ tableName: 'tenant_usage' })
+export class TenantUsage {
+  @OneToOne({ entity: () => Tenant, owner: true, primary: true, deleteRule: 'cascade' })
+  tenant!: Tenant;
+
+  @Property({ type: 'integer' })
+  pods: number & Opt = 0;
+
+  @Property({ type: 'integer' })
+  vcpu: number & Opt = 0;
+
+  @Property({ type: 'integer' })
+  memoryMb: number & Opt = 0;
+
+  @Property({ type: 'integer' })
+  diskGb: number & Opt = 0;
+}
+
 /** A bearer credential. Either bound to one tenant or flagged platform-admin, never both. */
 @Entity({ tableName: 'api_tokens' })
 @Check({

@@ -5,6 +5,7 @@ import { Migration20261121222410 } from './Migration20261121222410';
 import { Migration20261121225132 } from './Migration20261121225132';
 import { Migration20261123154002 } from './Migration20261123154002';
 import { Migration20261123160500 } from './Migration20261123160500';
+import { Migration20261123173107 } from './Migration20261123173107';
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261121220725', class: Migration20261121220725 },
@@ -12,4 +13,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261121225132', class: Migration20261121225132 },
   { name: 'Migration20261123154002', class: Migration20261123154002 },
   { name: 'Migration20261123160500', class: Migration20261123160500 },
+  { name: 'Migration20261123173107', class: Migration20261123173107 },
 ];

@@ -1,0 +1,34 @@
+/**
+ * The hottest statements (token lookup, list pages) bypass the ORM and its query builder: they
+ * run as named prepared statements on a connection of the ORM's own pool, so PostgreSQL plans them
+ * once per connection and the API spends no CPU on building SQL or hydrating entities.
+ */
+import type { EntityManager } from './orm';
+
+interface PgClient {
+  query<R>(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: R[] }>;
+}
+
+interface KnexClient {
+  acquireConnection(): Promise<PgClient>;
+  releaseConnection(connection: PgClient): Promise<void>;
+}
+
+/**
+ * Runs `text` as the prepared statement `name` (one name per distinct text), outside any
+ * transaction of `em` (each statement commits on its own).
+ */
+export async function hotQuery<R>(
+  em: EntityManager,
+  name: string,
+  text: string,
+  values: unknown[],
+): Promise<R[]> {
+  const client = (em.getConnection().getKnex() as unknown as { client: KnexClient }).client;
+  const connection = await client.acquireConnection();
+  try {
+    return (await connection.query<R>({ name, text, values })).rows;
+  } finally {
+    await client.releaseConnection(connection);
+  }
+}
