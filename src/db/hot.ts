@@ -6,8 +6,16 @@
 import type { EntityManager } from './orm';
 
 interface PgClient {
-  query<R>(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: R[] }>;
+  query<R>(config: {
+    name: string;
+    text: string;
+    values: unknown[];
+    types?: { getTypeParser: () => (value: string) => unknown };
+  }): Promise<{ rows: R[] }>;
 }
+
+/** Every column as PostgreSQL's text, unparsed: for callers that only copy values into JSON. */
+const AS_TEXT = { getTypeParser: () => (value: string) => value };
 
 interface KnexClient {
   acquireConnection(): Promise<PgClient>;
@@ -23,11 +31,13 @@ export async function hotQuery<R>(
   name: string,
   text: string,
   values: unknown[],
+  opts: { asText?: boolean } = {},
 ): Promise<R[]> {
   const client = (em.getConnection().getKnex() as unknown as { client: KnexClient }).client;
   const connection = await client.acquireConnection();
   try {
-    return (await connection.query<R>({ name, text, values })).rows;
+    return (await connection.query<R>({ name, text, values, ...(opts.asText ? { types: AS_TEXT } : {}) }))
+      .rows;
   } finally {
     await client.releaseConnection(connection);
   }

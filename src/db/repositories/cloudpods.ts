@@ -1,5 +1,5 @@
 /**
- * The pod list, the hottest read: PostgreSQL builds the page's JSON, the API passes it through
+ * The pod list, the hottest read, and the pod insert: plain statements instead of entities
  * (hydrating a page of 50 pods cost about 8 ms of CPU against 1.5 ms for the query). The tenant
  * condition is explicit here because plain SQL does not pass through the ORM's tenant filter.
  */
@@ -10,10 +10,41 @@ import type { EntityManager } from '../orm';
 /** `timestamptz` as `Date.toISOString()` writes it. */
 const iso = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
+/** A `timestamp` (UTC, as PostgreSQL writes it as text) the way `Date.toISOString()` writes it. */
+function isoText(pg: string | null): string {
+  if (pg === null) return 'null';
+  const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+))?$/.exec(pg);
+  if (!m) return JSON.stringify(new Date(`${pg}Z`).toISOString());
+  return `"${m[1]}T${m[2]}.${(m[3] ?? '').padEnd(3, '0').slice(0, 3)}Z"`;
+}
+
+const text = (v: string | null) => (v === null ? 'null' : JSON.stringify(v));
+
+interface PodPageRow {
+  id: string;
+  slug: string;
+  hostname: string;
+  status: string;
+  customer_id: string;
+  product_id: string;
+  node_id: string | null;
+  vcpu: string;
+  memory_mb: string;
+  disk_gb: string;
+  vm_id: string | null;
+  ip_address: string | null;
+  failure_reason: string | null;
+  workflow_id: string;
+  created_at: string;
+  activated_at: string | null;
+  terminated_at: string | null;
+}
+
 /**
- * One page of a tenant's pods as the API shows them, built by PostgreSQL as JSON text: the API
- * passes it through without parsing rows or building objects. The same shape as `podView`
- * (a test holds the two equal). Fetches one row more than `limit` to tell whether a page follows.
+ * One page of a tenant's pods as the API shows them, as JSON text: the rows come back unparsed
+ * (PostgreSQL's text) and are written straight into the page, with no objects in between. The
+ * same shape as `podView` (a test holds the two equal). Fetches one row more than `limit` to tell
+ * whether a page follows.
  */
 export async function podPageJson(
   em: EntityManager,
@@ -26,7 +57,7 @@ export async function podPageJson(
   },
 ): Promise<{ data: string; lastId: string | null; more: boolean }> {
   const where = ['tenant_id = $1'];
-  const values: unknown[] = [tenantId, q.limit];
+  const values: unknown[] = [tenantId, q.limit + 1];
   const flags: string[] = [];
   const add = (flag: string, column: string, value: unknown) => {
     values.push(value);
@@ -36,26 +67,32 @@ export async function podPageJson(
   if (q.status) add('s', 'status =', q.status);
   if (q.customerId) add('c', 'customer_id =', q.customerId);
   if (q.after) add('a', 'id >', q.after);
-  const text = `
-    select coalesce(json_agg(v order by id) filter (where n <= $2), '[]')::text as data,
-           max(id) filter (where n <= $2) as last_id, count(*) > $2 as more
-      from (select id, row_number() over (order by id) as n,
-                   json_build_object(
-                     'id', id, 'slug', slug, 'hostname', hostname, 'status', status,
-                     'customer_id', customer_id, 'product_id', product_id,
-                     'limits', json_build_object('vcpu', vcpu, 'memory_mb', memory_mb, 'disk_gb', disk_gb),
-                     'node_id', node_id, 'vm_id', vm_id, 'ip_address', ip_address,
-                     'failure_reason', failure_reason, 'workflow_id', workflow_id,
-                     'created_at', ${iso('created_at')}, 'activated_at', ${iso('activated_at')},
-                     'terminated_at', ${iso('terminated_at')}) as v
-              from cloud_pods where ${where.join(' and ')} order by id limit $2 + 1) page`;
-  const [row] = await hotQuery<{ data: string; last_id: string | null; more: boolean }>(
+  const rows = await hotQuery<PodPageRow>(
     em,
     `pods_page_${flags.join('') || 'all'}`,
-    text,
+    `select id, slug, hostname, status, customer_id, product_id, node_id, vcpu, memory_mb, disk_gb, vm_id,
+            ip_address, failure_reason, workflow_id, created_at at time zone 'UTC' as created_at,
+            activated_at at time zone 'UTC' as activated_at, terminated_at at time zone 'UTC' as terminated_at
+       from cloud_pods where ${where.join(' and ')} order by id limit $2`,
     values,
+    { asText: true },
   );
-  return { data: row?.data ?? '[]', lastId: row?.last_id ?? null, more: row?.more ?? false };
+  const page = rows.slice(0, q.limit);
+  const items = page.map(
+    (r) =>
+      `{"id":${text(r.id)},"slug":${text(r.slug)},"hostname":${text(r.hostname)},"status":${text(r.status)},` +
+      `"customer_id":${text(r.customer_id)},"product_id":${text(r.product_id)},` +
+      `"limits":{"vcpu":${Number(r.vcpu)},"memory_mb":${Number(r.memory_mb)},"disk_gb":${Number(r.disk_gb)}},` +
+      `"node_id":${text(r.node_id)},"vm_id":${text(r.vm_id)},"ip_address":${text(r.ip_address)},` +
+      `"failure_reason":${text(r.failure_reason)},"workflow_id":${text(r.workflow_id)},` +
+      `"created_at":${isoText(r.created_at)},"activated_at":${isoText(r.activated_at)},` +
+      `"terminated_at":${isoText(r.terminated_at)}}`,
+  );
+  return {
+    data: `[${items.join(',')}]`,
+    lastId: page[page.length - 1]?.id ?? null,
+    more: rows.length > q.limit,
+  };
 }
 
 /** A pod row as the insert returns it (`row_to_json`, snake_case, timestamps as ISO text). */
