@@ -1,107 +1,17 @@
 /**
- * The embedded default hypervisor and DNS: state in PostgreSQL (survives restarts), a
- * configurable latency, and fault injection by rule so a demo or a test can make "Proxmox" fail —
- * before it acts, after it acted, or late.
+ * The embedded default hypervisor: VMs and backups in PostgreSQL (they survive restarts), a
+ * configurable latency, and the fault rules of `faults.ts` on every operation.
  */
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Resources } from '../domain/cloudpods';
-import {
-  faultModeProblem,
-  globToRegExp,
-  isFaultMode,
-  type FaultOperation,
-  type FaultRuleInput,
-} from '../domain/faults';
-import { newId } from '../domain/ids';
-import { SimBackup, SimDnsRecord, SimFaultRule, SimVm } from '../db/entities';
-import { systemEm, type MikroORM } from '../db/orm';
-import type { ARecord, Dns, DnsRecordRef } from './dns';
-import { ProviderError } from './errors';
-import type { BackupArtifact, Hypervisor, VmInfo, VmRef, VmSpec } from './hypervisor';
-
-export class FaultInjector {
-  constructor(private readonly orm: MikroORM) {}
-
-  /** Adds (or, with the same id, replaces) a rule; throws when its mode and delay disagree. */
-  async add(rule: FaultRuleInput, id: string = newId('fault')): Promise<SimFaultRule> {
-    const mode = rule.mode ?? 'fail';
-    const problem = faultModeProblem(mode, rule.delayMs);
-    if (problem) throw new Error(`bad fault rule for ${rule.operation}: ${problem}`);
-    const em = systemEm(this.orm);
-    const row = em.create(SimFaultRule, {
-      id,
-      operation: rule.operation,
-      slugPattern: rule.slugPattern,
-      remaining: rule.times ?? null,
-      mode,
-      delayMs: rule.delayMs ?? null,
-      message:
-        rule.message ??
-        (mode === 'after'
-          ? `injected ${rule.operation} failure after the operation took effect`
-          : `injected ${rule.operation} failure`),
-    });
-    await em.upsert(row);
-    return row;
-  }
-
-  list(): Promise<SimFaultRule[]> {
-    return systemEm(this.orm).find(SimFaultRule, {}, { orderBy: { createdAt: 'asc', id: 'asc' } });
-  }
-
-  async remove(id: string): Promise<boolean> {
-    return (await systemEm(this.orm).nativeDelete(SimFaultRule, { id })) > 0;
-  }
-
-  async clear(): Promise<void> {
-    await systemEm(this.orm).nativeDelete(SimFaultRule, {});
-  }
-
-  /**
-   * Consumes one use of the first rule matching the operation and `subject` (a pod slug, or a
-   * backup id for the operations that have no pod) and returns it; null when none applies.
-   * A counted rule is decremented by one conditional UPDATE, so concurrent calls never share a use.
-   */
-  async take(operation: FaultOperation, subject: string): Promise<SimFaultRule | null> {
-    const em = systemEm(this.orm);
-    const rules = await em.find(SimFaultRule, { operation }, { orderBy: { createdAt: 'asc', id: 'asc' } });
-    for (const rule of rules) {
-      if (!globToRegExp(rule.slugPattern).test(subject)) continue;
-      if (rule.remaining === null || rule.remaining === undefined) return rule;
-      const consumed = await em
-        .getConnection()
-        .execute<{ id: string }[]>(
-          'update sim_fault_rules set remaining = remaining - 1 where id = ? and remaining > 0 returning id',
-          [rule.id],
-        );
-      if (consumed.length > 0) return rule;
-    }
-    return null;
-  }
-
-  /**
-   * Runs `effect` under the rule that applies, if any: `fail` throws instead of running it,
-   * `after` runs it and then throws, `delay` runs it and answers after the rule's delay.
-   * Injected failures are retryable, as the transient faults they stand for are.
-   */
-  async around<T>(
-    provider: string,
-    operation: FaultOperation,
-    subject: string,
-    effect: () => Promise<T>,
-  ): Promise<T> {
-    const rule = await this.take(operation, subject);
-    const injected = (r: SimFaultRule) =>
-      new ProviderError(provider, operation, r.message, true, 'INJECTED_FAULT');
-    // An unknown mode (a row written by hand) fails like the default rather than being ignored.
-    if (rule && (rule.mode === 'fail' || !isFaultMode(rule.mode))) throw injected(rule);
-    const result = await effect();
-    if (rule?.mode === 'after') throw injected(rule);
-    if (rule?.mode === 'delay' && rule.delayMs) await sleep(rule.delayMs);
-    return result;
-  }
-}
+import type { Resources } from '../../domain/cloudpods';
+import type { FaultOperation } from '../../domain/faults';
+import { newId } from '../../domain/ids';
+import { SimBackup, SimVm } from '../../db/entities';
+import { systemEm } from '../../db/orm';
+import { ProviderError } from '../errors';
+import type { BackupArtifact, Hypervisor, VmInfo, VmRef, VmSpec } from '../hypervisor';
+import type { SimulatorOptions } from './faults';
 
 function simVmId(podId: string): string {
   return `sim-${podId.slice(4)}`;
@@ -123,15 +33,6 @@ export function simBackupId(name: string): string {
   if (name.length <= 36) return `sbk-${name}`;
   const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
   return `sbk-${name.slice(0, 27)}-${hash}`;
-}
-
-export interface SimulatorOptions {
-  orm: MikroORM;
-  faults: FaultInjector;
-  /** added to every call, to make a demo watchable */
-  latencyMs: number;
-  /** how long a created VM reports `starting` before `running` */
-  bootMs: number;
 }
 
 export class SimulatedHypervisor implements Hypervisor {
@@ -353,68 +254,5 @@ export class SimulatedHypervisor implements Hypervisor {
       await this.pause();
       await this.em().nativeDelete(SimBackup, { id: backupId });
     });
-  }
-}
-
-export class SimulatedDns implements Dns {
-  readonly name = 'simulated-dns';
-  constructor(private readonly opts: SimulatorOptions) {}
-
-  upsertA(ref: DnsRecordRef, ip: string, ttl = 300): Promise<void> {
-    return this.opts.faults.around(this.name, 'upsertA', ref.podSlug, async () => {
-      if (this.opts.latencyMs > 0) await sleep(this.opts.latencyMs);
-      await systemEm(this.opts.orm).upsert(SimDnsRecord, { fqdn: ref.fqdn, type: 'A', content: ip, ttl });
-    });
-  }
-
-  deleteA(ref: DnsRecordRef): Promise<void> {
-    return this.opts.faults.around(this.name, 'deleteA', ref.podSlug, async () => {
-      await systemEm(this.opts.orm).nativeDelete(SimDnsRecord, { fqdn: ref.fqdn });
-    });
-  }
-
-  async getA(fqdn: string): Promise<ARecord | null> {
-    const row = await systemEm(this.opts.orm).findOne(SimDnsRecord, { fqdn });
-    return row ? { content: row.content, ttl: row.ttl } : null;
-  }
-}
-
-/** What the simulators hold, for the operators' admin routes: leaks show up here. */
-export class SimulatorInventory {
-  constructor(private readonly orm: MikroORM) {}
-
-  vms(): Promise<SimVm[]> {
-    return systemEm(this.orm).find(SimVm, {}, { orderBy: { createdAt: 'asc', vmId: 'asc' } });
-  }
-
-  dnsRecords(): Promise<SimDnsRecord[]> {
-    return systemEm(this.orm).find(SimDnsRecord, {}, { orderBy: { fqdn: 'asc' } });
-  }
-
-  backups(): Promise<SimBackup[]> {
-    return systemEm(this.orm).find(SimBackup, {}, { orderBy: { createdAt: 'asc', id: 'asc' } });
-  }
-
-  /**
-   * A start from outside Podplane: by the customer from their own panel, refused while the VM is
-   * suspended (on Proxmox their role on the VM is gone), or by one of the provider's
-   * administrators, which nothing stops — how a suspended pod comes to be found running.
-   * Null when there is no such VM.
-   */
-  async startFromOutside(vmId: string, by: 'customer' | 'administrator'): Promise<SimVm | null> {
-    const em = systemEm(this.orm);
-    const vm = await em.findOne(SimVm, { vmId });
-    if (!vm) return null;
-    if (vm.locked && by === 'customer') throw new VmSuspendedError(vmId);
-    vm.status = 'running';
-    await em.flush();
-    return vm;
-  }
-}
-
-/** The customer tried to start a suspended VM. */
-export class VmSuspendedError extends Error {
-  constructor(readonly vmId: string) {
-    super(`VM ${vmId} is suspended: its customer cannot start it`);
   }
 }
