@@ -47,13 +47,7 @@ import {
   type PodOperation,
   type RetryableJob,
 } from './messages/cloudpods';
-
-interface Undo {
-  step: string;
-  run: () => Promise<unknown>;
-  /** the undo of this step must not run when the undo of `needs` failed (it would lie about it) */
-  needs?: string;
-}
+import { Saga } from './saga';
 
 /** Failure types whose message is written for the tenant; anything else is summarized. */
 const READABLE_TYPES: readonly string[] = Object.values(FAILURE_TYPES);
@@ -202,30 +196,18 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
    * skipped; every failure is recorded on the job and raised as a CRITICAL ops event.
    * Returns whether everything was undone.
    */
-  async function compensate(jobId: string, undo: Undo[]): Promise<boolean> {
-    const failed = new Map<string, string>();
-    const skipped: string[] = [];
-    for (const u of [...undo].reverse()) {
-      if (u.needs && failed.has(u.needs)) {
-        skipped.push(u.step);
-        continue;
-      }
-      setCurrentDetails(`Rolling back: undoing ${u.step}`);
-      try {
-        await u.run();
-      } catch (err) {
+  /** Undoes the saga's steps; a failed undo is recorded on the job and as an ops event. */
+  async function compensate(jobId: string, saga: Saga): Promise<boolean> {
+    const { failed, skipped } = await saga.compensate(
+      (step) => setCurrentDetails(`Rolling back: undoing ${step}`),
+      (err) => {
         // Undo bookkeeping keeps the raw message: it is operator-only.
         const cause = rootCause(err);
-        failed.set(u.step, cause instanceof Error ? cause.message : String(cause));
-      }
-    }
-    if (failed.size === 0) return true;
-    await books.reportUndoFailures(
-      podId,
-      jobId,
-      [...failed].map(([step, reason]) => ({ step, reason })),
-      skipped,
+        return cause instanceof Error ? cause.message : String(cause);
+      },
     );
+    if (failed.length === 0) return true;
+    await books.reportUndoFailures(podId, jobId, failed, skipped);
     return false;
   }
 
@@ -239,8 +221,7 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
     if (!(await begin(jobId, 'PROVISIONING'))) return;
     state.provisionAttempts += 1;
     setStatus('PROVISIONING');
-    const undo: Undo[] = [];
-    let step = 'reserve capacity';
+    const saga = new Saga('reserve capacity');
     const scope = new CancellationScope();
     provisioning = scope;
     stoppedByTerminate = false;
@@ -248,22 +229,18 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       await scope.run(async () => {
         setCurrentDetails('Reserving node capacity');
         // Capacity a VM still holds must not be released when that VM could not be destroyed.
-        undo.push({ step, run: () => undos.releaseCapacity(podId), needs: 'create VM' });
-        const { nodeName } = await steps.reserveCapacity(podId);
-
-        step = 'create VM';
+        const { nodeName } = await saga.step('reserve capacity', () => steps.reserveCapacity(podId), {
+          run: () => undos.releaseCapacity(podId),
+          needs: 'create VM',
+        });
         setCurrentDetails(`Creating the VM on ${nodeName}`);
-        undo.push({ step, run: () => undos.destroyVm(podId) });
-        await steps.createVm(podId);
-
-        step = 'wait for VM running';
+        await saga.step('create VM', () => steps.createVm(podId), { run: () => undos.destroyVm(podId) });
         setCurrentDetails('Waiting for the VM to run');
-        await steps.waitForVmRunning(podId);
-
-        step = 'create DNS record';
+        await saga.step('wait for VM running', () => steps.waitForVmRunning(podId));
         setCurrentDetails('Publishing the DNS record');
-        undo.push({ step, run: () => undos.deleteDnsRecord(podId) });
-        await steps.createDnsRecord(podId);
+        await saga.step('create DNS record', () => steps.createDnsRecord(podId), {
+          run: () => undos.deleteDnsRecord(podId),
+        });
       });
       provisioning = null;
       await books.markPodActive(podId, jobId);
@@ -276,10 +253,10 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       const reason = byTerminate
         ? 'provisioning stopped: the pod was deleted'
         : isCancellation(err)
-          ? `${step} cancelled by an operator`
-          : `${step} failed: ${describe(err)}`;
+          ? `${saga.current} cancelled by an operator`
+          : `${saga.current} failed: ${describe(err)}`;
       await CancellationScope.nonCancellable(async () => {
-        await compensate(jobId, undo);
+        await compensate(jobId, saga);
         if (byTerminate) {
           await books.finishJob(jobId, 'CANCELED', 'PROVISIONING', reason);
           return;
@@ -310,27 +287,21 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       return;
     }
     setStatus('UPDATING');
-    const undo: Undo[] = [];
+    const saga = new Saga('reserve capacity');
     /** what the VM has after a reverted resize (a grown disk cannot shrink back) */
     let revertedTo: Resources = before;
-    let step = 'reserve capacity';
     try {
       setCurrentDetails('Reserving capacity for the new plan');
-      undo.push({
-        step,
+      await saga.step('reserve capacity', () => steps.adjustReservation(podId, op.resources), {
         run: () => undos.adjustReservation(podId, revertedTo),
         needs: 'resize VM',
       });
-      await steps.adjustReservation(podId, op.resources);
-      step = 'resize VM';
       setCurrentDetails('Resizing the VM');
-      undo.push({
-        step,
+      await saga.step('resize VM', () => steps.resizeVm(podId, op.resources), {
         run: async () => {
           revertedTo = await undos.revertResize(podId, before);
         },
       });
-      await steps.resizeVm(podId, op.resources);
       await books.applyPlan(podId, op.productId, op.resources);
       await books.finishJob(op.jobId, 'COMPLETED', 'ACTIVE', null);
       state.resources = op.resources;
@@ -338,9 +309,9 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
       showStatus();
       planResults.set(op.jobId, { ok: true, resources: op.resources });
     } catch (err) {
-      const reason = `plan change: ${step} failed: ${describe(err)}`;
+      const reason = `plan change: ${saga.current} failed: ${describe(err)}`;
       await CancellationScope.nonCancellable(async () => {
-        const undone = await compensate(op.jobId, undo);
+        const undone = await compensate(op.jobId, saga);
         await books.finishJob(op.jobId, undone ? 'ROLLED_BACK' : 'DEAD_LETTER', 'ACTIVE', reason);
         setStatus('ACTIVE');
         if (!undone) awaitRetry(op);
@@ -392,19 +363,16 @@ export async function cloudPod(input: CloudPodInput): Promise<CloudPodState> {
     if (!(await begin(jobId, 'UPDATING'))) return;
     setStatus('UPDATING');
     setCurrentDetails('Stopping and locking the VM');
-    const undo: Undo[] = [];
-    let step = 'stop VM';
+    const saga = new Saga('stop VM');
     try {
-      undo.push({ step, run: () => undos.startVm(podId) });
-      await steps.stopVm(podId);
-      step = 'lock VM';
-      await steps.lockVm(podId);
+      await saga.step('stop VM', () => steps.stopVm(podId), { run: () => undos.startVm(podId) });
+      await saga.step('lock VM', () => steps.lockVm(podId));
       await books.finishJob(jobId, 'COMPLETED', 'SUSPENDED', null);
       setStatus('SUSPENDED');
     } catch (err) {
-      const reason = `suspend: ${step} failed: ${describe(err)}`;
+      const reason = `suspend: ${saga.current} failed: ${describe(err)}`;
       await CancellationScope.nonCancellable(async () => {
-        const undone = await compensate(jobId, undo);
+        const undone = await compensate(jobId, saga);
         // Not undone: the VM stays stopped, which SUSPENDED describes; the operator retries the lock.
         const after = undone ? before : 'SUSPENDED';
         await books.finishJob(jobId, undone ? 'ROLLED_BACK' : 'DEAD_LETTER', after, reason);
