@@ -7,6 +7,14 @@ import { MIGRATIONS } from './migrations';
 
 export const TENANT_FILTER = 'tenant';
 
+/**
+ * Soft-deleted customers and products (`deleted_at` set) are hidden from every ORM query unless
+ * the query turns this filter off (`{ filters: { [SOFT_DELETED]: false } }`): a listing with
+ * `include_deleted`, a product read by id, a change that must tell "deleted" from "missing".
+ * Plain SQL does not pass through it and says `deleted_at is null` itself.
+ */
+export const SOFT_DELETED = 'notDeleted';
+
 export interface OrmOptions {
   databaseUrl: string;
   poolMax?: number;
@@ -24,6 +32,9 @@ export function ormConfig(opts: OrmOptions): Options {
     // referenced table just to filter it again made a page of pods 4x slower.
     filtersOnRelations: false,
     autoJoinRefsForFilters: false,
+    filters: {
+      [SOFT_DELETED]: { cond: { deletedAt: null }, entity: ['Customer', 'Product'], default: true },
+    },
     debug: opts.debug ?? false,
     allowGlobalContext: false,
     pool: { min: 0, max: opts.poolMax ?? 10 },

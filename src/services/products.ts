@@ -5,7 +5,7 @@
  */
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { Product, Tenant, type ProductInterval } from '../db/entities';
-import type { EntityManager } from '../db/orm';
+import { SOFT_DELETED, type EntityManager } from '../db/orm';
 import { conflict, notFound } from '../domain/errors';
 import { isId } from '../domain/ids';
 
@@ -14,7 +14,11 @@ const CODE_UNIQUE = 'products_tenant_id_code_unique';
 /** One of the tenant's products, deleted or not, locked FOR UPDATE until the transaction ends; else 404. */
 async function lockProduct(tx: EntityManager, tenantId: string, productId: string): Promise<Product> {
   const product = isId('product', productId)
-    ? await tx.findOne(Product, { id: productId, tenant: tenantId }, { lockMode: LockMode.PESSIMISTIC_WRITE })
+    ? await tx.findOne(
+        Product,
+        { id: productId, tenant: tenantId },
+        { lockMode: LockMode.PESSIMISTIC_WRITE, filters: { [SOFT_DELETED]: false } },
+      )
     : null;
   if (!product) throw notFound('product');
   return product;

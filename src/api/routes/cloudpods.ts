@@ -54,9 +54,7 @@ async function currentJob(em: EntityManager, pod: CloudPod): Promise<Provisionin
 }
 
 async function targetProduct(em: EntityManager, productId: string): Promise<Product> {
-  const product = isId('product', productId)
-    ? await em.findOne(Product, { id: productId, deletedAt: null })
-    : null;
+  const product = isId('product', productId) ? await em.findOne(Product, { id: productId }) : null;
   if (!product) {
     throw new AppError('unprocessable', 'product_id does not name an available product of this tenant', {
       errors: [{ field: 'product_id', message: 'unknown or retired product' }],

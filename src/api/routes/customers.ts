@@ -1,6 +1,6 @@
 /** /api/v1/customers: a tenant's customers; deleting one (only without live pods) is soft and frees its email for reuse. */
 import { Customer } from '../../db/entities';
-import type { EntityManager } from '../../db/orm';
+import { SOFT_DELETED, type EntityManager } from '../../db/orm';
 import { notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
 import { createCustomer, deleteCustomer, updateCustomer } from '../../services/customers';
@@ -31,7 +31,7 @@ function customerView(customer: Customer): CustomerView {
 /** One of the calling tenant's customers: other tenants' ids are invisible through the tenant filter. */
 async function findCustomer(em: EntityManager, id: string, includeDeleted = false): Promise<Customer> {
   const customer = isId('customer', id)
-    ? await em.findOne(Customer, { id, ...(includeDeleted ? {} : { deletedAt: null }) })
+    ? await em.findOne(Customer, { id }, { filters: { [SOFT_DELETED]: !includeDeleted } })
     : null;
   if (!customer) throw notFound('customer');
   return customer;
@@ -82,11 +82,14 @@ export function customerRoutes(): Route[] {
         const rows = await em.find(
           Customer,
           {
-            ...(query.include_deleted ? {} : { deletedAt: null }),
             ...(query.email ? { email: query.email } : {}),
             ...(query.cursor ? { id: { $gt: query.cursor } } : {}),
           },
-          { orderBy: { id: 'asc' }, limit: query.limit + 1 },
+          {
+            orderBy: { id: 'asc' },
+            limit: query.limit + 1,
+            filters: { [SOFT_DELETED]: !query.include_deleted },
+          },
         );
         const page = rows.slice(0, query.limit);
         const last = page[page.length - 1];

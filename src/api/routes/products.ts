@@ -1,6 +1,6 @@
 /** /api/v1/products: a tenant's CloudPod plans; deleted plans stay readable for the pods on them. */
 import { Product } from '../../db/entities';
-import type { EntityManager } from '../../db/orm';
+import { SOFT_DELETED, type EntityManager } from '../../db/orm';
 import { AppError, notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
 import { createProduct, retireProduct, updateProduct } from '../../services/products';
@@ -42,7 +42,9 @@ function productView(product: Product): ProductView {
 
 /** One of the calling tenant's products, deleted or not; other tenants' ids are invisible. */
 async function findProduct(em: EntityManager, id: string): Promise<Product> {
-  const product = isId('product', id) ? await em.findOne(Product, { id }) : null;
+  const product = isId('product', id)
+    ? await em.findOne(Product, { id }, { filters: { [SOFT_DELETED]: false } })
+    : null;
   if (!product) throw notFound('product');
   return product;
 }
@@ -115,10 +117,13 @@ export function productRoutes(): Route[] {
         const rows = await em.find(
           Product,
           {
-            ...(query.include_deleted ? {} : { deletedAt: null }),
             ...(query.cursor ? { id: { $gt: query.cursor } } : {}),
           },
-          { orderBy: { id: 'asc' }, limit: query.limit + 1 },
+          {
+            orderBy: { id: 'asc' },
+            limit: query.limit + 1,
+            filters: { [SOFT_DELETED]: !query.include_deleted },
+          },
         );
         const page = rows.slice(0, query.limit);
         const last = page[page.length - 1];
