@@ -1,4 +1,4 @@
-/** `npm run bench`: the benchmarks of DESIGN.md §12 on the test harness's real PostgreSQL and Temporal. */
+/** `npm run bench`: the API budgets of docs/architecture.md ("Performance budgets") on the test harness's real PostgreSQL and Temporal. */
 const base = require('./jest.config');
 
 module.exports = {

@@ -49,7 +49,7 @@ export function isCurrency(code: string): boolean {
   return /^[A-Z]{3}$/.test(code) && ISO_CURRENCIES.has(code);
 }
 
-/** Dunning is data on the tenant, not code (DESIGN.md §6). */
+/** Dunning is data on the tenant, not code: each tenant chooses its own schedule. */
 export interface DunningPolicy {
   /** days after the due date on which the charge is retried */
   retryOffsetsDays: number[];

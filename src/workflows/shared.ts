@@ -13,7 +13,7 @@ export const TASK_QUEUES = {
 
 export type TaskQueue = (typeof TASK_QUEUES)[keyof typeof TASK_QUEUES];
 
-/** Custom Keyword search attributes (DESIGN.md §6); the dev server and compose setup register these. */
+/** Custom Keyword search attributes (docs/architecture.md); the dev server and compose setup register these. */
 export const SEARCH_ATTRIBUTES = {
   TenantId: defineSearchAttributeKey('TenantId', 'KEYWORD'),
   CustomerId: defineSearchAttributeKey('CustomerId', 'KEYWORD'),
