@@ -618,6 +618,31 @@ describe('pagination', () => {
     expect(single.body.next_cursor).toBeNull();
   });
 
+  it('lists each customer and product (deleted ones too) exactly as reading it by id shows it', async () => {
+    const gone = await createCustomer(b, 'listed-then-gone@example.test', 'Gone Soon');
+    await http().delete(`/api/v1/customers/${gone.id}`).set('Authorization', bearer(b.token));
+    for (const [path, getQuery] of [
+      ['/api/v1/customers', '?include_deleted=true'],
+      ['/api/v1/products', ''],
+    ] as const) {
+      const list = await http()
+        .get(`${path}?limit=100&include_deleted=true`)
+        .set('Authorization', bearer(b.token));
+      expect(list.status).toBe(200);
+      expect(list.body.data.length).toBeGreaterThan(0);
+      for (const item of list.body.data as { id: string }[]) {
+        const one = await http().get(`${path}/${item.id}${getQuery}`).set('Authorization', bearer(b.token));
+        expect(item).toEqual(one.body);
+      }
+    }
+    const listed = await http()
+      .get('/api/v1/customers?limit=100&include_deleted=true')
+      .set('Authorization', bearer(b.token));
+    expect(listed.body.data).toContainEqual(
+      expect.objectContaining({ id: gone.id, deleted_at: expect.any(String) }),
+    );
+  });
+
   it('rejects bad limits, forged cursors and unknown parameters with 400 naming them', async () => {
     const auth = bearer(a.token);
     const productCursor = Buffer.from(`prd_${'0'.repeat(26)}`).toString('base64url');

@@ -3,7 +3,8 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../../config';
 import { Backup, CloudPod, Product, ProvisioningJob } from '../../db/entities';
 import type { EntityManager, MikroORM } from '../../db/orm';
-import { podPageJson } from '../../db/repositories/cloudpods';
+import { podPage } from '../../db/repositories/cloudpods';
+import { pageBody } from '../../db/repositories/pages';
 import { planChangeProblem } from '../../domain/cloudpods';
 import { AppError, notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
@@ -171,14 +172,13 @@ export function cloudPodRoutes(deps: {
         },
       },
       async handle({ principal, query, res }) {
-        const page = await podPageJson(deps.orm.em, tenantOf(principal), {
+        const page = await podPage(deps.orm.em, tenantOf(principal), {
           status: query.status,
           customerId: query.customer_id,
           after: query.cursor,
           limit: query.limit,
         });
-        const next = page.more && page.lastId ? encodeCursor(page.lastId) : null;
-        res.type('application/json').send(`{"data":${page.data},"next_cursor":${JSON.stringify(next)}}`);
+        res.type('application/json').send(pageBody(page, encodeCursor));
       },
     }),
     route({

@@ -3,6 +3,8 @@ import { Customer } from '../../db/entities';
 import { SOFT_DELETED, type EntityManager } from '../../db/orm';
 import { notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
+import { customerPage } from '../../db/repositories/catalog';
+import { pageBody } from '../../db/repositories/pages';
 import { createCustomer, deleteCustomer, updateCustomer } from '../../services/customers';
 import { route, type Route } from '../http/route';
 import { tenantOf } from '../middleware/auth';
@@ -78,25 +80,14 @@ export function customerRoutes(): Route[] {
           content: { 'application/json': { schema: CustomerList } },
         },
       },
-      async handle({ em, query, res }) {
-        const rows = await em.find(
-          Customer,
-          {
-            ...(query.email ? { email: query.email } : {}),
-            ...(query.cursor ? { id: { $gt: query.cursor } } : {}),
-          },
-          {
-            orderBy: { id: 'asc' },
-            limit: query.limit + 1,
-            filters: { [SOFT_DELETED]: !query.include_deleted },
-          },
-        );
-        const page = rows.slice(0, query.limit);
-        const last = page[page.length - 1];
-        res.json({
-          data: page.map(customerView),
-          next_cursor: rows.length > query.limit && last ? encodeCursor(last.id) : null,
+      async handle({ principal, em, query, res }) {
+        const page = await customerPage(em, tenantOf(principal), {
+          email: query.email,
+          after: query.cursor,
+          includeDeleted: query.include_deleted,
+          limit: query.limit,
         });
+        res.type('application/json').send(pageBody(page, encodeCursor));
       },
     }),
     route({

@@ -4,6 +4,8 @@ import { SOFT_DELETED, type EntityManager } from '../../db/orm';
 import { AppError, notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
 import { createProduct, retireProduct, updateProduct } from '../../services/products';
+import { productPage } from '../../db/repositories/catalog';
+import { pageBody } from '../../db/repositories/pages';
 import { route, type Route } from '../http/route';
 import { tenantOf } from '../middleware/auth';
 import { z } from '../zod';
@@ -113,24 +115,13 @@ export function productRoutes(): Route[] {
       responses: {
         200: { description: 'A page of products', content: { 'application/json': { schema: ProductList } } },
       },
-      async handle({ em, query, res }) {
-        const rows = await em.find(
-          Product,
-          {
-            ...(query.cursor ? { id: { $gt: query.cursor } } : {}),
-          },
-          {
-            orderBy: { id: 'asc' },
-            limit: query.limit + 1,
-            filters: { [SOFT_DELETED]: !query.include_deleted },
-          },
-        );
-        const page = rows.slice(0, query.limit);
-        const last = page[page.length - 1];
-        res.json({
-          data: page.map(productView),
-          next_cursor: rows.length > query.limit && last ? encodeCursor(last.id) : null,
+      async handle({ principal, em, query, res }) {
+        const page = await productPage(em, tenantOf(principal), {
+          after: query.cursor,
+          includeDeleted: query.include_deleted,
+          limit: query.limit,
         });
+        res.type('application/json').send(pageBody(page, encodeCursor));
       },
     }),
     route({

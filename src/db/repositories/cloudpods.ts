@@ -6,19 +6,10 @@
 import type { PodStatus } from '../../domain/cloudpods';
 import { hotQuery } from '../hot';
 import type { EntityManager } from '../orm';
+import { PageWhere, intJson, isoJson, textJson, textPage, utc, type Page } from './pages';
 
 /** `timestamptz` as `Date.toISOString()` writes it. */
 const iso = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
-/** A `timestamp` (UTC, as PostgreSQL writes it as text) the way `Date.toISOString()` writes it. */
-function isoText(pg: string | null): string {
-  if (pg === null) return 'null';
-  const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+))?$/.exec(pg);
-  if (!m) return JSON.stringify(new Date(`${pg}Z`).toISOString());
-  return `"${m[1]}T${m[2]}.${(m[3] ?? '').padEnd(3, '0').slice(0, 3)}Z"`;
-}
-
-const text = (v: string | null) => (v === null ? 'null' : JSON.stringify(v));
 
 interface PodPageRow {
   id: string;
@@ -40,13 +31,8 @@ interface PodPageRow {
   terminated_at: string | null;
 }
 
-/**
- * One page of a tenant's pods as the API shows them, as JSON text: the rows come back unparsed
- * (PostgreSQL's text) and are written straight into the page, with no objects in between. The
- * same shape as `podView` (a test holds the two equal). Fetches one row more than `limit` to tell
- * whether a page follows.
- */
-export async function podPageJson(
+/** One page of a tenant's pods as JSON text, in `podView`'s shape (a test holds the two equal). */
+export function podPage(
   em: EntityManager,
   tenantId: string,
   q: {
@@ -55,44 +41,28 @@ export async function podPageJson(
     after?: string | undefined;
     limit: number;
   },
-): Promise<{ data: string; lastId: string | null; more: boolean }> {
-  const where = ['tenant_id = $1'];
-  const values: unknown[] = [tenantId, q.limit + 1];
-  const flags: string[] = [];
-  const add = (flag: string, column: string, value: unknown) => {
-    values.push(value);
-    where.push(`${column} $${values.length}`);
-    flags.push(flag);
-  };
-  if (q.status) add('s', 'status =', q.status);
-  if (q.customerId) add('c', 'customer_id =', q.customerId);
-  if (q.after) add('a', 'id >', q.after);
-  const rows = await hotQuery<PodPageRow>(
-    em,
-    `pods_page_${flags.join('') || 'all'}`,
-    `select id, slug, hostname, status, customer_id, product_id, node_id, vcpu, memory_mb, disk_gb, vm_id,
-            ip_address, failure_reason, workflow_id, created_at at time zone 'UTC' as created_at,
-            activated_at at time zone 'UTC' as activated_at, terminated_at at time zone 'UTC' as terminated_at
-       from cloud_pods where ${where.join(' and ')} order by id limit $2`,
-    values,
-    { asText: true },
-  );
-  const page = rows.slice(0, q.limit);
-  const items = page.map(
-    (r) =>
-      `{"id":${text(r.id)},"slug":${text(r.slug)},"hostname":${text(r.hostname)},"status":${text(r.status)},` +
-      `"customer_id":${text(r.customer_id)},"product_id":${text(r.product_id)},` +
-      `"limits":{"vcpu":${Number(r.vcpu)},"memory_mb":${Number(r.memory_mb)},"disk_gb":${Number(r.disk_gb)}},` +
-      `"node_id":${text(r.node_id)},"vm_id":${text(r.vm_id)},"ip_address":${text(r.ip_address)},` +
-      `"failure_reason":${text(r.failure_reason)},"workflow_id":${text(r.workflow_id)},` +
-      `"created_at":${isoText(r.created_at)},"activated_at":${isoText(r.activated_at)},` +
-      `"terminated_at":${isoText(r.terminated_at)}}`,
-  );
-  return {
-    data: `[${items.join(',')}]`,
-    lastId: page[page.length - 1]?.id ?? null,
-    more: rows.length > q.limit,
-  };
+): Promise<Page> {
+  const where = new PageWhere(tenantId)
+    .add('s', 'status = $?', q.status)
+    .add('c', 'customer_id = $?', q.customerId)
+    .add('a', 'id > $?', q.after);
+  return textPage<PodPageRow>(em, {
+    name: where.name('pods_page'),
+    select: `id, slug, hostname, status, customer_id, product_id, node_id, vcpu, memory_mb, disk_gb, vm_id,
+             ip_address, failure_reason, workflow_id, ${utc('created_at')}, ${utc('activated_at')}, ${utc('terminated_at')}`,
+    table: 'cloud_pods',
+    where: where.where,
+    values: where.values,
+    limit: q.limit,
+    item: (r) =>
+      `{"id":${textJson(r.id)},"slug":${textJson(r.slug)},"hostname":${textJson(r.hostname)},"status":${textJson(r.status)},` +
+      `"customer_id":${textJson(r.customer_id)},"product_id":${textJson(r.product_id)},` +
+      `"limits":{"vcpu":${intJson(r.vcpu)},"memory_mb":${intJson(r.memory_mb)},"disk_gb":${intJson(r.disk_gb)}},` +
+      `"node_id":${textJson(r.node_id)},"vm_id":${textJson(r.vm_id)},"ip_address":${textJson(r.ip_address)},` +
+      `"failure_reason":${textJson(r.failure_reason)},"workflow_id":${textJson(r.workflow_id)},` +
+      `"created_at":${isoJson(r.created_at)},"activated_at":${isoJson(r.activated_at)},` +
+      `"terminated_at":${isoJson(r.terminated_at)}}`,
+  });
 }
 
 /** A pod row as the insert returns it (`row_to_json`, snake_case, timestamps as ISO text). */
