@@ -6,14 +6,19 @@
  */
 import type { TokenScope } from './api-tokens';
 
-/** Tenant permissions first, then the platform's. */
-export const PERMISSIONS = [
+/** What a tenant's principals may hold: acting inside that one tenant. */
+const TENANT_PERMISSIONS = [
   'pods:read',
   'pods:write',
   'catalog:read',
   'catalog:write',
   'tokens:read',
   'tokens:write',
+  'tenants:read',
+] as const;
+
+/** What the platform's principals may hold (`tenants:read` too: they see every tenant). */
+const PLATFORM_PERMISSIONS = [
   'tenants:read',
   'tenants:admin',
   'nodes:read',
@@ -21,37 +26,27 @@ export const PERMISSIONS = [
   'ops:read',
   'ops:admin',
 ] as const;
-export type Permission = (typeof PERMISSIONS)[number];
 
-/** Permissions that act inside one tenant; the rest belong to the platform. */
-const TENANT_PERMISSIONS: readonly Permission[] = [
-  'pods:read',
-  'pods:write',
-  'catalog:read',
-  'catalog:write',
-  'tokens:read',
-  'tokens:write',
-  'tenants:read',
+export type Permission = (typeof TENANT_PERMISSIONS)[number] | (typeof PLATFORM_PERMISSIONS)[number];
+
+export const PERMISSIONS: readonly Permission[] = [
+  ...new Set([...TENANT_PERMISSIONS, ...PLATFORM_PERMISSIONS]),
 ];
 
-const READS: readonly Permission[] = PERMISSIONS.filter((p) => p.endsWith(':read'));
+const reads = (permissions: readonly Permission[]) => permissions.filter((p) => p.endsWith(':read'));
 
-/** Roles a principal can have; membership roles (OWNER, ADMIN, …) will join these. */
-export const ROLES = [
-  'tenant_editor',
-  'tenant_viewer',
-  'platform_admin',
-  'platform_viewer',
-  'system',
-] as const;
-export type Role = (typeof ROLES)[number];
+/**
+ * Roles a principal can have (`anonymous`: the caller of a public route); membership roles
+ * (OWNER, ADMIN, …) will join these.
+ */
+export type Role = 'tenant_editor' | 'tenant_viewer' | 'platform_admin' | 'platform_viewer' | 'anonymous';
 
 export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
   tenant_editor: new Set(TENANT_PERMISSIONS),
-  tenant_viewer: new Set(TENANT_PERMISSIONS.filter((p) => READS.includes(p))),
-  platform_admin: new Set(PERMISSIONS.filter((p) => !TENANT_PERMISSIONS.includes(p) || p === 'tenants:read')),
-  platform_viewer: new Set(READS.filter((p) => !TENANT_PERMISSIONS.includes(p) || p === 'tenants:read')),
-  system: new Set(PERMISSIONS),
+  tenant_viewer: new Set(reads(TENANT_PERMISSIONS)),
+  platform_admin: new Set(PLATFORM_PERMISSIONS),
+  platform_viewer: new Set(reads(PLATFORM_PERMISSIONS)),
+  anonymous: new Set(),
 };
 
 /** An API token's role: its tenant (or the platform) and whether it may write. */

@@ -2,7 +2,7 @@
  * Who is calling: one shape for an API token, a user session (to come) and the system itself.
  * Authentication produces it; authorization, idempotency, logs and the audit trail read it.
  */
-import { PERMISSIONS, type Permission, type Role } from './permissions';
+import type { Permission, Role } from './permissions';
 
 export type ActorType = 'api_token' | 'user' | 'system';
 
@@ -25,17 +25,4 @@ export type TenantPrincipal = Principal & { tenantId: string };
 
 export function can(principal: Principal, permission: Permission): boolean {
   return principal.permissions.has(permission);
-}
-
-/** The system acting on its own (workers, the sweeper, the CLI): every permission, no tenant. */
-export function systemPrincipal(component: string): Principal {
-  return {
-    actorType: 'system',
-    actorId: component,
-    tenantId: null,
-    role: 'system',
-    permissions: new Set<Permission>(PERMISSIONS),
-    tokenId: null,
-    sessionId: null,
-  };
 }

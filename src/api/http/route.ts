@@ -10,7 +10,7 @@ import type { z } from 'zod';
 import type { Config } from '../../config';
 import { systemEm, type EntityManager, type MikroORM } from '../../db/orm';
 import { AppError } from '../../domain/errors';
-import type { Permission } from '../../domain/permissions';
+import { ROLE_PERMISSIONS, type Permission } from '../../domain/permissions';
 import type { Principal } from '../../domain/principal';
 import type { Logger } from '../../logger';
 import { authenticate, authorize } from '../middleware/auth';
@@ -55,11 +55,8 @@ export interface RouteContext<P, Q, B> {
 
 type Infer<S> = S extends z.ZodType ? z.infer<S> : undefined;
 
-export interface RouteDefinition<
-  P extends z.ZodType | undefined,
-  Q extends z.ZodType | undefined,
-  B extends z.ZodType | undefined,
-> {
+/** What a route declares about itself, typed or erased alike. */
+interface RouteMeta {
   /** stable, unique: the OpenAPI operationId */
   operationId: string;
   tag: Tag;
@@ -69,43 +66,40 @@ export interface RouteDefinition<
   summary: string;
   description?: string;
   access: Access;
+  /** a body taken as raw bytes (a webhook whose signature covers them): `req.body` is a Buffer */
+  rawBody?: { contentType: string };
+  /** the success answers */
+  responses: Record<number, ResponseConfig>;
+  /** mounted only when this holds for the configuration (the simulator's routes) */
+  when?: (config: Config) => boolean;
+}
+
+export interface RouteDefinition<
+  P extends z.ZodType | undefined,
+  Q extends z.ZodType | undefined,
+  B extends z.ZodType | undefined,
+> extends RouteMeta {
   params?: P;
   query?: Q;
   /** a JSON body, parsed and validated for this route only */
   body?: B;
-  /** a body taken as raw bytes (a webhook whose signature covers them): `req.body` is a Buffer */
-  rawBody?: { contentType: string };
   /** takes an `Idempotency-Key` */
   idempotent?: boolean;
   /** starts or signals durable work (a workflow): answers 503 while Temporal cannot be reached */
   durable?: boolean;
-  /** the success answers */
-  responses: Record<number, ResponseConfig>;
   /** problem statuses beyond those the route's shape implies (401/403 with auth, 400 with input, …) */
   problems?: number[];
-  /** mounted only when this holds for the configuration (the simulator's routes) */
-  when?: (config: Config) => boolean;
-  handle(ctx: RouteContext<Infer<P>, Infer<Q>, Infer<B>>): Promise<void> | void;
+  handle: (ctx: RouteContext<Infer<P>, Infer<Q>, Infer<B>>) => Promise<void> | void;
 }
 
 /** A route with its types erased, as the table holds it. */
-export interface Route {
-  operationId: string;
-  tag: Tag;
-  method: Method;
-  path: string;
-  summary: string;
-  description?: string;
-  access: Access;
+export interface Route extends RouteMeta {
   params?: z.ZodType;
   query?: z.ZodType;
   body?: z.ZodType;
-  rawBody?: { contentType: string };
   idempotent: boolean;
   durable: boolean;
-  responses: Record<number, ResponseConfig>;
   problems: number[];
-  when?: (config: Config) => boolean;
   run(req: Request, res: Response): Promise<void>;
 }
 
@@ -115,28 +109,17 @@ export function route<
   Q extends z.ZodType | undefined = undefined,
   B extends z.ZodType | undefined = undefined,
 >(def: RouteDefinition<P, Q, B>): Route {
+  const { handle, params, query, body, idempotent, durable, problems, ...meta } = def;
   return {
-    operationId: def.operationId,
-    tag: def.tag,
-    method: def.method,
-    path: def.path,
-    summary: def.summary,
-    ...(def.description ? { description: def.description } : {}),
-    access: def.access,
-    ...(def.params ? { params: def.params } : {}),
-    ...(def.query ? { query: def.query } : {}),
-    ...(def.body ? { body: def.body } : {}),
-    ...(def.rawBody ? { rawBody: def.rawBody } : {}),
-    idempotent: def.idempotent ?? false,
-    durable: def.durable ?? false,
-    responses: def.responses,
-    problems: def.problems ?? [],
-    ...(def.when ? { when: def.when } : {}),
+    ...meta,
+    ...(params ? { params } : {}),
+    ...(query ? { query } : {}),
+    ...(body ? { body } : {}),
+    idempotent: idempotent ?? false,
+    durable: durable ?? false,
+    problems: problems ?? [],
     async run(req, res) {
-      const params = def.params ? parse(def.params, req.params, 'params') : undefined;
-      const query = def.query ? parse(def.query, req.query, 'query') : undefined;
-      const body = def.body ? parse(def.body, req.body) : def.rawBody ? (req.body as Buffer) : undefined;
-      await def.handle({
+      await handle({
         req,
         res,
         principal: req.principal ?? ANONYMOUS,
@@ -144,9 +127,9 @@ export function route<
         get em() {
           return req.em as EntityManager;
         },
-        params: params as Infer<P>,
-        query: query as Infer<Q>,
-        body: body as Infer<B>,
+        params: (params ? parse(params, req.params, 'params') : undefined) as Infer<P>,
+        query: (query ? parse(query, req.query, 'query') : undefined) as Infer<Q>,
+        body: (body ? parse(body, req.body) : meta.rawBody ? (req.body as Buffer) : undefined) as Infer<B>,
         log: req.log,
       });
     },
@@ -158,8 +141,8 @@ const ANONYMOUS: Principal = {
   actorType: 'system',
   actorId: 'anonymous',
   tenantId: null,
-  role: 'system',
-  permissions: new Set(),
+  role: 'anonymous',
+  permissions: ROLE_PERMISSIONS.anonymous,
   tokenId: null,
   sessionId: null,
 };
