@@ -18,7 +18,6 @@ import { rename, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../../temporal/dev-server';
 import { waitFor } from '../helpers/wait';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -103,12 +102,18 @@ const describeProcs = (procs: Proc[]) => procs.map((p) => `${p.pid} ${p.cmd.slic
 const VARIABLES = ['PORT', 'EMBEDDED_POSTGRES_PORT', 'TEMPORAL_DEV_PORT', 'TEMPORAL_UI_PORT'] as const;
 type Ports = Record<(typeof VARIABLES)[number], number>;
 
+/**
+ * Ports below Linux's ephemeral range (32768–60999): a port `listen(0)` hands out there can be
+ * taken by any outgoing connection of a parallel test before the stack binds it.
+ */
+const STACK_PORTS = { from: 20_000, to: 32_000 };
+
 async function freePorts(): Promise<Ports> {
   const taken = new Set<number>();
   const next = async (): Promise<number> => {
     for (;;) {
-      const port = await freePort();
-      if (!taken.has(port)) {
+      const port = STACK_PORTS.from + Math.floor(Math.random() * (STACK_PORTS.to - STACK_PORTS.from));
+      if (!taken.has(port) && (await portFree(port))) {
         taken.add(port);
         return port;
       }
