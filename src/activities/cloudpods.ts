@@ -7,11 +7,10 @@
  * retry may fix count against the step's attempts; an outage of our own database is waited out
  * inside the attempt (heartbeating), so it never spends the provider's retry budget.
  */
-import { LockMode } from '@mikro-orm/core';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Backup, CloudPod, Notification, OpsEvent, ProvisioningJob, Product } from '../db/entities';
+import { Backup, CloudPod, ProvisioningJob } from '../db/entities';
 import { systemEm, type EntityManager, type MikroORM } from '../db/orm';
 import {
   NoCapacityError,
@@ -20,9 +19,9 @@ import {
   reserveCapacity as reserveCapacityRow,
 } from '../db/repositories/capacity';
 import { isDatabaseUnavailable } from '../db/unavailable';
+import * as records from '../services/pod-bookkeeping';
 import type { JobStatus, PodStatus, Resources } from '../domain/cloudpods';
 import { FAILURE_TYPES } from '../domain/errors';
-import { newId } from '../domain/ids';
 import type { Logger } from '../logger';
 import type { Dns } from '../providers/dns';
 import { ProviderError } from '../providers/errors';
@@ -123,7 +122,7 @@ export function createCloudPodActivities({
     let outageLogged = false;
     for (let wait = 250; ; wait = Math.min(wait * 2, 5000)) {
       try {
-        await markStep(podId, name, attempt);
+        await records.recordStep(orm, podId, name, attempt);
         return await body();
       } catch (err) {
         if (isDatabaseUnavailable(err)) {
@@ -146,16 +145,6 @@ export function createCloudPodActivities({
     }
   }
 
-  async function markStep(podId: string, name: string, attempt: number): Promise<void> {
-    await systemEm(orm)
-      .getConnection()
-      .execute(
-        `update provisioning_jobs set current_step = ?, step_attempt = ?, updated_at = now()
-          where pod_id = ? and status = 'RUNNING'`,
-        [name, attempt, podId],
-      );
-  }
-
   async function recordStepError(podId: string, err: unknown): Promise<void> {
     const raw =
       err instanceof ApplicationFailure
@@ -165,13 +154,7 @@ export function createCloudPodActivities({
       0,
       2000,
     );
-    await systemEm(orm)
-      .getConnection()
-      .execute(
-        `update provisioning_jobs set last_error = ?, last_error_at = now(), updated_at = now()
-          where pod_id = ? and status = 'RUNNING'`,
-        [message, podId],
-      );
+    await records.recordStepError(orm, podId, message);
   }
 
   async function loadPod(podId: string, em: EntityManager = systemEm(orm)): Promise<CloudPod> {
@@ -199,48 +182,19 @@ export function createCloudPodActivities({
     const vm = await provider(() => hypervisor.findVm(vmRef(pod)));
     if (vm?.suspended && vm.status !== 'stopped') {
       const job = await systemEm(orm).findOne(ProvisioningJob, { pod: pod.id, status: 'RUNNING' });
-      await systemEm(orm)
-        .createQueryBuilder(OpsEvent)
-        .insert({
-          id: newId('event'),
-          severity: 'HIGH',
-          kind: 'suspended_vm_running',
-          tenantId: pod.tenant.id,
-          podId: pod.id,
-          jobId: job?.id ?? null,
-          message: `The VM of suspended pod ${pod.id} is running: it was started outside Podplane.`,
-          details: { vmId: vm.vmId, node: vm.node, status: vm.status },
-          dedupeKey: `suspended_vm_running:${pod.id}:${job?.id ?? 'none'}`,
-          createdAt: new Date(),
-        })
-        .onConflict('dedupe_key')
-        .ignore()
-        .execute();
+      await records.raiseOpsEvent(systemEm(orm), {
+        severity: 'HIGH',
+        kind: 'suspended_vm_running',
+        tenantId: pod.tenant.id,
+        podId: pod.id,
+        jobId: job?.id ?? null,
+        message: `The VM of suspended pod ${pod.id} is running: it was started outside Podplane.`,
+        details: { vmId: vm.vmId, node: vm.node, status: vm.status },
+        dedupeKey: `suspended_vm_running:${pod.id}:${job?.id ?? 'none'}`,
+      });
       logger.warn({ podId: pod.id, vmId: vm.vmId }, 'suspended VM found running');
     }
     return vm;
-  }
-
-  /** Job status change; `updated_at` moves with it, and a dead letter records when it happened. */
-  async function setJob(
-    em: EntityManager,
-    jobId: string,
-    status: JobStatus,
-    failureReason: string | null = null,
-  ): Promise<void> {
-    const done = status !== 'RUNNING' && status !== 'QUEUED';
-    const now = new Date();
-    await em.nativeUpdate(
-      ProvisioningJob,
-      { id: jobId },
-      {
-        status,
-        failureReason,
-        updatedAt: now,
-        ...(done ? { finishedAt: now } : {}),
-        ...(status === 'DEAD_LETTER' ? { deadLetteredAt: now } : {}),
-      },
-    );
   }
 
   async function backupArtifact(
@@ -253,11 +207,7 @@ export function createCloudPodActivities({
     // The backup must exist apart from the VM before anything relies on it (a destroy follows).
     const found = await provider(() => hypervisor.findBackup(artifact.backupId));
     if (!found) throw new Error(`backup ${artifact.backupId} was reported but cannot be found`);
-    row.providerSnapshotId = artifact.backupId;
-    row.sizeGb = artifact.sizeGb;
-    row.status = 'COMPLETED';
-    row.expiresAt = new Date(Date.now() + backupRetentionDays * 86_400_000);
-    await em.flush();
+    await records.completeBackup(em, row, artifact, new Date(Date.now() + backupRetentionDays * 86_400_000));
     return row.id;
   }
 
@@ -278,33 +228,11 @@ export function createCloudPodActivities({
      * changing nothing, when the job was cancelled meanwhile (the API gave up delivering it).
      */
     async beginJob(jobId: string, podStatus: PodStatus): Promise<boolean> {
-      const info = Context.current().info;
-      return systemEm(orm).transactional(async (em) => {
-        const job = await em.findOne(
-          ProvisioningJob,
-          { id: jobId },
-          { lockMode: LockMode.PESSIMISTIC_WRITE },
-        );
-        if (!job)
-          throw ApplicationFailure.nonRetryable(`job ${jobId} does not exist`, FAILURE_TYPES.jobNotFound);
-        if (job.status === 'QUEUED') {
-          job.status = 'RUNNING';
-          job.attempts += 1;
-          job.startedAt = new Date();
-          job.finishedAt = null;
-          job.failureReason = null;
-          job.currentStep = null;
-          job.stepAttempt = null;
-          job.lastError = null;
-          job.lastErrorAt = null;
-          job.runId = info.workflowExecution?.runId ?? null;
-        } else if (job.status !== 'RUNNING') {
-          // CANCELED (or already finished): a late or repeated delivery changes nothing.
-          return false;
-        }
-        await em.nativeUpdate(CloudPod, { id: job.pod.id }, { status: podStatus });
-        return true;
-      });
+      const runId = Context.current().info.workflowExecution?.runId ?? null;
+      const begun = await records.beginJob(orm, jobId, podStatus, runId);
+      if (begun === null)
+        throw ApplicationFailure.nonRetryable(`job ${jobId} does not exist`, FAILURE_TYPES.jobNotFound);
+      return begun;
     },
 
     async finishJob(
@@ -313,12 +241,7 @@ export function createCloudPodActivities({
       podStatus: PodStatus,
       failureReason: string | null,
     ): Promise<void> {
-      await systemEm(orm).transactional(async (em) => {
-        const job = await em.findOne(ProvisioningJob, { id: jobId });
-        if (!job) return;
-        await setJob(em, jobId, status, failureReason);
-        await em.nativeUpdate(CloudPod, { id: job.pod.id }, { status: podStatus, failureReason });
-      });
+      await records.finishJob(orm, jobId, status, podStatus, failureReason);
     },
 
     async reserveCapacity(podId: string): Promise<{ nodeName: string }> {
@@ -369,7 +292,7 @@ export function createCloudPodActivities({
         // The VM id is recorded before the VM is made, so a retry looks it up instead of cloning again.
         const reserve = async () => {
           const vmId = await hypervisor.reserveVmId(vmRef(pod));
-          await em.nativeUpdate(CloudPod, { id: podId }, { vmId });
+          await records.recordVmId(orm, podId, vmId);
           pod.vmId = vmId;
         };
         const create = () =>
@@ -392,7 +315,7 @@ export function createCloudPodActivities({
             return create();
           }
         });
-        if (vm.vmId !== pod.vmId) await em.nativeUpdate(CloudPod, { id: podId }, { vmId: vm.vmId });
+        if (vm.vmId !== pod.vmId) await records.recordVmId(orm, podId, vm.vmId);
         return { vmId: vm.vmId };
       });
     },
@@ -407,7 +330,7 @@ export function createCloudPodActivities({
           const vm = await provider(() => hypervisor.findVm(vmRef(pod)));
           if (!vm) throw new Error(`the VM of pod ${podId} disappeared while starting`);
           if (vm.status === 'running' && vm.ipAddress) {
-            await systemEm(orm).nativeUpdate(CloudPod, { id: podId }, { ipAddress: vm.ipAddress });
+            await records.recordIpAddress(orm, podId, vm.ipAddress);
             return { ipAddress: vm.ipAddress };
           }
           await sleep(pollMs, undefined, { signal: ctx.cancellationSignal });
@@ -420,7 +343,7 @@ export function createCloudPodActivities({
       await step(podId, async () => {
         const pod = await loadPod(podId);
         await provider(() => hypervisor.destroyVm(vmRef(pod)));
-        await systemEm(orm).nativeUpdate(CloudPod, { id: podId }, { vmId: null });
+        await records.recordVmId(orm, podId, null);
       });
     },
 
@@ -438,45 +361,18 @@ export function createCloudPodActivities({
       await step(podId, async () => {
         const pod = await loadPod(podId);
         await provider(() => dns.deleteA({ fqdn: pod.hostname, podSlug: pod.slug }));
-        await systemEm(orm).nativeUpdate(CloudPod, { id: podId }, { ipAddress: null });
+        await records.recordIpAddress(orm, podId, null);
       });
     },
 
     /** Pod ACTIVE, job COMPLETED and the notification, in one transaction; repeatable. */
     async markPodActive(podId: string, jobId: string): Promise<void> {
-      await systemEm(orm).transactional(async (em) => {
-        const pod = await loadPod(podId, em);
-        await em.nativeUpdate(
-          CloudPod,
-          { id: podId },
-          { status: 'ACTIVE', activatedAt: pod.activatedAt ?? new Date(), failureReason: null },
-        );
-        await setJob(em, jobId, 'COMPLETED');
-        await em
-          .createQueryBuilder(Notification)
-          .insert({
-            id: newId('notification'),
-            tenant: pod.tenant.id,
-            template: 'cloudpod.active',
-            recipient: pod.tenant.ownerEmail,
-            subject: `CloudPod ${pod.hostname} is ready`,
-            body: `Your CloudPod ${pod.hostname} is running at ${pod.ipAddress ?? 'its address'}.`,
-            status: 'PENDING',
-            dedupeKey: `cloudpod.active:${jobId}`,
-            createdAt: new Date(),
-          })
-          .onConflict('dedupe_key')
-          .ignore()
-          .execute();
-      });
+      await records.markPodActive(orm, podId, jobId);
     },
 
     /** The saga gave up: pod FAILED, job DEAD_LETTER, both with the readable reason. */
     async markProvisionFailed(podId: string, jobId: string, reason: string): Promise<void> {
-      await systemEm(orm).transactional(async (em) => {
-        await em.nativeUpdate(CloudPod, { id: podId }, { status: 'FAILED', failureReason: reason });
-        await setJob(em, jobId, 'DEAD_LETTER', reason);
-      });
+      await records.markProvisionFailed(orm, podId, jobId, reason);
     },
 
     /**
@@ -493,32 +389,7 @@ export function createCloudPodActivities({
         ...failures.map((f) => `undo of ${f.step} failed: ${f.reason}`),
         ...(skipped.length ? [`not undone because of it: ${skipped.join(', ')}`] : []),
       ].join('; ');
-      await systemEm(orm).transactional(async (em) => {
-        const pod = await em.findOne(CloudPod, { id: podId });
-        const job = await em.findOne(ProvisioningJob, { id: jobId });
-        await em.nativeUpdate(
-          ProvisioningJob,
-          { id: jobId },
-          { undoFailure: summary, updatedAt: new Date() },
-        );
-        await em
-          .createQueryBuilder(OpsEvent)
-          .insert({
-            id: newId('event'),
-            severity: 'CRITICAL',
-            kind: 'undo_failed',
-            tenantId: pod?.tenant.id ?? null,
-            podId,
-            jobId,
-            message: `Compensation failed for pod ${podId}: ${summary}. Manual cleanup needed.`,
-            details: { failures, skipped },
-            dedupeKey: `undo_failed:${jobId}:${job?.attempts ?? 0}:${failures.map((f) => f.step).join(',')}`,
-            createdAt: new Date(),
-          })
-          .onConflict('dedupe_key')
-          .ignore()
-          .execute();
-      });
+      await records.recordUndoFailures(orm, podId, jobId, failures, summary, { failures, skipped });
       logger.fatal(
         { podId, jobId, failures, skipped, severity: 'CRITICAL' },
         'compensation failed; manual cleanup needed',
@@ -572,17 +443,7 @@ export function createCloudPodActivities({
 
     /** Records the new plan on the pod once the VM has it. */
     async applyPlan(podId: string, productId: string, to: Resources): Promise<void> {
-      const em = systemEm(orm);
-      await em.nativeUpdate(
-        CloudPod,
-        { id: podId },
-        {
-          product: em.getReference(Product, productId),
-          vcpu: to.vcpu,
-          memoryMb: to.memoryMb,
-          diskGb: to.diskGb,
-        },
-      );
+      await records.applyPlan(orm, podId, productId, to);
     },
 
     /** Backs the VM up into the `backupId` row (created by the API): an artifact apart from the VM. */
@@ -614,15 +475,13 @@ export function createCloudPodActivities({
         if (existing?.status === 'COMPLETED') return existing.id;
         const vm = await inspectVm(pod);
         if (!vm) return null;
-        const row =
-          existing ?? em.create(Backup, { tenant: pod.tenant, pod, kind: 'PRE_TERMINATION', jobId });
-        await em.flush();
+        const row = existing ?? (await records.preTerminationBackupRow(em, pod, jobId));
         return backupArtifact(em, pod, row, preTerminationBackupName(jobId));
       });
     },
 
     async markBackupFailed(backupId: string): Promise<void> {
-      await systemEm(orm).nativeUpdate(Backup, { id: backupId, status: 'PENDING' }, { status: 'FAILED' });
+      await records.markBackupFailed(orm, backupId);
     },
 
     async restoreBackup(podId: string, backupId: string): Promise<void> {
@@ -645,21 +504,7 @@ export function createCloudPodActivities({
     },
 
     async markPodTerminated(podId: string, jobId: string): Promise<void> {
-      await systemEm(orm).transactional(async (em) => {
-        const pod = await em.findOne(CloudPod, { id: podId });
-        await em.nativeUpdate(
-          CloudPod,
-          { id: podId },
-          {
-            status: 'TERMINATED',
-            terminatedAt: pod?.terminatedAt ?? new Date(),
-            vmId: null,
-            ipAddress: null,
-            failureReason: null,
-          },
-        );
-        await setJob(em, jobId, 'COMPLETED');
-      });
+      await records.markPodTerminated(orm, podId, jobId);
     },
   };
 }

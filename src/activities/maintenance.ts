@@ -1,7 +1,7 @@
 /** Housekeeping activities run by the `maintenance-cleanup` schedule. */
 import { heartbeat } from '@temporalio/activity';
-import { ApiToken } from '../db/entities';
 import { systemEm, type MikroORM } from '../db/orm';
+import { purgeDeadTokens } from '../services/api-tokens';
 
 export interface MaintenanceActivityDeps {
   orm: MikroORM;
@@ -26,9 +26,7 @@ export function createMaintenanceActivities({ orm, tokenRetentionDays }: Mainten
     /** Deletes API tokens that expired or were revoked longer than the retention ago. */
     async purgeDeadApiTokens(): Promise<number> {
       const cutoff = new Date(Date.now() - tokenRetentionDays * 86_400_000);
-      return systemEm(orm).nativeDelete(ApiToken, {
-        $or: [{ expiresAt: { $lt: cutoff } }, { revokedAt: { $lt: cutoff } }],
-      });
+      return purgeDeadTokens(systemEm(orm), cutoff);
     },
 
     /**

@@ -1,16 +1,10 @@
-/** Tenant onboarding activities: each is idempotent, so a retry after a crash changes nothing twice. */
+/** Tenant onboarding activities: each calls a repeatable service write, so a retry after a crash changes nothing twice. */
 import { ApplicationFailure } from '@temporalio/common';
 import type { Logger } from '../logger';
-import { Notification, Tenant, TenantBillingSettings, TenantQuota } from '../db/entities';
+import { Tenant } from '../db/entities';
 import { systemEm, type MikroORM } from '../db/orm';
-import {
-  DEFAULT_BILLING_SETTINGS,
-  DEFAULT_QUOTAS,
-  canTransition,
-  welcomeNotification,
-} from '../domain/tenants';
 import { FAILURE_TYPES } from '../domain/errors';
-import { newId } from '../domain/ids';
+import * as tenants from '../services/tenants';
 
 export interface TenantActivityDeps {
   orm: MikroORM;
@@ -29,69 +23,33 @@ export function createTenantActivities({ orm, logger }: TenantActivityDeps) {
   }
 
   return {
-    /** Billing settings with the default dunning policy; an existing row is kept as it is. */
     async createTenantBillingSettings(tenantId: string): Promise<void> {
       await loadTenant(tenantId);
-      await systemEm(orm)
-        .createQueryBuilder(TenantBillingSettings)
-        .insert({
-          id: newId('settings'),
-          tenant: tenantId,
-          taxRateBps: DEFAULT_BILLING_SETTINGS.taxRateBps,
-          netTermsDays: DEFAULT_BILLING_SETTINGS.netTermsDays,
-          dunningPolicy: DEFAULT_BILLING_SETTINGS.dunningPolicy,
-          createdAt: new Date(),
-        })
-        .onConflict('tenant_id')
-        .ignore()
-        .execute();
+      await tenants.createDefaultBillingSettings(orm, tenantId);
     },
 
     async createTenantQuotas(tenantId: string): Promise<void> {
       await loadTenant(tenantId);
-      await systemEm(orm)
-        .createQueryBuilder(TenantQuota)
-        .insert({ id: newId('quota'), tenant: tenantId, ...DEFAULT_QUOTAS, createdAt: new Date() })
-        .onConflict('tenant_id')
-        .ignore()
-        .execute();
+      await tenants.createDefaultQuotas(orm, tenantId);
     },
 
-    /** Writes the welcome mail to the outbox once (dedupe key per tenant). */
     async recordWelcomeNotification(tenantId: string): Promise<void> {
-      const tenant = await loadTenant(tenantId);
-      const { subject, body } = welcomeNotification(tenant);
-      await systemEm(orm)
-        .createQueryBuilder(Notification)
-        .insert({
-          id: newId('notification'),
-          tenant: tenantId,
-          template: 'tenant.welcome',
-          recipient: tenant.ownerEmail,
-          subject,
-          body,
-          status: 'PENDING',
-          dedupeKey: `tenant.welcome:${tenantId}`,
-          createdAt: new Date(),
-        })
-        .onConflict('dedupe_key')
-        .ignore()
-        .execute();
+      await tenants.recordWelcomeNotification(orm, await loadTenant(tenantId));
     },
 
     async activateTenant(tenantId: string): Promise<void> {
-      const tenant = await loadTenant(tenantId);
-      if (!canTransition(tenant.status, 'ACTIVE')) {
+      const status = await tenants.activateTenant(orm, tenantId);
+      if (status === null)
         throw ApplicationFailure.nonRetryable(
-          `tenant ${tenantId} is ${tenant.status} and cannot become ACTIVE`,
+          `tenant ${tenantId} does not exist`,
+          FAILURE_TYPES.tenantNotFound,
+        );
+      if (status !== 'ACTIVE') {
+        throw ApplicationFailure.nonRetryable(
+          `tenant ${tenantId} is ${status} and cannot become ACTIVE`,
           FAILURE_TYPES.invalidTenantTransition,
         );
       }
-      await systemEm(orm).nativeUpdate(
-        Tenant,
-        { id: tenantId, status: { $in: ['PENDING', 'ACTIVE'] } },
-        { status: 'ACTIVE', activatedAt: new Date() },
-      );
       logger.info({ tenantId }, 'tenant active');
     },
   };

@@ -81,3 +81,8 @@ export async function revokeToken(
     return { token, revokedNow: true };
   });
 }
+
+/** Deletes tokens that expired or were revoked before `cutoff`; repeatable (a retry deletes what is left). */
+export function purgeDeadTokens(em: EntityManager, cutoff: Date): Promise<number> {
+  return em.nativeDelete(ApiToken, { $or: [{ expiresAt: { $lt: cutoff } }, { revokedAt: { $lt: cutoff } }] });
+}

@@ -1,13 +1,19 @@
 /**
- * Tenant operations shared by the routes and the CLI: creation (the row, PENDING, and its onboarding
- * workflow, or neither) and quota changes.
+ * Tenant operations shared by the routes, the CLI and the onboarding activities: creation (the row,
+ * PENDING, and its onboarding workflow, or neither), onboarding's writes and quota changes.
  */
 import type { Client } from '@temporalio/client';
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import { Tenant } from '../db/entities';
-import type { EntityManager } from '../db/orm';
+import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { Notification, Tenant, TenantBillingSettings, TenantQuota } from '../db/entities';
+import { systemEm, type EntityManager, type MikroORM } from '../db/orm';
 import { AppError, conflict, notFound } from '../domain/errors';
-import { DEFAULT_QUOTAS, type QuotaLimits } from '../domain/tenants';
+import {
+  DEFAULT_BILLING_SETTINGS,
+  DEFAULT_QUOTAS,
+  welcomeNotification,
+  type QuotaLimits,
+  type TenantStatus,
+} from '../domain/tenants';
 import { newId } from '../domain/ids';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../workflows/shared';
 import { type OnboardTenantInput } from '../workflows/messages/tenants';
@@ -181,5 +187,80 @@ export async function setTenantQuotas(
       },
       previous: { ...previous },
     };
+  });
+}
+
+/**
+ * Onboarding's writes, each repeatable: a retried activity finds its row and changes nothing.
+ * Billing settings with the default dunning policy; an existing row is kept as it is.
+ */
+export async function createDefaultBillingSettings(orm: MikroORM, tenantId: string): Promise<void> {
+  await systemEm(orm)
+    .createQueryBuilder(TenantBillingSettings)
+    .insert({
+      id: newId('settings'),
+      tenant: tenantId,
+      taxRateBps: DEFAULT_BILLING_SETTINGS.taxRateBps,
+      netTermsDays: DEFAULT_BILLING_SETTINGS.netTermsDays,
+      dunningPolicy: DEFAULT_BILLING_SETTINGS.dunningPolicy,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    })
+    .onConflict('tenant_id')
+    .ignore()
+    .execute();
+}
+
+/** The default quotas; existing quotas (an admin may have changed them) are kept. */
+export async function createDefaultQuotas(orm: MikroORM, tenantId: string): Promise<void> {
+  await systemEm(orm)
+    .createQueryBuilder(TenantQuota)
+    .insert({
+      id: newId('quota'),
+      tenant: tenantId,
+      ...DEFAULT_QUOTAS,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    })
+    .onConflict('tenant_id')
+    .ignore()
+    .execute();
+}
+
+/** The welcome mail in the outbox, once per tenant. */
+export async function recordWelcomeNotification(orm: MikroORM, tenant: Tenant): Promise<void> {
+  const { subject, body } = welcomeNotification(tenant);
+  await systemEm(orm)
+    .createQueryBuilder(Notification)
+    .insert({
+      id: newId('notification'),
+      tenant: tenant.id,
+      template: 'tenant.welcome',
+      recipient: tenant.ownerEmail,
+      subject,
+      body,
+      status: 'PENDING',
+      dedupeKey: `tenant.welcome:${tenant.id}`,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    })
+    .onConflict('dedupe_key')
+    .ignore()
+    .execute();
+}
+
+/**
+ * PENDING → ACTIVE, stamped once. An ACTIVE tenant stays as it is (a retry); any other status
+ * cannot become ACTIVE and is returned for the caller to refuse.
+ */
+export async function activateTenant(orm: MikroORM, tenantId: string): Promise<TenantStatus | null> {
+  return systemEm(orm).transactional(async (em) => {
+    const tenant = await em.findOne(Tenant, { id: tenantId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    if (!tenant) return null;
+    if (tenant.status === 'PENDING') {
+      tenant.status = 'ACTIVE';
+      tenant.activatedAt = new Date();
+    }
+    return tenant.status;
   });
 }

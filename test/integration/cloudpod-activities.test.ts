@@ -276,3 +276,114 @@ describe('step activities', () => {
     }
   });
 });
+
+describe('bookkeeping activities', () => {
+  /** The rows a bookkeeping activity writes, with every timestamp it sets. */
+  async function snapshot(podId: string, jobId: string) {
+    const [pod] = await db.query<Record<string, unknown>>(
+      `select status, failure_reason, activated_at, terminated_at, vm_id, ip_address, vcpu, product_id, updated_at
+         from cloud_pods where id = $1`,
+      [podId],
+    );
+    const [job] = await db.query<Record<string, unknown>>(
+      `select status, failure_reason, undo_failure, finished_at, dead_lettered_at, updated_at
+         from provisioning_jobs where id = $1`,
+      [jobId],
+    );
+    const [counts] = await db.query<{ notifications: string; events: string }>(
+      `select (select count(*) from notifications where dedupe_key like '%' || $1) as notifications,
+              (select count(*) from ops_events where job_id = $1) as events`,
+      [jobId],
+    );
+    return { pod, job, counts };
+  }
+
+  /** Backdates the pod's and job's `updated_at` so a write that moves it is seen to. */
+  async function backdate(podId: string, jobId: string): Promise<void> {
+    await db.query(`update cloud_pods set updated_at = now() - interval '1 hour' where id = $1`, [podId]);
+    await db.query(`update provisioning_jobs set updated_at = now() - interval '1 hour' where id = $1`, [
+      jobId,
+    ]);
+  }
+
+  const recent = (value: unknown) => Date.now() - (value as Date).getTime() < 60_000;
+
+  /** Runs `activity` twice, as a retry after a lost answer would: the second run changes nothing. */
+  async function twice(podId: string, jobId: string, name: string, activity: () => Promise<unknown>) {
+    await backdate(podId, jobId);
+    await run(name, activity);
+    const first = await snapshot(podId, jobId);
+    await run(name, activity, 2);
+    expect(await snapshot(podId, jobId)).toEqual(first);
+    return first;
+  }
+
+  it('markPodActive is repeatable: one activation time, one completion time, one notification', async () => {
+    const acts = activitiesFor(db.orm);
+    const { pod, job } = await newPod();
+    await run('beginJob', () => acts.beginJob(job.id, 'PROVISIONING'));
+    const done = await twice(pod.id, job.id, 'markPodActive', () => acts.markPodActive(pod.id, job.id));
+    expect(done.pod).toMatchObject({ status: 'ACTIVE', failure_reason: null });
+    expect(done.job).toMatchObject({ status: 'COMPLETED' });
+    expect(recent(done.pod?.updated_at) && recent(done.job?.updated_at)).toBe(true);
+    expect(done.counts).toEqual({ notifications: '1', events: '0' });
+  });
+
+  it('markProvisionFailed is repeatable: the dead letter keeps its first time', async () => {
+    const acts = activitiesFor(db.orm);
+    const { pod, job } = await newPod();
+    await run('beginJob', () => acts.beginJob(job.id, 'PROVISIONING'));
+    const done = await twice(pod.id, job.id, 'markProvisionFailed', () =>
+      acts.markProvisionFailed(pod.id, job.id, 'no capacity'),
+    );
+    expect(done.pod).toMatchObject({ status: 'FAILED', failure_reason: 'no capacity' });
+    expect(done.job).toMatchObject({ status: 'DEAD_LETTER', failure_reason: 'no capacity' });
+    expect(recent(done.pod?.updated_at) && recent(done.job?.dead_lettered_at)).toBe(true);
+  });
+
+  it('finishJob and markPodTerminated are repeatable: the finish and termination times stay the first', async () => {
+    const acts = activitiesFor(db.orm);
+    const { pod, job } = await newPod('ACTIVE');
+    await run('beginJob', () => acts.beginJob(job.id, 'UPDATING'));
+    const finished = await twice(pod.id, job.id, 'finishJob', () =>
+      acts.finishJob(job.id, 'ROLLED_BACK', 'ACTIVE', 'resize refused'),
+    );
+    expect(finished.job).toMatchObject({ status: 'ROLLED_BACK', failure_reason: 'resize refused' });
+    expect(recent(finished.pod?.updated_at)).toBe(true);
+
+    const { pod: gone, job: terminate } = await newPod('ACTIVE');
+    await run('beginJob', () => acts.beginJob(terminate.id, 'TERMINATING'));
+    const terminated = await twice(gone.id, terminate.id, 'markPodTerminated', () =>
+      acts.markPodTerminated(gone.id, terminate.id),
+    );
+    expect(terminated.pod).toMatchObject({ status: 'TERMINATED', vm_id: null, ip_address: null });
+    expect(terminated.job).toMatchObject({ status: 'COMPLETED' });
+    expect(recent(terminated.pod?.terminated_at) && recent(terminated.job?.finished_at)).toBe(true);
+  });
+
+  it('reportUndoFailures is repeatable: one CRITICAL event and the summary on the job', async () => {
+    const acts = activitiesFor(db.orm);
+    const { pod, job } = await newPod();
+    await run('beginJob', () => acts.beginJob(job.id, 'PROVISIONING'));
+    const done = await twice(pod.id, job.id, 'reportUndoFailures', () =>
+      acts.reportUndoFailures(
+        pod.id,
+        job.id,
+        [{ step: 'destroyVm', reason: 'node unreachable' }],
+        ['releaseCapacity'],
+      ),
+    );
+    expect(done.job?.undo_failure).toContain('undo of destroyVm failed: node unreachable');
+    expect(done.counts).toEqual({ notifications: '0', events: '1' });
+  });
+
+  it('applyPlan records the plan and moves the pod’s updated_at', async () => {
+    const acts = activitiesFor(db.orm);
+    const { pod, job } = await newPod('ACTIVE');
+    const done = await twice(pod.id, job.id, 'applyPlan', () =>
+      acts.applyPlan(pod.id, product.id, { vcpu: 2, memoryMb: 2048, diskGb: 20 }),
+    );
+    expect(done.pod).toMatchObject({ vcpu: 2, product_id: product.id });
+    expect(recent(done.pod?.updated_at)).toBe(true);
+  });
+});

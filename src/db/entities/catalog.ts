@@ -1,6 +1,6 @@
 /** Catalog entities: a tenant's customers and the products (plans) it sells. */
-import { Entity, Enum, Index, ManyToOne, PrimaryKey, Property, Unique, type Opt } from '@mikro-orm/core';
-import { newId } from '../../domain/ids';
+import { Entity, Enum, Index, ManyToOne, Property, Unique, type Opt } from '@mikro-orm/core';
+import { Row } from './base';
 import { Tenant } from './tenancy';
 
 /** Email is unique per tenant among customers that are not deleted. */
@@ -11,9 +11,8 @@ import { Tenant } from './tenancy';
   expression:
     'create unique index "customers_tenant_email_live_unique" on "customers" ("tenant_id", "email") where "deleted_at" is null',
 })
-export class Customer {
-  @PrimaryKey({ type: 'string', length: 40 })
-  id: string = newId('customer');
+export class Customer extends Row {
+  static override readonly idKind = 'customer' as const;
 
   @ManyToOne({ entity: () => Tenant, deleteRule: 'cascade' })
   tenant!: Tenant;
@@ -26,12 +25,6 @@ export class Customer {
 
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   deletedAt?: Date | null;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz' })
-  createdAt: Date & Opt = new Date();
-
-  @Property({ type: 'datetime', columnType: 'timestamptz', onUpdate: () => new Date() })
-  updatedAt: Date & Opt = new Date();
 }
 
 export const PRODUCT_INTERVALS = ['MONTH', 'YEAR'] as const;
@@ -41,9 +34,8 @@ export type ProductInterval = (typeof PRODUCT_INTERVALS)[number];
 @Entity({ tableName: 'products' })
 @Unique({ properties: ['tenant', 'code'] })
 @Index({ properties: ['tenant', 'id'] })
-export class Product {
-  @PrimaryKey({ type: 'string', length: 40 })
-  id: string = newId('product');
+export class Product extends Row {
+  static override readonly idKind = 'product' as const;
 
   @ManyToOne({ entity: () => Tenant, deleteRule: 'cascade' })
   tenant!: Tenant;
@@ -87,10 +79,4 @@ export class Product {
 
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   deletedAt?: Date | null;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz' })
-  createdAt: Date & Opt = new Date();
-
-  @Property({ type: 'datetime', columnType: 'timestamptz', onUpdate: () => new Date() })
-  updatedAt: Date & Opt = new Date();
 }

@@ -1,15 +1,5 @@
 /** CloudPod entities: hypervisor nodes, pods, their operation jobs and backups. */
-import {
-  Check,
-  Entity,
-  Enum,
-  Index,
-  ManyToOne,
-  PrimaryKey,
-  Property,
-  Unique,
-  type Opt,
-} from '@mikro-orm/core';
+import { Check, Entity, Enum, Index, ManyToOne, Property, Unique, type Opt } from '@mikro-orm/core';
 import {
   BACKUP_KINDS,
   BACKUP_STATUSES,
@@ -24,7 +14,7 @@ import {
   type NodeStatus,
   type PodStatus,
 } from '../../domain/cloudpods';
-import { newId } from '../../domain/ids';
+import { Row } from './base';
 import { Customer, Product } from './catalog';
 import { Tenant } from './tenancy';
 
@@ -39,9 +29,8 @@ import { Tenant } from './tenancy';
   expression:
     '((allocated_vcpu >= 0) AND (allocated_vcpu <= capacity_vcpu)) AND ((allocated_memory_mb >= 0) AND (allocated_memory_mb <= capacity_memory_mb)) AND ((allocated_disk_gb >= 0) AND (allocated_disk_gb <= capacity_disk_gb))',
 })
-export class CoreNode {
-  @PrimaryKey({ type: 'string', length: 40 })
-  id: string = newId('node');
+export class CoreNode extends Row {
+  static override readonly idKind = 'node' as const;
 
   @Property({ type: 'string', length: 100, unique: true })
   name!: string;
@@ -72,9 +61,6 @@ export class CoreNode {
 
   @Property({ type: 'integer', version: true })
   version: number & Opt = 1;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz' })
-  createdAt: Date & Opt = new Date();
 }
 
 @Entity({ tableName: 'cloud_pods' })
@@ -82,9 +68,8 @@ export class CoreNode {
 @Index({ properties: ['tenant', 'status', 'id'] })
 @Index({ properties: ['tenant', 'id'] })
 @Index({ properties: ['customer'] })
-export class CloudPod {
-  @PrimaryKey({ type: 'string', length: 40 })
-  id: string = newId('pod');
+export class CloudPod extends Row {
+  static override readonly idKind = 'pod' as const;
 
   @ManyToOne({ entity: () => Tenant, deleteRule: 'cascade' })
   tenant!: Tenant;
@@ -151,12 +136,6 @@ export class CloudPod {
 
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   deletedAt?: Date | null;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz' })
-  createdAt: Date & Opt = new Date();
-
-  @Property({ type: 'datetime', columnType: 'timestamptz', onUpdate: () => new Date() })
-  updatedAt: Date & Opt = new Date();
 }
 
 /** One row per operation on a pod; at most one QUEUED or RUNNING per pod (partial unique index). */
@@ -177,9 +156,8 @@ export class CloudPod {
   expression:
     'create unique index "provisioning_jobs_one_open_terminate_per_pod" on "provisioning_jobs" ("pod_id") where "status" in (\'QUEUED\', \'RUNNING\') and "type" = \'TERMINATE\'',
 })
-export class ProvisioningJob {
-  @PrimaryKey({ type: 'string', length: 40 })
-  id: string = newId('job');
+export class ProvisioningJob extends Row {
+  static override readonly idKind = 'job' as const;
 
   @ManyToOne({ entity: () => Tenant, deleteRule: 'cascade' })
   tenant!: Tenant;
@@ -249,12 +227,6 @@ export class ProvisioningJob {
 
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   finishedAt?: Date | null;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz' })
-  createdAt: Date & Opt = new Date();
-
-  @Property({ type: 'datetime', columnType: 'timestamptz', onUpdate: () => new Date() })
-  updatedAt: Date & Opt = new Date();
 }
 
 /**
@@ -264,9 +236,8 @@ export class ProvisioningJob {
 @Entity({ tableName: 'backups' })
 @Index({ properties: ['pod', 'createdAt'] })
 @Index({ properties: ['tenant', 'status', 'expiresAt'] })
-export class Backup {
-  @PrimaryKey({ type: 'string', length: 40 })
-  id: string = newId('backup');
+export class Backup extends Row {
+  static override readonly idKind = 'backup' as const;
 
   @ManyToOne({ entity: () => Tenant, deleteRule: 'cascade' })
   tenant!: Tenant;
@@ -293,9 +264,6 @@ export class Backup {
 
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   expiresAt?: Date | null;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz' })
-  createdAt: Date & Opt = new Date();
 }
 
 export const OPS_EVENT_SEVERITIES = ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] as const;
@@ -307,9 +275,8 @@ export type OpsEventSeverity = (typeof OPS_EVENT_SEVERITIES)[number];
  */
 @Entity({ tableName: 'ops_events' })
 @Index({ properties: ['severity', 'createdAt'] })
-export class OpsEvent {
-  @PrimaryKey({ type: 'string', length: 40 })
-  id: string = newId('event');
+export class OpsEvent extends Row {
+  static override readonly idKind = 'event' as const;
 
   @Enum({ items: () => OPS_EVENT_SEVERITIES, type: 'string' })
   severity!: OpsEventSeverity;
@@ -338,7 +305,4 @@ export class OpsEvent {
 
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   resolvedAt?: Date | null;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz' })
-  createdAt: Date & Opt = new Date();
 }

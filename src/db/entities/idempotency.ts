@@ -1,15 +1,14 @@
 /** Stored responses for Idempotency-Key requests (IETF draft semantics, kept 24 h). */
-import { Entity, Enum, Index, PrimaryKey, Property, Unique, type Opt } from '@mikro-orm/core';
-import { newId } from '../../domain/ids';
+import { Entity, Enum, Index, Property, Unique, type Opt } from '@mikro-orm/core';
+import { Row } from './base';
 
 export const IDEMPOTENCY_STATES = ['IN_PROGRESS', 'COMPLETED'] as const;
 export type IdempotencyState = (typeof IDEMPOTENCY_STATES)[number];
 
 @Entity({ tableName: 'idempotency_keys' })
 @Unique({ properties: ['scope', 'principalId', 'method', 'path', 'keyHash'] })
-export class IdempotencyKey {
-  @PrimaryKey({ type: 'string', length: 40 })
-  id: string = newId('idempotency');
+export class IdempotencyKey extends Row {
+  static override readonly idKind = 'idempotency' as const;
 
   /** tenant id, or `platform` for platform-admin principals */
   @Property({ type: 'string', length: 40 })
@@ -50,7 +49,4 @@ export class IdempotencyKey {
   /** an IN_PROGRESS claim is held until then; a retry after it may take the key over (crashed request) */
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   lockedUntil?: Date | null;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz' })
-  createdAt: Date & Opt = new Date();
 }

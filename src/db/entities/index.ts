@@ -6,6 +6,7 @@ import { Notification } from './notifications';
 import { SimBackup, SimDnsRecord, SimFaultRule, SimVm } from './simulator';
 import { ApiToken, Tenant, TenantBillingSettings, TenantQuota, TenantUsage } from './tenancy';
 
+export * from './base';
 export * from './catalog';
 export * from './cloudpods';
 export * from './idempotency';

@@ -1,6 +1,6 @@
 /** The notification outbox: rows written by workflows, delivered by the mail provider. */
-import { Entity, Enum, Index, ManyToOne, PrimaryKey, Property, type Opt } from '@mikro-orm/core';
-import { newId } from '../../domain/ids';
+import { Entity, Enum, Index, ManyToOne, Property, type Opt } from '@mikro-orm/core';
+import { Row } from './base';
 import { Tenant } from './tenancy';
 
 export const NOTIFICATION_STATUSES = ['PENDING', 'SENT', 'FAILED'] as const;
@@ -8,9 +8,8 @@ export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
 
 @Entity({ tableName: 'notifications' })
 @Index({ properties: ['status', 'createdAt'] })
-export class Notification {
-  @PrimaryKey({ type: 'string', length: 40 })
-  id: string = newId('notification');
+export class Notification extends Row {
+  static override readonly idKind = 'notification' as const;
 
   @Index()
   @ManyToOne({ entity: () => Tenant, deleteRule: 'cascade' })
@@ -34,9 +33,6 @@ export class Notification {
   /** makes a retried activity write the same notification once */
   @Property({ type: 'string', length: 200, unique: true })
   dedupeKey!: string;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz' })
-  createdAt: Date & Opt = new Date();
 
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   sentAt?: Date | null;

@@ -1,23 +1,12 @@
 /** Tenancy entities: tenants, their settings rows and API tokens. */
-import {
-  Check,
-  Entity,
-  Enum,
-  Index,
-  ManyToOne,
-  OneToOne,
-  PrimaryKey,
-  Property,
-  type Opt,
-} from '@mikro-orm/core';
+import { Check, Entity, Enum, Index, ManyToOne, OneToOne, Property, type Opt } from '@mikro-orm/core';
 import type { TokenScope } from '../../domain/api-tokens';
-import { newId } from '../../domain/ids';
+import { Row } from './base';
 import { DEFAULT_QUOTAS, TENANT_STATUSES, type DunningPolicy, type TenantStatus } from '../../domain/tenants';
 
 @Entity({ tableName: 'tenants' })
-export class Tenant {
-  @PrimaryKey({ type: 'string', length: 40 })
-  id: string = newId('tenant');
+export class Tenant extends Row {
+  static override readonly idKind = 'tenant' as const;
 
   @Property({ type: 'string', length: 40, unique: true })
   slug!: string;
@@ -40,18 +29,11 @@ export class Tenant {
 
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   activatedAt?: Date | null;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz' })
-  createdAt: Date & Opt = new Date();
-
-  @Property({ type: 'datetime', columnType: 'timestamptz', onUpdate: () => new Date() })
-  updatedAt: Date & Opt = new Date();
 }
 
 @Entity({ tableName: 'tenant_billing_settings' })
-export class TenantBillingSettings {
-  @PrimaryKey({ type: 'string', length: 40 })
-  id: string = newId('settings');
+export class TenantBillingSettings extends Row {
+  static override readonly idKind = 'settings' as const;
 
   @OneToOne({ entity: () => Tenant, owner: true, unique: true, deleteRule: 'cascade' })
   tenant!: Tenant;
@@ -65,15 +47,11 @@ export class TenantBillingSettings {
 
   @Property({ type: 'json' })
   dunningPolicy!: DunningPolicy;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz' })
-  createdAt: Date & Opt = new Date();
 }
 
 @Entity({ tableName: 'tenant_quotas' })
-export class TenantQuota {
-  @PrimaryKey({ type: 'string', length: 40 })
-  id: string = newId('quota');
+export class TenantQuota extends Row {
+  static override readonly idKind = 'quota' as const;
 
   @OneToOne({ entity: () => Tenant, owner: true, unique: true, deleteRule: 'cascade' })
   tenant!: Tenant;
@@ -92,9 +70,6 @@ export class TenantQuota {
 
   @Property({ type: 'integer' })
   apiRequestsPerDay: number & Opt = DEFAULT_QUOTAS.apiRequestsPerDay;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz' })
-  createdAt: Date & Opt = new Date();
 }
 
 /**
@@ -126,9 +101,8 @@ export class TenantUsage {
   name: 'api_tokens_owner_check',
   expression: '(tenant_id is not null) <> platform_admin',
 })
-export class ApiToken {
-  @PrimaryKey({ type: 'string', length: 40 })
-  id: string = newId('token');
+export class ApiToken extends Row {
+  static override readonly idKind = 'token' as const;
 
   @Index()
   @ManyToOne({ entity: () => Tenant, nullable: true, deleteRule: 'cascade' })
@@ -161,7 +135,4 @@ export class ApiToken {
 
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   revokedAt?: Date | null;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz' })
-  createdAt: Date & Opt = new Date();
 }

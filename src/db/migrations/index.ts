@@ -6,6 +6,7 @@ import { Migration20261121225132 } from './Migration20261121225132';
 import { Migration20261123154002 } from './Migration20261123154002';
 import { Migration20261123160500 } from './Migration20261123160500';
 import { Migration20261123173107 } from './Migration20261123173107';
+import { Migration20261123192701 } from './Migration20261123192701';
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261121220725', class: Migration20261121220725 },
@@ -14,4 +15,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261123154002', class: Migration20261123154002 },
   { name: 'Migration20261123160500', class: Migration20261123160500 },
   { name: 'Migration20261123173107', class: Migration20261123173107 },
+  { name: 'Migration20261123192701', class: Migration20261123192701 },
 ];

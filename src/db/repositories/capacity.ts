@@ -52,7 +52,7 @@ function toCapacity(row: NodeRow): NodeCapacity {
 const ADD_IF_FITS = `
   update core_nodes set
     allocated_vcpu = allocated_vcpu + ?, allocated_memory_mb = allocated_memory_mb + ?, allocated_disk_gb = allocated_disk_gb + ?,
-    version = version + 1
+    version = version + 1, updated_at = now()
   where id = ? and status = 'ONLINE'
     and allocated_vcpu + ? <= capacity_vcpu and allocated_memory_mb + ? <= capacity_memory_mb and allocated_disk_gb + ? <= capacity_disk_gb
   returning id, name`;
@@ -111,7 +111,7 @@ export async function releaseCapacity(em: EntityManager, podId: string): Promise
     if (!pod.node_id) return false;
     await tx.execute(
       `update core_nodes set allocated_vcpu = allocated_vcpu - ?, allocated_memory_mb = allocated_memory_mb - ?,
-         allocated_disk_gb = allocated_disk_gb - ?, version = version + 1 where id = ?`,
+         allocated_disk_gb = allocated_disk_gb - ?, version = version + 1, updated_at = now() where id = ?`,
       [pod.reserved_vcpu, pod.reserved_memory_mb, pod.reserved_disk_gb, pod.node_id],
     );
     await tx.execute(
