@@ -6,7 +6,8 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -77,9 +78,19 @@ async function goAvailable(env: NodeJS.ProcessEnv): Promise<boolean> {
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
- * Builds `tool` with `go install` into a temporary GOBIN and moves it into the cache only when
- * the build succeeded, so an interrupted build never leaves a broken binary behind.
+ * Builds `tool` once even when several processes need it at the same time (`npm start` next to
+ * `npm test`, parallel test runs): the first takes `<target>.lock` (a directory holding its pid),
+ * the others wait for its binary. A lock whose process is gone is taken over.
  */
 export async function goInstall(
   tool: GoTool,
@@ -88,6 +99,39 @@ export async function goInstall(
 ): Promise<string> {
   const target = cachedToolPath(tool, env);
   await mkdir(path.dirname(target), { recursive: true });
+  const lock = `${target}.lock`;
+  let told = false;
+  for (;;) {
+    try {
+      await mkdir(lock);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (await isExecutable(target)) return target;
+      const holder = Number(await readFile(path.join(lock, 'pid'), 'utf8').catch(() => 'NaN'));
+      if (Number.isInteger(holder) && !alive(holder)) {
+        await rm(lock, { recursive: true, force: true });
+      } else {
+        if (!told) log(`waiting for another process that is building ${tool.binary}`);
+        told = true;
+        await sleep(500);
+      }
+      continue;
+    }
+    try {
+      await writeFile(path.join(lock, 'pid'), String(process.pid));
+      if (await isExecutable(target)) return target;
+      return await build(tool, target, log, env);
+    } finally {
+      await rm(lock, { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * `go install` into a temporary GOBIN, moved into the cache only when the build succeeded, so an
+ * interrupted build never leaves a broken binary behind.
+ */
+async function build(tool: GoTool, target: string, log: ToolLog, env: NodeJS.ProcessEnv): Promise<string> {
   const gobin = await mkdtemp(path.join(path.dirname(target), '.build-'));
   log(`building ${tool.module}@${tool.version} with go install (first time only; this takes a few minutes)`);
   try {

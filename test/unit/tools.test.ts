@@ -1,5 +1,5 @@
 /** Temporal CLI resolution order: TEMPORAL_CLI_PATH → PATH → tool cache → go install (never a rebuild when cached). */
-import { chmod, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { TEMPORAL_CLI, cachedToolPath, resolveTool } from '../../temporal/tools';
@@ -61,5 +61,29 @@ describe('resolveTool(TEMPORAL_CLI)', () => {
       path: undefined,
       why: 'Go is not installed, so it cannot be built',
     });
+  });
+
+  it('builds once when several processes need the tool at the same time, and takes over a dead builder’s lock', async () => {
+    // A stand-in `go` that counts its builds and takes a moment, as the real one takes minutes.
+    const bin = path.join(root, 'go-bin');
+    await mkdir(bin, { recursive: true });
+    const builds = path.join(root, 'builds');
+    await writeFile(
+      path.join(bin, 'go'),
+      `#!/bin/sh\n[ "$1" = version ] && exit 0\necho built >> ${builds}\n/bin/sleep 0.3\nprintf '#!/bin/sh\\n' > "$GOBIN/temporal"\n/bin/chmod 755 "$GOBIN/temporal"\n`,
+    );
+    await chmod(path.join(bin, 'go'), 0o755);
+    const env = { PODPLANE_TOOLS_DIR: path.join(root, 'cache'), PATH: bin };
+    const target = cachedToolPath(TEMPORAL_CLI, env);
+    // A lock left by a builder that died (no such pid) does not block anyone.
+    await mkdir(`${target}.lock`, { recursive: true });
+    await writeFile(path.join(`${target}.lock`, 'pid'), '2147483646');
+
+    const both = await Promise.all([
+      resolveTool(TEMPORAL_CLI, noLog, env),
+      resolveTool(TEMPORAL_CLI, noLog, env),
+    ]);
+    expect(both.map((r) => r.path)).toEqual([target, target]);
+    expect((await readFile(builds, 'utf8')).trim().split('\n')).toEqual(['built']);
   });
 });
