@@ -8,7 +8,7 @@ import { MIGRATIONS } from './migrations';
 export const TENANT_FILTER = 'tenant';
 
 /**
- * Soft-deleted customers and products (`deleted_at` set) are hidden from every ORM query unless
+ * Soft-deleted customers, products and subscriptions (`deleted_at` set) are hidden from every ORM query unless
  * the query turns this filter off (`{ filters: { [SOFT_DELETED]: false } }`): a listing with
  * `include_deleted`, a product read by id, a change that must tell "deleted" from "missing".
  * Plain SQL does not pass through it and says `deleted_at is null` itself.
@@ -33,7 +33,11 @@ export function ormConfig(opts: OrmOptions): Options {
     filtersOnRelations: false,
     autoJoinRefsForFilters: false,
     filters: {
-      [SOFT_DELETED]: { cond: { deletedAt: null }, entity: ['Customer', 'Product'], default: true },
+      [SOFT_DELETED]: {
+        cond: { deletedAt: null },
+        entity: ['Customer', 'Product', 'Subscription'],
+        default: true,
+      },
     },
     debug: opts.debug ?? false,
     allowGlobalContext: false,

@@ -17,6 +17,11 @@ export const ID_PREFIXES = {
   fault: 'flt',
   event: 'evt',
   simBackup: 'sbk',
+  subscription: 'sub',
+  invoice: 'inv',
+  invoiceLine: 'inl',
+  payment: 'pay',
+  creditNote: 'cn',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

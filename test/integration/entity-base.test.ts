@@ -1,6 +1,7 @@
 /** Every entity shares one base: a prefixed id, created_at and updated_at, kept by every write path. */
 import {
   Customer,
+  DocumentCounter,
   ENTITIES,
   Row,
   SimBackup,
@@ -8,14 +9,26 @@ import {
   SimFaultRule,
   SimVm,
   TenantUsage,
+  WebhookEvent,
 } from '../../src/db/entities';
 import { systemEm } from '../../src/db/orm';
 import { ID_PREFIXES } from '../../src/domain/ids';
 import { seedCatalog } from '../helpers/catalog';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 
-/** Rows that are not ours to stamp: a counter keyed by its tenant, and the simulator's stand-in for a provider's store. */
-const NOT_ROWS = new Set<unknown>([TenantUsage, SimVm, SimDnsRecord, SimFaultRule, SimBackup]);
+/**
+ * Rows that are not ours to stamp: counters keyed by their tenant, Stripe's events under Stripe's
+ * ids, and the simulator's stand-in for a provider's store.
+ */
+const NOT_ROWS = new Set<unknown>([
+  TenantUsage,
+  DocumentCounter,
+  WebhookEvent,
+  SimVm,
+  SimDnsRecord,
+  SimFaultRule,
+  SimBackup,
+]);
 
 let db: TestDatabase;
 beforeAll(async () => {

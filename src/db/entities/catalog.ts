@@ -1,5 +1,6 @@
 /** Catalog entities: a tenant's customers and the products (plans) it sells. */
-import { Entity, Enum, Index, ManyToOne, Property, Unique, type Opt } from '@mikro-orm/core';
+import { BigIntType, Entity, Enum, Index, ManyToOne, Property, Unique, type Opt } from '@mikro-orm/core';
+import { COLLECTION_METHODS, type CollectionMethod } from '../../domain/billing/states';
 import { Row } from './base';
 import { Tenant } from './tenancy';
 
@@ -22,6 +23,22 @@ export class Customer extends Row {
 
   @Property({ type: 'string', length: 200 })
   name!: string;
+
+  /** AUTOMATIC: invoices are charged to the default payment method; MANUAL: the customer pays them */
+  @Enum({ items: () => COLLECTION_METHODS, type: 'string' })
+  collectionMethod: CollectionMethod & Opt = 'AUTOMATIC';
+
+  /** the payment provider's payment method (`pm_…`) charged off-session */
+  @Property({ type: 'string', length: 255, nullable: true })
+  defaultPaymentMethod?: string | null;
+
+  /** the payment provider's customer (`cus_…` at Stripe) */
+  @Property({ type: 'string', length: 255, nullable: true })
+  providerCustomerId?: string | null;
+
+  /** credit owed to the customer, in minor units of the tenant's currency; applied to the next invoices */
+  @Property({ type: new BigIntType('number') })
+  creditBalance: number & Opt = 0;
 
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   deletedAt?: Date | null;

@@ -1,4 +1,13 @@
 /** Every entity, listed explicitly: discovery never scans the file system. */
+import {
+  CreditNote,
+  DocumentCounter,
+  Invoice,
+  InvoiceLine,
+  Payment,
+  Subscription,
+  WebhookEvent,
+} from './billing';
 import { Customer, Product } from './catalog';
 import { Backup, CloudPod, CoreNode, OpsEvent, ProvisioningJob } from './cloudpods';
 import { IdempotencyKey } from './idempotency';
@@ -7,6 +16,7 @@ import { SimBackup, SimDnsRecord, SimFaultRule, SimVm } from './simulator';
 import { ApiToken, Tenant, TenantBillingSettings, TenantQuota, TenantUsage } from './tenancy';
 
 export * from './base';
+export * from './billing';
 export * from './catalog';
 export * from './cloudpods';
 export * from './idempotency';
@@ -33,6 +43,13 @@ export const ENTITIES = [
   SimFaultRule,
   SimBackup,
   OpsEvent,
+  Subscription,
+  Invoice,
+  InvoiceLine,
+  Payment,
+  CreditNote,
+  DocumentCounter,
+  WebhookEvent,
 ];
 
 /** Entities whose rows belong to one tenant (a `tenant` relation); the tenant filter covers them. */
@@ -47,4 +64,10 @@ export const TENANT_SCOPED_ENTITIES = [
   CloudPod,
   ProvisioningJob,
   Backup,
+  Subscription,
+  Invoice,
+  InvoiceLine,
+  Payment,
+  CreditNote,
+  DocumentCounter,
 ];
