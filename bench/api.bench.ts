@@ -5,9 +5,12 @@
  * baseline is a process of its own too, and load comes from a third (autocannon, post-load.mjs):
  * - read: GET /api/v1/cloudpods (page of 50, tenant with 10 000 pods) at 50 connections vs a bare
  *   Express handler returning the same JSON;
+ * - lists: the other lists (tokens, tenants, nodes, a pod's jobs and backups), 50 items each, at 50
+ *   connections, each vs a bare Express handler returning its JSON, in short runs
+ *   (BENCH_LIST_SECONDS, 3 by default);
  * - write: POST /api/v1/cloudpods (validate, quota check, insert, start workflow) at 20 connections
  *   vs a handler that only starts the same workflow with a Temporal client.
- * Both record the peak RSS of the API process under load.
+ * Read and write record the peak RSS of the API process under load.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -17,13 +20,14 @@ import { createInterface } from 'node:readline';
 import request from 'supertest';
 import { TenantQuota } from '../src/db/entities';
 import { systemEm } from '../src/db/orm';
+import { newId } from '../src/domain/ids';
 import { podPolicy } from '../src/services/cloudpods';
 import { TASK_QUEUES } from '../src/workflows/shared';
 import { startTestStack, type TestStack } from '../test/helpers/app';
 import { podTenant, registerNode, type PodTenant } from '../test/helpers/pods';
 import { temporalAddress } from '../test/helpers/temporal';
 import { waitFor } from '../test/helpers/wait';
-import { load, postLoad, report } from './load';
+import { load, postLoad, report, versusBaseline, type Comparison } from './load';
 
 let stack: TestStack;
 let t: PodTenant;
@@ -46,6 +50,13 @@ async function startProcess(
     });
   });
   return { url: `http://127.0.0.1:${port}`, child };
+}
+
+/** A bare Express process answering `body`, the baseline of a read. */
+async function startBare(body: unknown): Promise<{ url: string; child: ChildProcess }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'podplane-bench-'));
+  await writeFile(path.join(dir, 'page.json'), JSON.stringify(body));
+  return startProcess([path.join(__dirname, 'bare-read.mjs'), path.join(dir, 'page.json')]);
 }
 
 /** The API process: the built entry point, configured like production through the environment. */
@@ -127,9 +138,7 @@ it('GET /api/v1/cloudpods (10 000 pods, page of 50) at 50 connections vs bare Ex
   const headers = { authorization: t.auth };
   const sample = await request(api.url).get('/api/v1/cloudpods?limit=50').set('Authorization', t.auth);
   expect(sample.body.data).toHaveLength(50);
-  const dir = await mkdtemp(path.join(tmpdir(), 'podplane-bench-'));
-  await writeFile(path.join(dir, 'page.json'), JSON.stringify(sample.body));
-  const bare = await startProcess([path.join(__dirname, 'bare-read.mjs'), path.join(dir, 'page.json')]);
+  const bare = await startBare(sample.body);
 
   await load({ url: `${api.url}/api/v1/cloudpods?limit=50`, connections: 50, seconds: 2, headers });
   const rss = sampleRss(api.pid);
@@ -151,6 +160,93 @@ it('GET /api/v1/cloudpods (10 000 pods, page of 50) at 50 connections vs bare Ex
     budget: { throughput_ratio_min: 0.3, p99_ms_max: 25, api_rss_mb_max: 300 },
     response_bytes: Buffer.byteLength(JSON.stringify(sample.body)),
   });
+});
+
+/** 50 rows in each list the list bench reads: tokens, tenants, nodes, one pod's jobs and backups. */
+async function seedLists(): Promise<{ podId: string }> {
+  const podId = newId('pod');
+  await stack.db.query(
+    `insert into api_tokens (id, tenant_id, name, token_hash, prefix, scopes, last_used_at, created_at)
+     select 'tok_' || lpad(g::text, 26, '0'), $1, 'bench ' || g, md5(g::text) || md5('bench' || g), 'pp_bench',
+            '{read,write}', now(), now()
+       from generate_series(1, 49) g`,
+    [t.id],
+  );
+  await stack.db.query(
+    `insert into tenants (id, slug, name, currency, status, owner_email, onboarding_workflow_id, activated_at,
+        created_at, updated_at)
+     select 'ten_' || lpad(g::text, 26, '0'), 'bench-list-' || g, 'Bench list ' || g, 'EUR', 'ACTIVE',
+            'owner@bench-list-' || g || '.test', 'onboard-bench-list-' || g, now(), now(), now()
+       from generate_series(1, 60) g`,
+  );
+  await stack.db.query(
+    `insert into core_nodes (id, name, region, capacity_vcpu, capacity_memory_mb, capacity_disk_gb, allocated_vcpu,
+        allocated_memory_mb, allocated_disk_gb, created_at)
+     select 'nod_' || lpad(g::text, 26, '0'), 'bench-list-node-' || g, 'bench-1', 64, 262144, 4000, g, g * 1024,
+            g * 20, now()
+       from generate_series(1, 46) g`,
+  );
+  await stack.db.query(
+    `insert into cloud_pods (id, tenant_id, customer_id, product_id, slug, hostname, status, vcpu, memory_mb, disk_gb,
+        reserved_vcpu, reserved_memory_mb, reserved_disk_gb, workflow_id, created_at, updated_at)
+     values ($4, $1, $2, $3, 'bench-lists', 'bench-lists.bench-co.pods.podplane.test', 'ACTIVE', 1, 1024, 20, 0, 0, 0,
+             'cloudpod-bench-lists', now(), now())`,
+    [t.id, t.customerId, t.starter, podId],
+  );
+  await stack.db.query(
+    `insert into provisioning_jobs (id, tenant_id, pod_id, type, status, scheduled_for, attempts, input, failure_reason,
+        workflow_id, started_at, finished_at, created_at, updated_at)
+     select 'job_' || lpad(g::text, 26, '0'), $1, $2, 'BACKUP', 'COMPLETED', now(), 1, '{"backupId": "bak_x"}',
+            case when g % 5 = 0 then 'the backup storage was full' end, 'cloudpod-bench-lists',
+            now() - g * interval '1 minute', now() - g * interval '1 minute' + interval '5 seconds',
+            now() - g * interval '1 minute', now()
+       from generate_series(1, 50) g`,
+    [t.id, podId],
+  );
+  await stack.db.query(
+    `insert into backups (id, tenant_id, pod_id, kind, status, size_gb, expires_at, created_at)
+     select 'bak_' || lpad(g::text, 26, '0'), $1, $2, 'SCHEDULED', 'COMPLETED', 20, now() + interval '7 days',
+            now() - g * interval '1 hour'
+       from generate_series(1, 50) g`,
+    [t.id, podId],
+  );
+  await stack.db.query('analyze');
+  return { podId };
+}
+
+it('GET the other lists (50 items each) at 50 connections vs bare Express', async () => {
+  const { podId } = await seedLists();
+  const admin = `Bearer ${stack.adminToken}`;
+  const lists = [
+    { path: '/api/v1/tokens', auth: t.auth },
+    { path: '/api/v1/tenants?limit=50', auth: admin },
+    { path: '/api/v1/nodes', auth: admin },
+    { path: `/api/v1/cloudpods/${podId}/jobs`, auth: t.auth },
+    { path: `/api/v1/cloudpods/${podId}/backups`, auth: t.auth },
+  ];
+  const seconds = Number(process.env.BENCH_LIST_SECONDS ?? 3);
+  const results: Record<string, Comparison & { response_bytes: number }> = {};
+  for (const list of lists) {
+    const sample = await request(api.url).get(list.path).set('Authorization', list.auth);
+    expect(sample.status).toBe(200);
+    expect(sample.body.data).toHaveLength(50);
+    const bare = await startBare(sample.body);
+    const compared = await versusBaseline({
+      url: `${api.url}${list.path}`,
+      baselineUrl: bare.url,
+      connections: 50,
+      seconds,
+      warmupSeconds: 1,
+      headers: { authorization: list.auth },
+    });
+    bare.child.kill('SIGTERM');
+    expect(compared.api.non2xx + compared.api.errors).toBe(0);
+    results[list.path.replace(podId, ':id')] = {
+      ...compared,
+      response_bytes: Buffer.byteLength(sample.text),
+    };
+  }
+  await report('api-lists', { seconds_per_run: seconds, lists: results });
 });
 
 it('POST /api/v1/cloudpods at 20 connections vs a handler that only starts the workflow', async () => {

@@ -71,3 +71,34 @@ export async function report(name: string, data: Record<string, unknown>): Promi
   await writeFile(path.join(dir, `${name}.json`), JSON.stringify(body, null, 2));
   process.stdout.write(`\n[bench] ${name}\n${JSON.stringify(data, null, 2)}\n`);
 }
+
+export interface Comparison {
+  api: LoadResult;
+  baseline: LoadResult;
+  /** the API's requests per second over the baseline's */
+  throughput_ratio: number;
+}
+
+/**
+ * GET load on `url`, then on `baselineUrl`, the same way: each warmed up for `warmupSeconds` first
+ * (JIT, pools, PostgreSQL's plans) so neither is measured cold.
+ */
+export async function versusBaseline(opts: {
+  url: string;
+  baselineUrl: string;
+  connections: number;
+  seconds: number;
+  warmupSeconds: number;
+  headers: Record<string, string>;
+}): Promise<Comparison> {
+  const { connections, seconds, warmupSeconds, headers } = opts;
+  await load({ url: opts.url, connections, seconds: warmupSeconds, headers });
+  const api = await load({ url: opts.url, connections, seconds, headers });
+  await load({ url: opts.baselineUrl, connections, seconds: warmupSeconds });
+  const baseline = await load({ url: opts.baselineUrl, connections, seconds });
+  return {
+    api,
+    baseline,
+    throughput_ratio: Math.round((api.requestsPerSec / baseline.requestsPerSec) * 1000) / 1000,
+  };
+}

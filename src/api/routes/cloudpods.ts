@@ -1,10 +1,10 @@
 /** /api/v1/cloudpods: a tenant's pods and the operations on them; long work answers 202 with its job. */
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../config';
-import { Backup, CloudPod, Product, ProvisioningJob } from '../../db/entities';
+import { CloudPod, Product, ProvisioningJob } from '../../db/entities';
 import type { EntityManager, MikroORM } from '../../db/orm';
-import { podPage } from '../../db/repositories/cloudpods';
-import { pageBody } from '../../db/repositories/pages';
+import { podBackupsPage, podJobsPage, podPage } from '../../db/repositories/cloudpods';
+import { dataBody, pageBody, type Page } from '../../db/repositories/pages';
 import { planChangeProblem } from '../../domain/cloudpods';
 import { AppError, notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
@@ -71,6 +71,17 @@ export function cloudPodRoutes(deps: {
   metrics: ApiMetrics;
 }): Route[] {
   const services = (em: EntityManager) => ({ em, temporal: deps.temporal, config: deps.config });
+
+  /** One of a pod's lists, answering 404 for any id but one of the tenant's pods, as `loadPod` does. */
+  const podList = async (
+    page: (em: EntityManager, tenantId: string, podId: string) => Promise<Page | null>,
+    tenantId: string,
+    podId: string,
+  ): Promise<Page> => {
+    const found = isId('pod', podId) ? await page(deps.orm.em, tenantId, podId) : null;
+    if (!found) throw notFound('CloudPod');
+    return found;
+  };
 
   /** Suspend, unsuspend and terminate: a job handed to the pod's workflow by signal. */
   const signalRoute = (
@@ -211,14 +222,10 @@ export function cloudPodRoutes(deps: {
           content: { 'application/json': { schema: z.object({ data: z.array(JobView) }) } },
         },
       },
-      async handle({ em, params, res }) {
-        const pod = await loadPod(em, params.id);
-        const jobs = await em.find(
-          ProvisioningJob,
-          { pod: pod.id },
-          { orderBy: { createdAt: 'desc', id: 'desc' }, limit: 100 },
-        );
-        res.json({ data: jobs.map(jobView) });
+      async handle({ principal, params, res }) {
+        res
+          .type('application/json')
+          .send(dataBody(await podList(podJobsPage, tenantOf(principal), params.id)));
       },
     }),
     route({
@@ -310,14 +317,10 @@ export function cloudPodRoutes(deps: {
           content: { 'application/json': { schema: z.object({ data: z.array(BackupView) }) } },
         },
       },
-      async handle({ em, params, res }) {
-        const pod = await loadPod(em, params.id);
-        const backups = await em.find(
-          Backup,
-          { pod: pod.id },
-          { orderBy: { createdAt: 'desc', id: 'desc' }, limit: 100 },
-        );
-        res.json({ data: backups.map(backupView) });
+      async handle({ principal, params, res }) {
+        res
+          .type('application/json')
+          .send(dataBody(await podList(podBackupsPage, tenantOf(principal), params.id)));
       },
     }),
     route({

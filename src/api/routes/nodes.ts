@@ -1,5 +1,7 @@
 /** /api/v1/nodes (platform admin): register hypervisor nodes, drain them, see allocation vs capacity. */
-import { CoreNode } from '../../db/entities';
+import type { CoreNode } from '../../db/entities';
+import { nodePage } from '../../db/repositories/nodes';
+import { dataBody } from '../../db/repositories/pages';
 import { drainNode, registerNode } from '../../services/nodes';
 import { route, type Route } from '../http/route';
 import { z } from '../zod';
@@ -93,8 +95,7 @@ export function nodeRoutes(): Route[] {
         },
       },
       async handle({ em, res }) {
-        const nodes = await em.find(CoreNode, {}, { orderBy: { name: 'asc' }, limit: 1000 });
-        res.json({ data: nodes.map(nodeView) });
+        res.type('application/json').send(dataBody(await nodePage(em)));
       },
     }),
     route({

@@ -1,6 +1,8 @@
 /** /api/v1/tenants: platform admins create tenants and set their quotas; a tenant token sees only its own tenant. */
 import type { Client } from '@temporalio/client';
 import { Tenant } from '../../db/entities';
+import { pageBody } from '../../db/repositories/pages';
+import { tenantPage } from '../../db/repositories/tenancy';
 import { notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
 import { issueToken } from '../../services/api-tokens';
@@ -68,19 +70,14 @@ export function tenantRoutes(deps: { temporal: Client; metrics: ApiMetrics }): R
       responses: {
         200: { description: 'A page of tenants', content: { 'application/json': { schema: TenantList } } },
       },
-      async handle({ em, query, res }) {
-        const after = query.cursor;
-        const rows = await em.find(
-          Tenant,
-          { ...(query.status ? { status: query.status } : {}), ...(after ? { id: { $gt: after } } : {}) },
-          { orderBy: { id: 'asc' }, limit: query.limit + 1 },
-        );
-        const page = rows.slice(0, query.limit);
-        const last = page[page.length - 1];
-        res.json({
-          data: page.map(tenantView),
-          next_cursor: rows.length > query.limit && last ? encodeCursor(last.id) : null,
+      async handle({ principal, em, query, res }) {
+        // a tenant's principal sees its own tenant only, as the tenant filter shows it
+        const page = await tenantPage(em, principal.tenantId, {
+          status: query.status,
+          after: query.cursor,
+          limit: query.limit,
         });
+        res.type('application/json').send(pageBody(page, encodeCursor));
       },
     }),
     route({

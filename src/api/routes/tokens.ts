@@ -1,5 +1,7 @@
 /** /api/v1/tokens: a tenant token manages its own tenant's API tokens. */
-import { ApiToken } from '../../db/entities';
+import type { ApiToken } from '../../db/entities';
+import { dataBody } from '../../db/repositories/pages';
+import { tokenPage } from '../../db/repositories/tenancy';
 import { scopesWithin, type TokenScope } from '../../domain/api-tokens';
 import { AppError } from '../../domain/errors';
 import type { Principal } from '../../domain/principal';
@@ -73,9 +75,8 @@ export function tokenRoutes(): Route[] {
       responses: {
         200: { description: 'Tokens', content: { 'application/json': { schema: TokenList } } },
       },
-      async handle({ em, res }) {
-        const tokens = await em.find(ApiToken, {}, { orderBy: { id: 'asc' }, limit: 500 });
-        res.json({ data: tokens.map(tokenView) });
+      async handle({ principal, em, res }) {
+        res.type('application/json').send(dataBody(await tokenPage(em, tenantOf(principal))));
       },
     }),
     route({
