@@ -75,20 +75,6 @@ export async function createTenant(
   return { tenant, workflowId };
 }
 
-export function tenantView(tenant: Tenant) {
-  return {
-    id: tenant.id,
-    slug: tenant.slug,
-    name: tenant.name,
-    currency: tenant.currency,
-    status: tenant.status,
-    owner_email: tenant.ownerEmail,
-    onboarding_workflow_id: tenant.onboardingWorkflowId ?? null,
-    created_at: tenant.createdAt.toISOString(),
-    activated_at: tenant.activatedAt?.toISOString() ?? null,
-  };
-}
-
 /** The pod quotas an admin can change; a missing one stays as it is. */
 export type QuotaChange = Partial<Pick<QuotaLimits, 'maxPods' | 'maxVcpu' | 'maxMemoryMb' | 'maxDiskGb'>>;
 

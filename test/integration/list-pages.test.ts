@@ -28,7 +28,7 @@ import type { TenantStatus } from '../../src/domain/tenants';
 import { createLogger } from '../../src/logger';
 import { FaultInjector } from '../../src/providers/simulator';
 import { issueToken, revokeToken } from '../../src/services/api-tokens';
-import { tenantView } from '../../src/services/tenants';
+import { tenantView } from '../../src/api/routes/tenants';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { expectProblem } from '../helpers/problem';
 import { insertJob, insertPod, type SqlPod } from '../helpers/sql-rows';

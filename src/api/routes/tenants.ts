@@ -6,7 +6,7 @@ import { tenantPage } from '../../db/repositories/tenancy';
 import { notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
 import { issueToken } from '../../services/api-tokens';
-import { createTenant, setTenantQuotas, tenantQuotas, tenantView } from '../../services/tenants';
+import { createTenant, setTenantQuotas, tenantQuotas } from '../../services/tenants';
 import { route, type Route } from '../http/route';
 import type { ApiMetrics } from '../middleware/metrics';
 import { encodeCursor } from './common.schemas';
@@ -22,6 +22,21 @@ import {
 } from './tenants.schemas';
 import { tokenView } from './tokens';
 import { CreateTokenBody, TokenCreated } from './tokens.schemas';
+
+/** A tenant as the API shows it. */
+export function tenantView(tenant: Tenant) {
+  return {
+    id: tenant.id,
+    slug: tenant.slug,
+    name: tenant.name,
+    currency: tenant.currency,
+    status: tenant.status,
+    owner_email: tenant.ownerEmail,
+    onboarding_workflow_id: tenant.onboardingWorkflowId ?? null,
+    created_at: tenant.createdAt.toISOString(),
+    activated_at: tenant.activatedAt?.toISOString() ?? null,
+  };
+}
 
 const admin = { caller: 'platform', permission: 'tenants:admin' } as const;
 const platformRead = { caller: 'platform', permission: 'tenants:read' } as const;
