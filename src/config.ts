@@ -96,6 +96,25 @@ const schema = z
     PROVISION_RETRY_WINDOW_MS: durationMs.default(14 * 86_400_000),
     /** how long a backup (pre-termination ones included) stays restorable */
     BACKUP_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+    /** set: payments go to Stripe; unset: the payment simulator. A secret: never logged or echoed. */
+    STRIPE_SECRET_KEY: z
+      .string()
+      .regex(
+        /^(sk|rk)_(test|live)_\S+$/,
+        'must be a Stripe secret or restricted key (sk_test_…, sk_live_…, rk_…)',
+      )
+      .optional(),
+    /** signing secret of the webhook endpoint; a secret */
+    STRIPE_WEBHOOK_SECRET: z
+      .string()
+      .regex(/^whsec_\S+$/, 'must be a webhook signing secret (whsec_…)')
+      .optional(),
+    /** another Stripe API origin than api.stripe.com, e.g. stripe-mock at http://127.0.0.1:12111 */
+    STRIPE_API_BASE: z
+      .string()
+      .regex(/^https?:\/\/[^/?#\s]+\/?$/, 'must be an http(s)://host[:port] origin without a path')
+      .optional(),
+    SIMULATED_PAYMENT_DELAY_MS: z.coerce.number().int().min(0).max(60000).default(0),
   })
   .superRefine((cfg, ctx) => {
     const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
@@ -134,6 +153,10 @@ const schema = z
       }
     }
     if (cfg.NODE_ENV !== 'production') return;
+    // Without webhooks a payment that settles later (processing, 3-D Secure) would stay PENDING.
+    if (cfg.STRIPE_SECRET_KEY && !cfg.STRIPE_WEBHOOK_SECRET) {
+      issue('STRIPE_WEBHOOK_SECRET', 'is required with STRIPE_SECRET_KEY in production');
+    }
     if ((Object.values(DEV_DEFAULT_SECRETS) as string[]).includes(cfg.JWT_SECRET)) {
       issue('JWT_SECRET', 'the development default secret is refused in production');
     } else if (Buffer.byteLength(cfg.JWT_SECRET, 'utf8') < 32) {

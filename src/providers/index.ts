@@ -3,14 +3,18 @@ import { ConfigError, type Config } from '../config';
 import type { MikroORM } from '../db/orm';
 import type { Dns } from './dns';
 import type { Hypervisor } from './hypervisor';
+import type { PaymentProvider } from './payments';
 import { PowerDnsProvider } from './powerdns';
 import { ProxmoxHypervisor, parseCustomerAccess, parseTemplates } from './proxmox';
 import { parseFaultSpec } from '../domain/faults';
-import { FaultInjector, SimulatedDns, SimulatedHypervisor } from './simulator';
+import { FaultInjector, SimulatedDns, SimulatedHypervisor, SimulatedPayments } from './simulator';
+import { StripePayments, stripeEndpoint } from './stripe';
 
 export interface Providers {
   hypervisor: Hypervisor;
   dns: Dns;
+  /** Stripe when STRIPE_SECRET_KEY is set, else the simulator */
+  payments: PaymentProvider;
   /** the simulators' fault rules (SIMULATOR_FAULTS is loaded into them where the providers run) */
   faults: FaultInjector;
 }
@@ -49,7 +53,16 @@ export function createProviders(config: Config, orm: MikroORM): Providers {
           zone: config.DNS_ZONE,
         })
       : new SimulatedDns(sim);
-  return { hypervisor, dns, faults };
+  return { hypervisor, dns, payments: createPayments(config), faults };
+}
+
+/** STRIPE_API_BASE points the client elsewhere than api.stripe.com (stripe-mock in tests). */
+function createPayments(config: Config): PaymentProvider {
+  if (!config.STRIPE_SECRET_KEY) return new SimulatedPayments({ delayMs: config.SIMULATED_PAYMENT_DELAY_MS });
+  return new StripePayments({
+    apiKey: config.STRIPE_SECRET_KEY,
+    ...(config.STRIPE_API_BASE ? stripeEndpoint(config.STRIPE_API_BASE) : {}),
+  });
 }
 
 /** Loads SIMULATOR_FAULTS into the rule table (stable ids, so a restart does not duplicate them). */

@@ -1,7 +1,8 @@
 /**
  * Once per `npm test`: a real PostgreSQL (DATABASE_URL, or embedded) with a template database
- * migrated exactly as production migrates, and one real Temporal dev server (TEMPORAL_ADDRESS,
- * or started here). Test files clone the template and create their own Temporal namespace.
+ * migrated exactly as production migrates, one real Temporal dev server (TEMPORAL_ADDRESS,
+ * or started here), and stripe-mock for the Stripe client. Test files clone the template and
+ * create their own Temporal namespace.
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -13,6 +14,7 @@ import { initOrm, migrate } from '../../src/db/orm';
 import { SEARCH_ATTRIBUTE_NAMES } from '../../src/workflows/shared';
 import { freePort, startDevServer } from '../../temporal/dev-server';
 import { withDatabase } from './pg-url';
+import { startStripeMock } from './stripe-mock';
 
 declare global {
   // shared with global-teardown, which runs in the same process
@@ -21,9 +23,25 @@ declare global {
 
 const log = (line: string) => process.stderr.write(`[test-setup] ${line}\n`);
 
+/** Jest runs no global teardown when the setup fails, so what was started by then is stopped here. */
 export default async function globalSetup(): Promise<void> {
   const teardown: (() => Promise<void>)[] = [];
   globalThis.__podplaneTeardown = teardown;
+  try {
+    await prepare(teardown);
+  } catch (err) {
+    for (const step of teardown.splice(0)) await step().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function prepare(teardown: (() => Promise<void>)[]): Promise<void> {
+  // First, so that a missing stripe-mock fails the run before anything else is started. No skip
+  // without it: the Stripe client's tests are part of the suite.
+  const stripeMock = await startStripeMock({ log });
+  teardown.push(() => stripeMock.stop());
+  log(`stripe-mock at ${stripeMock.url} (${stripeMock.source})`);
+
   const runId = `${process.pid}_${randomBytes(3).toString('hex')}`;
 
   let adminUrl = process.env.DATABASE_URL;
@@ -79,4 +97,5 @@ export default async function globalSetup(): Promise<void> {
   process.env.PODPLANE_TEST_TEMPLATE = template;
   process.env.PODPLANE_TEST_RUN_ID = runId;
   process.env.PODPLANE_TEST_TEMPORAL_ADDRESS = temporalAddress;
+  process.env.PODPLANE_TEST_STRIPE_MOCK_URL = stripeMock.url;
 }

@@ -115,6 +115,50 @@ describe('parseConfig', () => {
     expect(problemOf(env as Record<string, string>).variable).toBe(variable);
   });
 
+  it('leaves payments to the simulator by default', () => {
+    const cfg = parseConfig({});
+    expect(cfg.STRIPE_SECRET_KEY).toBeUndefined();
+    expect(cfg.STRIPE_WEBHOOK_SECRET).toBeUndefined();
+    expect(cfg.STRIPE_API_BASE).toBeUndefined();
+    expect(cfg.SIMULATED_PAYMENT_DELAY_MS).toBe(0);
+  });
+
+  it('accepts Stripe settings', () => {
+    const cfg = parseConfig({
+      STRIPE_SECRET_KEY: 'rk_live_51Abc',
+      STRIPE_WEBHOOK_SECRET: 'whsec_abc123',
+      STRIPE_API_BASE: 'http://127.0.0.1:12111',
+      SIMULATED_PAYMENT_DELAY_MS: '250',
+    });
+    expect(cfg).toMatchObject({
+      STRIPE_SECRET_KEY: 'rk_live_51Abc',
+      STRIPE_WEBHOOK_SECRET: 'whsec_abc123',
+      STRIPE_API_BASE: 'http://127.0.0.1:12111',
+      SIMULATED_PAYMENT_DELAY_MS: 250,
+    });
+  });
+
+  it.each([
+    [{ STRIPE_SECRET_KEY: 'pk_live_PublishableNotSecret' }, 'STRIPE_SECRET_KEY'],
+    [{ STRIPE_WEBHOOK_SECRET: 'signing-secret-ab12' }, 'STRIPE_WEBHOOK_SECRET'],
+    [{ STRIPE_API_BASE: 'http://127.0.0.1:12111/v1' }, 'STRIPE_API_BASE'],
+    [{ STRIPE_API_BASE: 'ftp://stripe.test' }, 'STRIPE_API_BASE'],
+    [{ SIMULATED_PAYMENT_DELAY_MS: '-1' }, 'SIMULATED_PAYMENT_DELAY_MS'],
+  ])('names the malformed payment setting in %j, without echoing it', (env, variable) => {
+    const problem = problemOf(env);
+    expect(problem.variable).toBe(variable);
+    expect(problem.message).not.toContain(Object.values(env)[0]);
+  });
+
+  it('in production requires the webhook secret with a Stripe key', () => {
+    const problem = problemOf({ ...prodBase, STRIPE_SECRET_KEY: 'sk_live_51Abc' });
+    expect(problem.variable).toBe('STRIPE_WEBHOOK_SECRET');
+    expect(problem.message).toMatch(/required with STRIPE_SECRET_KEY in production/);
+    expect(() =>
+      parseConfig({ ...prodBase, STRIPE_SECRET_KEY: 'sk_live_51Abc', STRIPE_WEBHOOK_SECRET: 'whsec_abc123' }),
+    ).not.toThrow();
+  });
+
   it('counts the JWT secret length in bytes', () => {
     expect(() => parseConfig({ ...prodBase, JWT_SECRET: 'é'.repeat(16) })).not.toThrow();
     expect(() => parseConfig({ ...prodBase, JWT_SECRET: 'é'.repeat(15) })).toThrow(ConfigError);

@@ -36,6 +36,10 @@ export function debugRoutes(deps: { config: Config; version: string; commit: str
             body_limit: config.BODY_LIMIT,
             trust_proxy: config.TRUST_PROXY,
             jwt_secret: '[set]',
+            payments: config.STRIPE_SECRET_KEY ? 'stripe' : 'simulated',
+            stripe_api_base: config.STRIPE_API_BASE ?? null,
+            stripe_secret_key: config.STRIPE_SECRET_KEY ? '[set]' : '[unset]',
+            stripe_webhook_secret: config.STRIPE_WEBHOOK_SECRET ? '[set]' : '[unset]',
           },
         });
       },
