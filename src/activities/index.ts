@@ -1,7 +1,9 @@
 /** Composes every area's activities for the worker. */
+import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { MikroORM } from '../db/orm';
 import type { Providers } from '../providers';
+import { createBillingActivities, type BillingActivities } from './billing';
 import { createCloudPodActivities, type CloudPodActivities } from './cloudpods';
 import { createMaintenanceActivities, type MaintenanceActivities } from './maintenance';
 import { createTenantActivities, type TenantActivities } from './tenants';
@@ -9,12 +11,14 @@ import { createTenantActivities, type TenantActivities } from './tenants';
 export interface ActivityDeps {
   orm: MikroORM;
   logger: Logger;
-  providers: Pick<Providers, 'hypervisor' | 'dns'>;
+  providers: Pick<Providers, 'hypervisor' | 'dns' | 'payments'>;
+  /** pod policy and zone for the pods billing creates (the API's own settings) */
+  config: Config;
   /** how long backups stay restorable (BACKUP_RETENTION_DAYS; 30 by default) */
   backupRetentionDays?: number;
 }
 
-export type Activities = TenantActivities & MaintenanceActivities & CloudPodActivities;
+export type Activities = TenantActivities & MaintenanceActivities & CloudPodActivities & BillingActivities;
 
 export function createActivities(deps: ActivityDeps): Activities {
   return {
@@ -26,7 +30,13 @@ export function createActivities(deps: ActivityDeps): Activities {
       ...deps.providers,
       ...(deps.backupRetentionDays ? { backupRetentionDays: deps.backupRetentionDays } : {}),
     }),
+    ...createBillingActivities({
+      orm: deps.orm,
+      config: deps.config,
+      payments: deps.providers.payments,
+      logger: deps.logger,
+    }),
   };
 }
 
-export type { TenantActivities, MaintenanceActivities, CloudPodActivities };
+export type { TenantActivities, MaintenanceActivities, CloudPodActivities, BillingActivities };

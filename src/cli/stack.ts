@@ -209,6 +209,7 @@ async function main(): Promise<void> {
       namespace: config.TEMPORAL_NAMESPACE,
       shutdownGraceTimeMs: config.SHUTDOWN_TIMEOUT_MS,
       backupRetentionDays: config.BACKUP_RETENTION_DAYS,
+      config,
     });
     stack.push({ name: 'worker', stop: () => workers.shutdown() });
     // The worker runs in this process and is not restarted: if it stops by itself, so does the rest.

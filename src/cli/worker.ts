@@ -34,6 +34,7 @@ async function main(): Promise<void> {
     namespace: config.TEMPORAL_NAMESPACE,
     shutdownGraceTimeMs: config.SHUTDOWN_TIMEOUT_MS,
     backupRetentionDays: config.BACKUP_RETENTION_DAYS,
+    config,
   });
   // Every worker start (and then every SWEEP_INTERVAL_MS) re-delivers work a crash stranded.
   const sweeper = startSweeper({ orm, temporal: temporal.client, config, logger });

@@ -12,6 +12,8 @@ const TENANT_PERMISSIONS = [
   'pods:write',
   'catalog:read',
   'catalog:write',
+  'billing:read',
+  'billing:write',
   'tokens:read',
   'tokens:write',
   'tenants:read',

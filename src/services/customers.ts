@@ -7,6 +7,7 @@ import { Customer } from '../db/entities';
 import type { EntityManager } from '../db/orm';
 import { conflict, notFound } from '../domain/errors';
 import { isId } from '../domain/ids';
+import type { CollectionMethod } from '../domain/billing/states';
 
 const EMAIL_UNIQUE = 'customers_tenant_email_live_unique';
 
@@ -65,6 +66,9 @@ export interface UpdateCustomerInput {
   /** undefined leaves the field as it is */
   email?: string | undefined;
   name?: string | undefined;
+  collectionMethod?: CollectionMethod | undefined;
+  /** null removes it */
+  defaultPaymentMethod?: string | null | undefined;
 }
 
 /**
@@ -76,6 +80,8 @@ export async function updateCustomer(em: EntityManager, input: UpdateCustomerInp
     const customer = await lockLiveCustomer(tx, input.tenantId, input.customerId);
     if (input.email !== undefined) customer.email = input.email;
     if (input.name !== undefined) customer.name = input.name;
+    if (input.collectionMethod !== undefined) customer.collectionMethod = input.collectionMethod;
+    if (input.defaultPaymentMethod !== undefined) customer.defaultPaymentMethod = input.defaultPaymentMethod;
     await flushCustomer(tx);
     return customer;
   });

@@ -2,3 +2,4 @@
 export { onboardTenant } from './tenants';
 export { maintenanceCleanup } from './maintenance';
 export { cloudPod } from './cloudpods';
+export { activateSubscription } from './subscriptions';

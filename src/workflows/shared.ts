@@ -29,6 +29,7 @@ export const SEARCH_ATTRIBUTE_NAMES: readonly string[] = Object.keys(SEARCH_ATTR
 export const workflowIds = {
   onboardTenant: (tenantId: string) => `tenant-onboard-${tenantId}`,
   cloudPod: (podId: string) => `cloudpod-${podId}`,
+  activateSubscription: (subscriptionId: string) => `subscription-activate-${subscriptionId}`,
 } as const;
 
 export const SCHEDULE_IDS = {

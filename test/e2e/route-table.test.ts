@@ -54,11 +54,26 @@ beforeAll(async () => {
     .set('Authorization', owner.auth)
     .send({ name: 'rt-extra', scopes: ['read'] });
   expect(token.status).toBe(201);
+  const invoice = await request(stack.app)
+    .post('/api/v1/billing/invoices')
+    .set('Authorization', owner.auth)
+    .send({
+      customer_id: owner.customerId,
+      lines: [{ description: 'Setup', quantity: 1, unit_amount: 1000 }],
+    });
+  expect(invoice.status).toBe(201);
+  const subscription = await request(stack.app)
+    .post('/api/v1/billing/subscriptions')
+    .set('Authorization', owner.auth)
+    .send({ customer_id: owner.customerId, product_id: owner.starter, pod_slug: 'rt-subscribed' });
+  expect(subscription.status).toBe(201);
   Object.assign(ids, {
     cloudpods: pod.body.pod.id,
     customers: owner.customerId,
     products: owner.starter,
     tokens: token.body.token.id,
+    invoices: invoice.body.id,
+    subscriptions: subscription.body.id,
     tenants: owner.id,
     backupId,
   });

@@ -67,6 +67,7 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
       namespace,
       workflowBundle: bundle,
       shutdownGraceTimeMs: Number(env.TEST_WORKER_GRACE_MS ?? 5000),
+      config,
     });
   let workers = await launch();
   const app = createApp({

@@ -24,6 +24,8 @@ export const TAGS = {
   CloudPods: 'Pods, their jobs, plan changes, suspension and backups',
   Customers: 'A tenant’s customers',
   Products: 'A tenant’s plans',
+  Billing:
+    'Subscriptions, invoices, credit notes and payments: amounts are integers in minor units of their currency',
   Tokens: 'API tokens',
   Tenants: 'Tenants and their quotas (platform administrators)',
   Nodes: 'Hypervisor nodes and their capacity (platform administrators)',

@@ -1,4 +1,5 @@
 /** Request and response schemas for /api/v1/customers. */
+import { COLLECTION_METHODS } from '../../domain/billing/states';
 import { z } from '../zod';
 import { DisplayName, IncludeDeleted, PaginationQuery, idCursor } from './common.schemas';
 
@@ -13,10 +14,23 @@ export const CreateCustomerBody = z
 
 export type CreateCustomerBody = z.infer<typeof CreateCustomerBody>;
 
+/** A saved payment method of the payment provider (`pm_…`; the simulator honours Stripe's test ids). */
+const PaymentMethodId = z
+  .string()
+  .regex(/^pm_[A-Za-z0-9_]{1,250}$/, 'must be a payment method id (pm_…)')
+  .openapi({ example: 'pm_card_visa' });
+
 export const UpdateCustomerBody = z
   .strictObject({
     email: Email.optional(),
     name: DisplayName.optional(),
+    collection_method: z.enum(COLLECTION_METHODS).optional().openapi({
+      description:
+        'AUTOMATIC: invoices are charged to the default payment method; MANUAL: the customer pays them',
+    }),
+    default_payment_method: PaymentMethodId.nullable().optional().openapi({
+      description: 'charged off-session for AUTOMATIC collection; null removes it',
+    }),
   })
   .refine((body) => Object.values(body).some((v) => v !== undefined), 'send at least one field to change')
   .openapi('UpdateCustomer');
@@ -28,6 +42,12 @@ export const CustomerView = z
     id: z.string(),
     email: z.string(),
     name: z.string(),
+    collection_method: z.enum(COLLECTION_METHODS),
+    default_payment_method: z.string().nullable(),
+    credit_balance: z
+      .number()
+      .int()
+      .openapi({ description: 'credit owed to the customer, minor units of the tenant’s currency' }),
     created_at: z.string(),
     updated_at: z.string(),
     deleted_at: z.string().nullable(),

@@ -24,6 +24,9 @@ function customerView(customer: Customer): CustomerView {
     id: customer.id,
     email: customer.email,
     name: customer.name,
+    collection_method: customer.collectionMethod,
+    default_payment_method: customer.defaultPaymentMethod ?? null,
+    credit_balance: customer.creditBalance,
     created_at: customer.createdAt.toISOString(),
     updated_at: customer.updatedAt.toISOString(),
     deleted_at: customer.deletedAt?.toISOString() ?? null,
@@ -111,7 +114,7 @@ export function customerRoutes(): Route[] {
       tag: 'Customers',
       method: 'patch',
       path: '/api/v1/customers/:id',
-      summary: 'Change a customer’s name or email',
+      summary: 'Change a customer’s name, email, collection method or default payment method',
       access: write,
       params: CustomerIdParams,
       body: UpdateCustomerBody,
@@ -128,6 +131,8 @@ export function customerRoutes(): Route[] {
           customerId: params.id,
           email: body.email,
           name: body.name,
+          collectionMethod: body.collection_method,
+          defaultPaymentMethod: body.default_payment_method,
         });
         res.json(customerView(customer));
       },

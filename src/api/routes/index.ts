@@ -9,10 +9,12 @@ import { cloudPodRoutes } from './cloudpods';
 import { customerRoutes } from './customers';
 import { debugRoutes } from './debug';
 import { healthRoutes } from './health';
+import { invoiceRoutes } from './invoices';
 import { nodeRoutes } from './nodes';
 import { opsRoutes } from './ops';
 import { productRoutes } from './products';
 import { simulatorRoutes } from './simulator';
+import { subscriptionRoutes } from './subscriptions';
 import { systemRoutes } from './system';
 import { tenantRoutes } from './tenants';
 import { tokenRoutes } from './tokens';
@@ -39,6 +41,8 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     ...tokenRoutes(),
     ...customerRoutes(),
     ...productRoutes(),
+    ...subscriptionRoutes({ temporal, metrics }),
+    ...invoiceRoutes({ orm }),
     ...cloudPodRoutes({ orm, temporal, config, metrics }),
     ...nodeRoutes(),
     ...simulatorRoutes({ orm, config, faults: deps.faults }),

@@ -100,6 +100,10 @@ export class Subscription extends Row {
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   canceledAt?: Date | null;
 
+  /** the slug the subscription's pod gets when activation creates it */
+  @Property({ type: 'string', length: 40 })
+  podSlug!: string;
+
   /** the pod this subscription pays for (set when activation creates it) */
   @Property({ type: 'string', length: 40, nullable: true, unique: true })
   podId?: string | null;

@@ -6,6 +6,9 @@ interface CustomerPageRow {
   id: string;
   email: string;
   name: string;
+  collection_method: string;
+  default_payment_method: string | null;
+  credit_balance: string;
   created_at: string;
   updated_at: string;
   deleted_at: string | null;
@@ -21,13 +24,15 @@ export function customerPage(
   if (!q.includeDeleted) where.add('l', 'deleted_at is null');
   return textPage<CustomerPageRow>(em, {
     name: where.name('customers_page'),
-    select: `id, email, name, ${utc('created_at')}, ${utc('updated_at')}, ${utc('deleted_at')}`,
+    select: `id, email, name, collection_method, default_payment_method, credit_balance, ${utc('created_at')}, ${utc('updated_at')}, ${utc('deleted_at')}`,
     table: 'customers',
     where: where.where,
     values: where.values,
     limit: q.limit,
     item: (r) =>
       `{"id":${textJson(r.id)},"email":${textJson(r.email)},"name":${textJson(r.name)},` +
+      `"collection_method":${textJson(r.collection_method)},"default_payment_method":${textJson(r.default_payment_method)},` +
+      `"credit_balance":${intJson(r.credit_balance)},` +
       `"created_at":${isoJson(r.created_at)},"updated_at":${isoJson(r.updated_at)},"deleted_at":${isoJson(r.deleted_at)}}`,
   });
 }

@@ -1,0 +1,185 @@
+/**
+ * /api/v1/billing/invoices and /api/v1/billing/credit-notes: a tenant's billing documents. One-off
+ * invoices are drafted here and finalized (numbered, OPEN) or voided; credit notes are issued by
+ * billing itself (plan changes, overpayments) and only listed here.
+ */
+import { Invoice, InvoiceLine } from '../../db/entities';
+import type { EntityManager, MikroORM } from '../../db/orm';
+import { creditNotePage, invoicePage } from '../../db/repositories/billing';
+import { pageBody } from '../../db/repositories/pages';
+import type { InvoiceLineInput } from '../../domain/billing';
+import { notFound } from '../../domain/errors';
+import { isId } from '../../domain/ids';
+import {
+  createDraftInvoice,
+  finalizeInvoice,
+  voidInvoice,
+  type InvoiceWithLines,
+} from '../../services/invoices';
+import { route, type Route } from '../http/route';
+import { tenantOf } from '../middleware/auth';
+import { encodeCursor } from './common.schemas';
+import {
+  CreateInvoiceBody,
+  CreditNoteList,
+  InvoiceIdParams,
+  InvoiceList,
+  InvoiceView,
+  ListCreditNotesQuery,
+  ListInvoicesQuery,
+} from './invoices.schemas';
+import { invoiceView } from './invoices.views';
+
+const read = { caller: 'tenant', permission: 'billing:read' } as const;
+const write = { caller: 'tenant', permission: 'billing:write' } as const;
+
+const oneInvoice = (description: string) => ({
+  200: { description, content: { 'application/json': { schema: InvoiceView } } },
+});
+
+/** One of the calling tenant's invoices with its lines: other tenants' ids are invisible through the tenant filter. */
+async function findInvoice(em: EntityManager, id: string): Promise<InvoiceWithLines> {
+  const invoice = isId('invoice', id) ? await em.findOne(Invoice, { id }) : null;
+  if (!invoice) throw notFound('invoice');
+  const lines = await em.find(InvoiceLine, { invoice: invoice.id }, { orderBy: { position: 'asc' } });
+  return { invoice, lines };
+}
+
+/** A one-off line: a credit when it gives money back, otherwise a charge for what was delivered. */
+function oneOffLine(line: CreateInvoiceBody['lines'][number]): InvoiceLineInput {
+  return {
+    kind: line.unit_amount < 0 ? 'CREDIT' : 'USAGE',
+    description: line.description,
+    quantity: line.quantity,
+    unitAmount: line.unit_amount,
+  };
+}
+
+export function invoiceRoutes(deps: { orm: MikroORM }): Route[] {
+  return [
+    route({
+      operationId: 'listInvoices',
+      tag: 'Billing',
+      method: 'get',
+      path: '/api/v1/billing/invoices',
+      summary: 'List invoices, oldest first, without their lines',
+      access: read,
+      query: ListInvoicesQuery,
+      responses: {
+        200: { description: 'A page of invoices', content: { 'application/json': { schema: InvoiceList } } },
+      },
+      async handle({ principal, query, res }) {
+        const page = await invoicePage(deps.orm.em, tenantOf(principal), {
+          customerId: query.customer_id,
+          subscriptionId: query.subscription_id,
+          status: query.status,
+          after: query.cursor,
+          limit: query.limit,
+        });
+        res.type('application/json').send(pageBody(page, encodeCursor));
+      },
+    }),
+    route({
+      operationId: 'getInvoice',
+      tag: 'Billing',
+      method: 'get',
+      path: '/api/v1/billing/invoices/:id',
+      summary: 'Get an invoice with its lines',
+      access: read,
+      params: InvoiceIdParams,
+      responses: oneInvoice('The invoice'),
+      async handle({ em, params, res }) {
+        res.json(invoiceView(await findInvoice(em, params.id)));
+      },
+    }),
+    route({
+      operationId: 'createInvoice',
+      tag: 'Billing',
+      method: 'post',
+      path: '/api/v1/billing/invoices',
+      summary:
+        "Draft a one-off invoice for one of the tenant's customers; finalize it to number and issue it",
+      access: write,
+      body: CreateInvoiceBody,
+      idempotent: true,
+      responses: {
+        201: { description: 'The DRAFT invoice', content: { 'application/json': { schema: InvoiceView } } },
+      },
+      problems: [409, 422],
+      async handle({ principal, em, body, res, log }) {
+        const drafted = await createDraftInvoice(em, {
+          tenantId: tenantOf(principal),
+          customerId: body.customer_id,
+          billingReason: 'MANUAL',
+          lines: body.lines.map(oneOffLine),
+        });
+        log.info({ invoiceId: drafted.invoice.id }, 'invoice drafted');
+        res.status(201).location(`/api/v1/billing/invoices/${drafted.invoice.id}`).json(invoiceView(drafted));
+      },
+    }),
+    route({
+      operationId: 'finalizeInvoice',
+      tag: 'Billing',
+      method: 'post',
+      path: '/api/v1/billing/invoices/:id/finalize',
+      summary:
+        "Finalize a DRAFT: number it, set its due date by the tenant's net terms and apply the customer's credit balance (PAID at once when nothing is left due)",
+      description:
+        'Idempotent: an invoice that is already finalized is returned as it is, with the number it has.',
+      access: write,
+      params: InvoiceIdParams,
+      idempotent: true,
+      responses: oneInvoice('The finalized invoice'),
+      problems: [409],
+      async handle({ em, params, res, log }) {
+        const finalized = await finalizeInvoice(em, params.id, new Date());
+        log.info({ invoiceId: finalized.invoice.id, number: finalized.invoice.number }, 'invoice finalized');
+        res.json(invoiceView(finalized));
+      },
+    }),
+    route({
+      operationId: 'voidInvoice',
+      tag: 'Billing',
+      method: 'post',
+      path: '/api/v1/billing/invoices/:id/void',
+      summary:
+        'Void an OPEN or UNCOLLECTIBLE invoice; it keeps its number, and the credit it spent goes back to the customer',
+      description:
+        'A DRAFT cannot be voided (it has no number: it was never issued), nor can a PAID or partly paid invoice: 409. ' +
+        'Voiding a VOID invoice returns it unchanged.',
+      access: write,
+      params: InvoiceIdParams,
+      idempotent: true,
+      responses: oneInvoice('The voided invoice'),
+      problems: [409],
+      async handle({ em, params, res, log }) {
+        const voided = await voidInvoice(em, params.id, new Date());
+        log.info({ invoiceId: voided.invoice.id }, 'invoice voided');
+        res.json(invoiceView(voided));
+      },
+    }),
+    route({
+      operationId: 'listCreditNotes',
+      tag: 'Billing',
+      method: 'get',
+      path: '/api/v1/billing/credit-notes',
+      summary: 'List credit notes, oldest first',
+      access: read,
+      query: ListCreditNotesQuery,
+      responses: {
+        200: {
+          description: 'A page of credit notes',
+          content: { 'application/json': { schema: CreditNoteList } },
+        },
+      },
+      async handle({ principal, query, res }) {
+        const page = await creditNotePage(deps.orm.em, tenantOf(principal), {
+          customerId: query.customer_id,
+          after: query.cursor,
+          limit: query.limit,
+        });
+        res.type('application/json').send(pageBody(page, encodeCursor));
+      },
+    }),
+  ];
+}

@@ -1,0 +1,165 @@
+/**
+ * /api/v1/billing/subscriptions: a customer's subscription to a product is created PENDING and
+ * activated once; activation provisions its pod first and bills only a pod that came up.
+ */
+import type { Client } from '@temporalio/client';
+import type { Subscription } from '../../db/entities';
+import { subscriptionPage } from '../../db/repositories/subscriptions';
+import { pageBody } from '../../db/repositories/pages';
+import {
+  cancelPendingSubscription,
+  createSubscription,
+  findSubscription,
+  requestActivation,
+} from '../../services/subscriptions';
+import { route, type Route } from '../http/route';
+import type { z } from '../zod';
+import { tenantOf } from '../middleware/auth';
+import type { ApiMetrics } from '../middleware/metrics';
+import { encodeCursor } from './common.schemas';
+import {
+  ActivationAccepted,
+  CreateSubscriptionBody,
+  ListSubscriptionsQuery,
+  SubscriptionIdParams,
+  SubscriptionList,
+  SubscriptionView,
+} from './subscriptions.schemas';
+
+const iso = (d: Date | null | undefined) => d?.toISOString() ?? null;
+
+export function subscriptionView(s: Subscription): SubscriptionView {
+  return {
+    id: s.id,
+    customer_id: s.customer.id,
+    product_id: s.product.id,
+    status: s.status,
+    unit_amount: s.unitAmount,
+    currency: s.currency,
+    interval: s.interval,
+    trial_days: s.trialDays,
+    trial_end: iso(s.trialEnd),
+    current_period_start: iso(s.currentPeriodStart),
+    current_period_end: iso(s.currentPeriodEnd),
+    cancel_at_period_end: s.cancelAtPeriodEnd,
+    canceled_at: iso(s.canceledAt),
+    pod_slug: s.podSlug,
+    pod_id: s.podId ?? null,
+    activation_workflow_id: s.activationWorkflowId ?? null,
+    created_at: s.createdAt.toISOString(),
+    updated_at: s.updatedAt.toISOString(),
+  };
+}
+
+const read = { caller: 'tenant', permission: 'billing:read' } as const;
+const write = { caller: 'tenant', permission: 'billing:write' } as const;
+const json = (schema: z.ZodType, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+
+export function subscriptionRoutes(deps: { temporal: Client; metrics: ApiMetrics }): Route[] {
+  return [
+    route({
+      operationId: 'createSubscription',
+      tag: 'Billing',
+      method: 'post',
+      path: '/api/v1/billing/subscriptions',
+      summary:
+        'Create a PENDING subscription of a customer to a product, priced now; nothing runs or is billed before activation',
+      access: write,
+      body: CreateSubscriptionBody,
+      responses: { 201: json(SubscriptionView, 'Subscription PENDING') },
+      problems: [422],
+      async handle({ principal, em, body, res, log }) {
+        const subscription = await createSubscription(em, {
+          tenantId: tenantOf(principal),
+          customerId: body.customer_id,
+          productId: body.product_id,
+          podSlug: body.pod_slug,
+          unitAmount: body.unit_amount,
+          trialDays: body.trial_days,
+        });
+        log.info({ subscriptionId: subscription.id }, 'subscription created');
+        res
+          .status(201)
+          .location(`/api/v1/billing/subscriptions/${subscription.id}`)
+          .json(subscriptionView(subscription));
+      },
+    }),
+    route({
+      operationId: 'listSubscriptions',
+      tag: 'Billing',
+      method: 'get',
+      path: '/api/v1/billing/subscriptions',
+      summary: 'List subscriptions, oldest first',
+      access: read,
+      query: ListSubscriptionsQuery,
+      responses: { 200: json(SubscriptionList, 'A page of subscriptions') },
+      async handle({ principal, em, query, res }) {
+        const page = await subscriptionPage(em, tenantOf(principal), {
+          customerId: query.customer_id,
+          status: query.status,
+          after: query.cursor,
+          limit: query.limit,
+        });
+        res.type('application/json').send(pageBody(page, encodeCursor));
+      },
+    }),
+    route({
+      operationId: 'getSubscription',
+      tag: 'Billing',
+      method: 'get',
+      path: '/api/v1/billing/subscriptions/:id',
+      summary: 'Get a subscription',
+      access: read,
+      params: SubscriptionIdParams,
+      responses: { 200: json(SubscriptionView, 'The subscription') },
+      async handle({ principal, em, params, res }) {
+        res.json(subscriptionView(await findSubscription(em, tenantOf(principal), params.id)));
+      },
+    }),
+    route({
+      operationId: 'activateSubscription',
+      tag: 'Billing',
+      method: 'post',
+      path: '/api/v1/billing/subscriptions/:id/activate',
+      summary:
+        'Activate a PENDING subscription once: its pod is provisioned, and only once it is ACTIVE is the first invoice issued and charged (or the trial started). A second activation is 409',
+      access: write,
+      params: SubscriptionIdParams,
+      idempotent: true,
+      durable: true,
+      responses: {
+        202: json(ActivationAccepted, 'Activation runs in workflow `subscription-activate-<id>`'),
+      },
+      problems: [409],
+      async handle({ principal, em, params, res, log }) {
+        const { subscription, workflowId } = await requestActivation(
+          { em, temporal: deps.temporal },
+          tenantOf(principal),
+          params.id,
+        );
+        deps.metrics.workflowStarts.inc({ workflow: 'activateSubscription' });
+        log.info({ subscriptionId: subscription.id, workflowId }, 'subscription activation started');
+        res.status(202).json({ subscription: subscriptionView(subscription), workflow_id: workflowId });
+      },
+    }),
+    route({
+      operationId: 'cancelSubscription',
+      tag: 'Billing',
+      method: 'post',
+      path: '/api/v1/billing/subscriptions/:id/cancel',
+      summary:
+        'Cancel a subscription that was never activated (others: 409 until cancellation through billing lands)',
+      access: write,
+      params: SubscriptionIdParams,
+      idempotent: true,
+      responses: { 200: json(SubscriptionView, 'Subscription CANCELED') },
+      problems: [409],
+      async handle({ principal, em, params, res }) {
+        res.json(subscriptionView(await cancelPendingSubscription(em, tenantOf(principal), params.id)));
+      },
+    }),
+  ];
+}

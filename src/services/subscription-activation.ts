@@ -1,0 +1,142 @@
+/**
+ * The writes `activateSubscription` makes through its activities, each one transaction and
+ * repeatable: a retried activity finds its work done. The pod is claimed by the subscription
+ * (`subscriptions.pod_id` is unique), a trial or a first period starts at the moment the pod
+ * became ACTIVE, and the customer is told, once, when the pod could not be provisioned.
+ */
+import { LockMode } from '@mikro-orm/core';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../config';
+import { CloudPod, Notification, Subscription } from '../db/entities';
+import { systemEm, type MikroORM } from '../db/orm';
+import { periodAt, trialEnd } from '../domain/billing';
+import { newId } from '../domain/ids';
+import { createPod } from './cloudpods';
+
+/**
+ * The subscription's pod: the one it has, the one an earlier attempt created before it could
+ * record it (same tenant, slug, customer and product, claimed by no other subscription), or a new
+ * one through `createPod` (its row, job and `cloudPod` workflow, or nothing).
+ */
+export async function claimSubscriptionPod(
+  deps: { orm: MikroORM; temporal: Client; config: Config },
+  subscriptionId: string,
+): Promise<string> {
+  const em = systemEm(deps.orm);
+  const sub = await em.findOneOrFail(Subscription, { id: subscriptionId });
+  if (sub.podId) return sub.podId;
+  const adoptable = await em.execute<{ id: string }[]>(
+    `select p.id from cloud_pods p
+      where p.tenant_id = ? and p.slug = ? and p.customer_id = ? and p.product_id = ? and p.deleted_at is null
+        and not exists (select 1 from subscriptions s where s.pod_id = p.id)
+      limit 1`,
+    [sub.tenant.id, sub.podSlug, sub.customer.id, sub.product.id],
+  );
+  const podId =
+    adoptable[0]?.id ??
+    (
+      await createPod(
+        { em: em.fork(), temporal: deps.temporal, config: deps.config },
+        {
+          tenantId: sub.tenant.id,
+          customerId: sub.customer.id,
+          productId: sub.product.id,
+          slug: sub.podSlug,
+        },
+      )
+    ).pod.id;
+  await em.nativeUpdate(Subscription, { id: subscriptionId, podId: null }, { podId, updatedAt: new Date() });
+  return podId;
+}
+
+/** The pod's status and failure reason, as activation watches them. */
+export async function podState(
+  orm: MikroORM,
+  podId: string,
+): Promise<{ status: string; failureReason: string | null }> {
+  const pod = await systemEm(orm).findOneOrFail(
+    CloudPod,
+    { id: podId },
+    { fields: ['status', 'failureReason'] },
+  );
+  return { status: pod.status, failureReason: pod.failureReason ?? null };
+}
+
+/**
+ * Tells the customer their pod could not be provisioned and nothing was charged; once per failed
+ * provisioning attempt (the job's attempt count keys it).
+ */
+export async function notifyActivationFailed(
+  orm: MikroORM,
+  subscriptionId: string,
+  podId: string,
+  reason: string,
+): Promise<void> {
+  const em = systemEm(orm);
+  const sub = await em.findOneOrFail(Subscription, { id: subscriptionId }, { populate: ['customer'] });
+  const [job] = await em.execute<{ id: string; attempts: number }[]>(
+    `select id, attempts from provisioning_jobs where pod_id = ? and type = 'PROVISION' order by created_at desc limit 1`,
+    [podId],
+  );
+  await em
+    .createQueryBuilder(Notification)
+    .insert({
+      id: newId('notification'),
+      tenant: sub.tenant.id,
+      template: 'subscription.activation_failed',
+      recipient: sub.customer.email,
+      subject: 'Your CloudPod could not be set up yet',
+      body:
+        `We could not set up the CloudPod ${sub.podSlug} of your subscription (${reason}). ` +
+        'You have not been charged; our operators have been alerted.',
+      status: 'PENDING',
+      dedupeKey: `subscription.activation_failed:${subscriptionId}:${job?.id ?? podId}:${job?.attempts ?? 0}`,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    })
+    .onConflict('dedupe_key')
+    .ignore()
+    .execute();
+}
+
+/** When the subscription's pod became ACTIVE: its periods (or trial) are anchored there. */
+async function podActivatedAt(orm: MikroORM, podId: string): Promise<Date> {
+  const pod = await systemEm(orm).findOneOrFail(CloudPod, { id: podId }, { fields: ['activatedAt'] });
+  if (!pod.activatedAt) throw new Error(`pod ${podId} has no activation time`);
+  return pod.activatedAt;
+}
+
+/**
+ * Starts the trial of a subscription that has one: TRIALING from the pod's activation until the
+ * trial's end. Returns the trial's end, or null when the subscription has no trial.
+ */
+export async function startTrialIfAny(
+  orm: MikroORM,
+  subscriptionId: string,
+): Promise<{ trialEnd: string } | null> {
+  return systemEm(orm).transactional(async (em) => {
+    const sub = await em.findOneOrFail(
+      Subscription,
+      { id: subscriptionId },
+      { lockMode: LockMode.PESSIMISTIC_WRITE },
+    );
+    if (sub.trialDays <= 0) return null;
+    if (sub.status === 'PENDING') {
+      const start = await podActivatedAt(orm, sub.podId ?? '');
+      const end = trialEnd(start, sub.trialDays);
+      sub.status = 'TRIALING';
+      sub.billingAnchor = start;
+      sub.currentPeriodStart = start;
+      sub.currentPeriodEnd = end;
+      sub.trialEnd = end;
+    }
+    return { trialEnd: (sub.trialEnd ?? new Date(0)).toISOString() };
+  });
+}
+
+/** The first period of a subscription whose pod is ACTIVE: from the pod's activation, anchored there. */
+export async function firstPeriod(orm: MikroORM, sub: Subscription): Promise<{ start: Date; end: Date }> {
+  const anchor = sub.billingAnchor ?? (await podActivatedAt(orm, sub.podId ?? ''));
+  const period = periodAt(anchor, sub.interval, 0);
+  return { start: period.start, end: period.end };
+}

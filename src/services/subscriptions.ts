@@ -1,0 +1,175 @@
+/**
+ * Every change to a subscription that is not a workflow's own step: creation (PENDING), the
+ * request to activate it (which starts `activateSubscription`, once), and cancelling one that was
+ * never activated. Each runs in one transaction.
+ */
+import { LockMode } from '@mikro-orm/core';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { Customer, Product, Subscription } from '../db/entities';
+import type { EntityManager } from '../db/orm';
+import { AppError, conflict, notFound } from '../domain/errors';
+import { isId } from '../domain/ids';
+import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../workflows/shared';
+import type { ActivateSubscriptionInput } from '../workflows/messages/billing';
+import type { activateSubscription } from '../workflows/subscriptions';
+
+/** A body field that names nothing of the tenant's: 422, as the pod routes answer it. */
+const unknownField = (field: string, what: string) =>
+  new AppError('unprocessable', `${field} does not name ${what} of this tenant`, {
+    errors: [{ field, message: `unknown ${what}` }],
+  });
+
+export interface CreateSubscriptionInput {
+  tenantId: string;
+  customerId: string;
+  productId: string;
+  /** the slug of the pod activation creates */
+  podSlug: string;
+  /** a price per interval other than the product's, in its minor units */
+  unitAmount?: number | undefined;
+  /** trial days other than the product's (0: no trial) */
+  trialDays?: number | undefined;
+}
+
+/** A PENDING subscription of a live customer to a live product of the tenant, priced now. */
+export async function createSubscription(
+  em: EntityManager,
+  input: CreateSubscriptionInput,
+): Promise<Subscription> {
+  return em.transactional(async (tx) => {
+    const customer = isId('customer', input.customerId)
+      ? await tx.findOne(Customer, { id: input.customerId, tenant: input.tenantId })
+      : null;
+    if (!customer) throw unknownField('customer_id', 'a customer');
+    const product = isId('product', input.productId)
+      ? await tx.findOne(Product, { id: input.productId, tenant: input.tenantId })
+      : null;
+    if (!product) throw unknownField('product_id', 'an available product');
+    const [taken] = await tx.execute<{ id: string }[]>(
+      `select id from cloud_pods where tenant_id = ? and slug = ?
+       union all
+       select id from subscriptions where tenant_id = ? and pod_slug = ? and status in ('PENDING', 'TRIALING', 'ACTIVE', 'PAST_DUE', 'SUSPENDED') and pod_id is null
+       limit 1`,
+      [input.tenantId, input.podSlug, input.tenantId, input.podSlug],
+    );
+    if (taken)
+      throw conflict(`the pod slug '${input.podSlug}' is already taken`, {
+        errors: [{ field: 'pod_slug', message: 'is taken' }],
+      });
+    const subscription = tx.create(Subscription, {
+      tenant: input.tenantId,
+      customer,
+      product,
+      podSlug: input.podSlug,
+      unitAmount: input.unitAmount ?? product.unitAmount,
+      currency: product.currency,
+      interval: product.interval,
+      trialDays: input.trialDays ?? product.trialDays,
+    });
+    await tx.flush();
+    return subscription;
+  });
+}
+
+/** One of the tenant's subscriptions, or 404 (other tenants' ids included). */
+export async function findSubscription(
+  em: EntityManager,
+  tenantId: string,
+  id: string,
+): Promise<Subscription> {
+  const subscription = isId('subscription', id)
+    ? await em.findOne(Subscription, { id, tenant: tenantId })
+    : null;
+  if (!subscription) throw notFound('subscription');
+  return subscription;
+}
+
+/**
+ * Starts `activateSubscription` for a PENDING subscription, once: the workflow id is the
+ * subscription's, and the row records it in the same transaction that checks the state, so a
+ * second request (concurrent or later) is 409.
+ */
+export async function requestActivation(
+  deps: { em: EntityManager; temporal: Client },
+  tenantId: string,
+  subscriptionId: string,
+): Promise<{ subscription: Subscription; workflowId: string }> {
+  const workflowId = workflowIds.activateSubscription(subscriptionId);
+  const subscription = await deps.em.transactional(async (tx) => {
+    const sub = isId('subscription', subscriptionId)
+      ? await tx.findOne(
+          Subscription,
+          { id: subscriptionId, tenant: tenantId },
+          { lockMode: LockMode.PESSIMISTIC_WRITE },
+        )
+      : null;
+    if (!sub) throw notFound('subscription');
+    if (sub.status !== 'PENDING' || sub.activationWorkflowId)
+      throw conflict(
+        `subscription ${sub.id} is ${sub.status}${sub.activationWorkflowId ? ' and its activation has begun' : ''}`,
+      );
+    sub.activationWorkflowId = workflowId;
+    await tx.flush();
+    return sub;
+  });
+  const args: [ActivateSubscriptionInput] = [
+    { subscriptionId, tenantId, customerId: subscription.customer.id },
+  ];
+  try {
+    await deps.temporal.workflow.start<typeof activateSubscription>('activateSubscription', {
+      workflowId,
+      taskQueue: TASK_QUEUES.billing,
+      args,
+      typedSearchAttributes: [
+        { key: SEARCH_ATTRIBUTES.TenantId, value: tenantId },
+        { key: SEARCH_ATTRIBUTES.CustomerId, value: subscription.customer.id },
+        { key: SEARCH_ATTRIBUTES.SubscriptionId, value: subscriptionId },
+        { key: SEARCH_ATTRIBUTES.PodplaneStatus, value: 'PENDING' },
+      ],
+      staticSummary: `Activate subscription ${subscriptionId}`,
+      staticDetails: `Provisions pod ${subscription.podSlug}; only once it is ACTIVE is the first invoice issued and charged, or the trial started.`,
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return { subscription, workflowId };
+    // Nothing half-written: without its workflow the activation would never happen.
+    await deps.em.nativeUpdate(
+      Subscription,
+      { id: subscriptionId },
+      { activationWorkflowId: null, updatedAt: new Date() },
+    );
+    throw new AppError(
+      'unavailable',
+      'the workflow engine could not be reached; the subscription was not activated',
+      {},
+      { cause: err },
+    );
+  }
+  return { subscription, workflowId };
+}
+
+/** A PENDING subscription that was never activated is canceled at once; others go through billing. */
+export async function cancelPendingSubscription(
+  em: EntityManager,
+  tenantId: string,
+  subscriptionId: string,
+): Promise<Subscription> {
+  return em.transactional(async (tx) => {
+    const sub = isId('subscription', subscriptionId)
+      ? await tx.findOne(
+          Subscription,
+          { id: subscriptionId, tenant: tenantId },
+          { lockMode: LockMode.PESSIMISTIC_WRITE },
+        )
+      : null;
+    if (!sub) throw notFound('subscription');
+    if (sub.status === 'CANCELED') return sub;
+    if (sub.status !== 'PENDING' || sub.activationWorkflowId)
+      throw conflict(
+        `subscription ${sub.id} is ${sub.status}; only a subscription never activated is canceled this way`,
+      );
+    sub.status = 'CANCELED';
+    sub.canceledAt = new Date();
+    await tx.flush();
+    return sub;
+  });
+}
