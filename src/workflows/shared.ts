@@ -30,6 +30,11 @@ export const workflowIds = {
   onboardTenant: (tenantId: string) => `tenant-onboard-${tenantId}`,
   cloudPod: (podId: string) => `cloudpod-${podId}`,
   activateSubscription: (subscriptionId: string) => `subscription-activate-${subscriptionId}`,
+  /** `periodStart` as ISO: one renewal per subscription and period */
+  renewSubscription: (subscriptionId: string, periodStart: string) =>
+    `subscription-renew-${subscriptionId}-${periodStart}`,
+  dunning: (invoiceId: string) => `dunning-${invoiceId}`,
+  stripeEvent: (eventId: string) => `stripe-event-${eventId}`,
 } as const;
 
 export const SCHEDULE_IDS = {

@@ -1,5 +1,5 @@
 /** Billing workflows' messages: what they start with and what their `state` query answers. */
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
 
 export interface ActivateSubscriptionInput {
   subscriptionId: string;
@@ -29,3 +29,31 @@ export interface ActivationState {
 }
 
 export const activationStateQuery = defineQuery<ActivationState>('state');
+
+/** `dunning-<invoiceId>`: collects an invoice whose charge failed, on the tenant's dunning policy. */
+export interface DunningInput {
+  invoiceId: string;
+  subscriptionId: string | null;
+  tenantId: string;
+  customerId: string;
+  /** when the failed charge happened (ISO): retries are scheduled from it */
+  failedAt: string;
+}
+
+/** Ends dunning: the invoice was paid by another path (webhook, `POST …/pay`). */
+export const paymentSucceededSignal =
+  defineSignal<[{ invoiceId: string; paymentId: string }]>('paymentSucceeded');
+
+/** `subscription-renew-<subId>-<periodStart>`: bills one period, exactly once. */
+export interface RenewSubscriptionInput {
+  subscriptionId: string;
+  tenantId: string;
+  customerId: string;
+  /** the start of the period being billed (ISO), i.e. the end of the one that ended */
+  periodStart: string;
+}
+
+/** `stripe-event-<eventId>`: applies one stored Stripe event. */
+export interface ProcessStripeEventInput {
+  eventId: string;
+}
