@@ -6,7 +6,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -87,6 +87,35 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The pid written into a lock, or null while its taker has not written it yet. */
+async function lockHolder(lock: string): Promise<number | null> {
+  const pid = Number(await readFile(path.join(lock, 'pid'), 'utf8').catch(() => 'NaN'));
+  return Number.isInteger(pid) ? pid : null;
+}
+
+/**
+ * Removes the lock of a builder that died — once: the takers of a stale lock race, so each must
+ * first hold `<lock>.takeover` and then find the same dead pid in it, or another taker has already
+ * replaced it with a live lock that must not be removed. A guard older than a minute is the
+ * leftover of a taker that died in these few statements.
+ */
+async function takeOver(lock: string, deadPid: number): Promise<void> {
+  const guard = `${lock}.takeover`;
+  try {
+    await mkdir(guard);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const age = Date.now() - (await stat(guard).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+    if (age > 60_000) await rm(guard, { recursive: true, force: true });
+    return;
+  }
+  try {
+    if ((await lockHolder(lock)) === deadPid) await rm(lock, { recursive: true, force: true });
+  } finally {
+    await rm(guard, { recursive: true, force: true });
+  }
+}
+
 /**
  * Builds `tool` once even when several processes need it at the same time (`npm start` next to
  * `npm test`, parallel test runs): the first takes `<target>.lock` (a directory holding its pid),
@@ -107,9 +136,9 @@ export async function goInstall(
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       if (await isExecutable(target)) return target;
-      const holder = Number(await readFile(path.join(lock, 'pid'), 'utf8').catch(() => 'NaN'));
-      if (Number.isInteger(holder) && !alive(holder)) {
-        await rm(lock, { recursive: true, force: true });
+      const holder = await lockHolder(lock);
+      if (holder !== null && !alive(holder)) {
+        await takeOver(lock, holder);
       } else {
         if (!told) log(`waiting for another process that is building ${tool.binary}`);
         told = true;
