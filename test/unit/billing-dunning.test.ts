@@ -1,7 +1,6 @@
 /** Dunning schedule arithmetic: retries, suspension and termination from the tenant's policy. */
 import fc from 'fast-check';
 import {
-  billingErrorReason,
   dunningPolicyInMilliseconds,
   dunningPolicyProblem,
   dunningSchedule,
@@ -9,17 +8,8 @@ import {
   MS_PER_DAY,
 } from '../../src/domain/billing';
 import { DEFAULT_DUNNING_POLICY, type DunningPolicy } from '../../src/domain/tenants';
+import { d, reasonOf } from '../helpers/billing-core';
 
-function reasonOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return billingErrorReason(error);
-  }
-  return 'none';
-}
-
-const d = (iso: string) => new Date(iso);
 const policy = (overrides: Partial<DunningPolicy>): DunningPolicy => ({
   ...DEFAULT_DUNNING_POLICY,
   retryOffsetsDays: [...DEFAULT_DUNNING_POLICY.retryOffsetsDays],

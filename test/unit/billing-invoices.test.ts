@@ -2,7 +2,6 @@
 import fc from 'fast-check';
 import {
   applyCreditBalance,
-  billingErrorReason,
   type InvoiceLineDraft,
   type InvoiceLineKind,
   invoiceDueDate,
@@ -11,17 +10,8 @@ import {
   priceInvoice,
   taxOn,
 } from '../../src/domain/billing';
+import { d, reasonOf } from '../helpers/billing-core';
 
-function reasonOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return billingErrorReason(error);
-  }
-  return 'none';
-}
-
-const d = (iso: string) => new Date(iso);
 const line = (kind: InvoiceLineKind, quantity: number, unitAmount: number) =>
   invoiceLine({ kind, description: `${kind} line`, quantity, unitAmount });
 

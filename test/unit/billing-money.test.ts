@@ -2,7 +2,6 @@
 import fc from 'fast-check';
 import {
   assertMinorUnits,
-  billingErrorReason,
   currencyExponent,
   divRoundHalfEven,
   formatAmount,
@@ -14,16 +13,9 @@ import {
   sumMinorUnits,
   toMinorUnits,
 } from '../../src/domain/billing';
+import { reasonOf } from '../helpers/billing-core';
 
 /** The billing reason `fn` throws with, or 'none' when it does not throw. */
-function reasonOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return billingErrorReason(error);
-  }
-  return 'none';
-}
 
 const MAX = Number.MAX_SAFE_INTEGER;
 

@@ -3,7 +3,6 @@ import fc from 'fast-check';
 import {
   type BillingInterval,
   addMonthsClamped,
-  billingErrorReason,
   daysInMonth,
   nextPeriod,
   periodAt,
@@ -13,17 +12,8 @@ import {
   periodSeconds,
   periodStart,
 } from '../../src/domain/billing';
+import { d, reasonOf } from '../helpers/billing-core';
 
-function reasonOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return billingErrorReason(error);
-  }
-  return 'none';
-}
-
-const d = (iso: string) => new Date(iso);
 const iso = (date: Date) => date.toISOString();
 const DAY = 86_400;
 const DAY_MS = DAY * 1000;

@@ -2,24 +2,14 @@
 import fc from 'fast-check';
 import {
   type BillingInterval,
-  billingErrorReason,
   invoiceTotals,
   periodAt,
   planChangeProration,
   type PlanPrice,
   prorate,
 } from '../../src/domain/billing';
+import { d, reasonOf } from '../helpers/billing-core';
 
-function reasonOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return billingErrorReason(error);
-  }
-  return 'none';
-}
-
-const d = (iso: string) => new Date(iso);
 const DAY = 86_400;
 
 function plan(

@@ -1,23 +1,8 @@
 /** Trial dates: the end of a trial and its 7/3/1-day reminders; short trials get fewer. */
 import fc from 'fast-check';
-import {
-  billingErrorReason,
-  dueTrialReminder,
-  MS_PER_DAY,
-  trialEnd,
-  trialReminders,
-} from '../../src/domain/billing';
+import { dueTrialReminder, MS_PER_DAY, trialEnd, trialReminders } from '../../src/domain/billing';
+import { d, reasonOf } from '../helpers/billing-core';
 
-function reasonOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return billingErrorReason(error);
-  }
-  return 'none';
-}
-
-const d = (iso: string) => new Date(iso);
 const START = d('2028-02-20T09:00:00Z');
 
 describe('trialEnd', () => {
