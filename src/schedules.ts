@@ -1,11 +1,22 @@
-/** Temporal Schedules, created or updated idempotently by `schedules:sync` (CLI, `npm start`, worker boot). */
+/**
+ * Temporal Schedules, created or updated idempotently by `schedules:sync` (CLI, `npm start`, worker
+ * boot), and what operators see of them (`GET /api/v1/ops/schedules`). Every schedule skips an
+ * action while the previous one still runs (overlap SKIP) and names how late a missed action may
+ * still be taken (its catch-up window) after the engine or the workers were down.
+ */
 import {
   ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
   ScheduleOverlapPolicy,
+  type CalendarSpecDescription,
   type Client,
+  type Range,
+  type ScheduleDescription,
   type ScheduleOptions,
 } from '@temporalio/client';
 import { SCHEDULE_IDS, TASK_QUEUES } from './workflows/shared';
+
+const MANAGED_NOTE = 'managed by podplane schedules:sync';
 
 export function scheduleDefinitions(): ScheduleOptions[] {
   return [
@@ -21,7 +32,38 @@ export function scheduleDefinitions(): ScheduleOptions[] {
         staticSummary: 'Daily housekeeping: purge long-dead API tokens and expired Idempotency-Keys',
       },
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
-      state: { note: 'managed by podplane schedules:sync' },
+      state: { note: MANAGED_NOTE },
+    },
+    {
+      scheduleId: SCHEDULE_IDS.billingRun,
+      spec: { cronExpressions: ['0 * * * *'], timezone: 'UTC' },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'billingRun',
+        workflowId: SCHEDULE_IDS.billingRun,
+        taskQueue: TASK_QUEUES.billing,
+        args: [],
+        staticSummary: 'Hourly: start the renewal of every subscription whose period ended (trials included)',
+      },
+      // A day: after an outage the missed run is still taken once the engine is back (SKIP keeps it
+      // to one at a time), so no period stays unbilled for longer than the outage.
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
+      state: { note: MANAGED_NOTE },
+    },
+    {
+      scheduleId: SCHEDULE_IDS.trialSweep,
+      spec: { cronExpressions: ['15 * * * *'], timezone: 'UTC' },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'trialSweep',
+        workflowId: SCHEDULE_IDS.trialSweep,
+        taskQueue: TASK_QUEUES.billing,
+        args: [],
+        staticSummary: 'Hourly: record the reminders of trials ending in 7, 3 and 1 days',
+      },
+      // Reminders are only worth sending near their time; the next sweep sends the latest one due.
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '2 hours' },
+      state: { note: MANAGED_NOTE },
     },
   ];
 }
@@ -47,4 +89,123 @@ export async function syncSchedules(
     }
   }
   return results;
+}
+
+/** A schedule as operators see it. */
+export interface ScheduleOverview {
+  id: string;
+  workflowType: string;
+  /** the calendar specs as cron expressions (`minute hour day-of-month month day-of-week`) */
+  cron: string[];
+  /** interval specs, `every <seconds>s` (offset `+<seconds>s`) */
+  intervals: string[];
+  timezone: string | null;
+  paused: boolean;
+  note: string | null;
+  overlap: string;
+  catchupWindowMs: number;
+  nextActionTimes: Date[];
+  recentActions: { scheduledAt: Date; takenAt: Date; workflowId: string }[];
+  runningWorkflowIds: string[];
+  /** defined by podplane (created and updated by schedules:sync) */
+  managed: boolean;
+}
+
+const MONTHS = [
+  'JANUARY',
+  'FEBRUARY',
+  'MARCH',
+  'APRIL',
+  'MAY',
+  'JUNE',
+  'JULY',
+  'AUGUST',
+  'SEPTEMBER',
+  'OCTOBER',
+  'NOVEMBER',
+  'DECEMBER',
+];
+const DAYS = ['SUNDAY', 'MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY'];
+
+/** One cron field from the engine's ranges; `*` when they cover `[min, max]` whole. */
+function cronField(ranges: Range<number>[], min: number, max: number): string {
+  if (ranges.length === 0) return '*';
+  return ranges
+    .map(({ start, end, step }) => {
+      const last = Math.max(start, end);
+      const every = step > 1 ? `/${step}` : '';
+      if (start === min && last === max) return `*${every}`;
+      return last === start ? `${start}` : `${start}-${last}${every}`;
+    })
+    .join(',');
+}
+
+const named = (ranges: Range<string>[], names: readonly string[], base: number): Range<number>[] =>
+  ranges.map((r) => ({
+    start: names.indexOf(r.start) + base,
+    end: names.indexOf(r.end) + base,
+    step: r.step,
+  }));
+
+/**
+ * A calendar spec as a cron expression. The engine keeps cron expressions as calendars, so the
+ * expression is rebuilt from what it holds (a seconds field, when not 0, leads).
+ */
+export function cronOf(calendar: CalendarSpecDescription): string {
+  const fields = [
+    cronField(calendar.minute, 0, 59),
+    cronField(calendar.hour, 0, 23),
+    cronField(calendar.dayOfMonth, 1, 31),
+    cronField(named(calendar.month, MONTHS, 1), 1, 12),
+    cronField(named(calendar.dayOfWeek, DAYS, 0), 0, 6),
+  ];
+  const seconds = cronField(calendar.second, 0, 59);
+  return (seconds === '0' ? fields : [seconds, ...fields]).join(' ');
+}
+
+function overview(d: ScheduleDescription, managed: boolean): ScheduleOverview {
+  return {
+    id: d.scheduleId,
+    workflowType: d.action.workflowType,
+    cron: (d.spec.calendars ?? []).map(cronOf),
+    intervals: (d.spec.intervals ?? []).map(
+      (i) => `every ${i.every / 1000}s${i.offset ? ` +${i.offset / 1000}s` : ''}`,
+    ),
+    timezone: d.spec.timezone ?? null,
+    paused: d.state.paused,
+    note: d.state.note ?? null,
+    // unspecified is the engine's default, SKIP
+    overlap: d.policies.overlap ?? ScheduleOverlapPolicy.SKIP,
+    catchupWindowMs: d.policies.catchupWindow,
+    nextActionTimes: d.info.nextActionTimes,
+    recentActions: d.info.recentActions.map((a) => ({
+      scheduledAt: a.scheduledAt,
+      takenAt: a.takenAt,
+      workflowId: a.action.workflow.workflowId,
+    })),
+    runningWorkflowIds: d.info.runningActions.map((a) => a.workflow.workflowId),
+    managed,
+  };
+}
+
+/**
+ * Every schedule of the namespace, described afresh: ours by their ids (the schedule list is
+ * eventually consistent, so one created a moment ago is still shown) and any other the list
+ * knows. A defined schedule not created yet (schedules:sync has not run) is left out.
+ */
+export async function describeSchedules(client: Client): Promise<ScheduleOverview[]> {
+  const ours = new Set(scheduleDefinitions().map((d) => d.scheduleId));
+  const ids = new Set(ours);
+  for await (const summary of client.schedule.list()) ids.add(summary.scheduleId);
+  const described = await Promise.all(
+    [...ids].sort().map(async (id) => {
+      try {
+        return overview(await client.schedule.getHandle(id).describe(), ours.has(id));
+      } catch (err) {
+        if (err instanceof ScheduleNotFoundError) return null;
+        throw err;
+      }
+    }),
+  );
+  return described.filter((d): d is ScheduleOverview => d !== null);
 }

@@ -4,15 +4,14 @@
  * are non-retryable failures typed by their kind; anything else is retried.
  */
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config';
 import type { MikroORM } from '../db/orm';
-import { AppError } from '../domain/errors';
 import type { Logger } from '../logger';
 import type { PaymentProvider } from '../providers/payments';
 import * as activation from '../services/subscription-activation';
 import * as collection from '../services/collection';
+import { refusalsFinal } from './refusals';
 
 export interface BillingActivityDeps {
   orm: MikroORM;
@@ -21,16 +20,6 @@ export interface BillingActivityDeps {
   logger: Logger;
   /** how often a waiting activity re-reads the row it waits on */
   pollMs?: number;
-}
-
-/** An `AppError` is a business answer no retry changes: non-retryable, typed by its kind. */
-async function refusalsFinal<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof AppError) throw ApplicationFailure.nonRetryable(err.detail, `billing.${err.kind}`);
-    throw err;
-  }
 }
 
 export function createBillingActivities(deps: BillingActivityDeps) {

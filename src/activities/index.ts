@@ -5,7 +5,10 @@ import type { MikroORM } from '../db/orm';
 import type { Providers } from '../providers';
 import { createBillingActivities, type BillingActivities } from './billing';
 import { createCloudPodActivities, type CloudPodActivities } from './cloudpods';
+import { createDunningActivities, type DunningActivities } from './dunning';
 import { createMaintenanceActivities, type MaintenanceActivities } from './maintenance';
+import { createRenewalActivities, type RenewalActivities } from './renewals';
+import { createStripeEventActivities, type StripeEventActivities } from './stripe-events';
 import { createTenantActivities, type TenantActivities } from './tenants';
 
 export interface ActivityDeps {
@@ -18,7 +21,13 @@ export interface ActivityDeps {
   backupRetentionDays?: number;
 }
 
-export type Activities = TenantActivities & MaintenanceActivities & CloudPodActivities & BillingActivities;
+export type Activities = TenantActivities &
+  MaintenanceActivities &
+  CloudPodActivities &
+  BillingActivities &
+  RenewalActivities &
+  StripeEventActivities &
+  DunningActivities;
 
 export function createActivities(deps: ActivityDeps): Activities {
   return {
@@ -36,7 +45,23 @@ export function createActivities(deps: ActivityDeps): Activities {
       payments: deps.providers.payments,
       logger: deps.logger,
     }),
+    ...createRenewalActivities({ orm: deps.orm, config: deps.config, logger: deps.logger }),
+    ...createStripeEventActivities({ orm: deps.orm, config: deps.config, logger: deps.logger }),
+    ...createDunningActivities({
+      orm: deps.orm,
+      config: deps.config,
+      payments: deps.providers.payments,
+      logger: deps.logger,
+    }),
   };
 }
 
-export type { TenantActivities, MaintenanceActivities, CloudPodActivities, BillingActivities };
+export type {
+  TenantActivities,
+  MaintenanceActivities,
+  CloudPodActivities,
+  BillingActivities,
+  RenewalActivities,
+  StripeEventActivities,
+  DunningActivities,
+};

@@ -19,8 +19,9 @@ async function main(): Promise<void> {
   }
   const orm = await initOrm({ databaseUrl: config.DATABASE_URL, poolMax: config.DATABASE_POOL_MAX });
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
-  // The API calls no provider, so it builds no Proxmox or PowerDNS client; the simulators'
-  // admin routes read the simulators' tables through the ORM.
+  // Of the providers the API calls only payments (a customer paying an invoice, saving a card),
+  // which the route table builds from config; it builds no Proxmox or PowerDNS client, and the
+  // simulators' admin routes read the simulators' tables through the ORM.
   const app = createApp({
     config,
     orm,

@@ -10,6 +10,7 @@ export type ErrorKind =
   | 'quota_exceeded'
   | 'not_found'
   | 'conflict'
+  | 'payment_declined'
   | 'unprocessable'
   | 'payload_too_large'
   | 'unsupported_media_type'

@@ -57,7 +57,7 @@ export function createProviders(config: Config, orm: MikroORM): Providers {
 }
 
 /** STRIPE_API_BASE points the client elsewhere than api.stripe.com (stripe-mock in tests). */
-function createPayments(config: Config): PaymentProvider {
+export function createPayments(config: Config): PaymentProvider {
   if (!config.STRIPE_SECRET_KEY) return new SimulatedPayments({ delayMs: config.SIMULATED_PAYMENT_DELAY_MS });
   return new StripePayments({
     apiKey: config.STRIPE_SECRET_KEY,

@@ -7,7 +7,7 @@
  */
 import { LockMode } from '@mikro-orm/core';
 import { Customer, Invoice, Payment, Subscription } from '../db/entities';
-import { systemEm, type MikroORM } from '../db/orm';
+import { systemEm, type EntityManager, type MikroORM } from '../db/orm';
 import { PAYABLE_INVOICE_STATUSES, paymentMovesForward } from '../domain/billing/states';
 import { newId } from '../domain/ids';
 import type { ChargeResult, PaymentProvider } from '../providers/payments';
@@ -61,9 +61,9 @@ export async function issueFirstInvoice(
   };
 }
 
-/** The provider customer of ours, made once and recorded. */
-async function providerCustomer(
-  orm: MikroORM,
+/** The provider customer of ours, made once and recorded on the customer. */
+export async function ensureProviderCustomer(
+  em: EntityManager,
   payments: PaymentProvider,
   customer: Customer,
 ): Promise<string> {
@@ -74,12 +74,14 @@ async function providerCustomer(
     email: customer.email,
     name: customer.name,
   });
-  await systemEm(orm).nativeUpdate(
+  // Two concurrent requests get the same provider customer (its key is our customer id); the first to record it wins.
+  await em.nativeUpdate(
     Customer,
     { id: customer.id, providerCustomerId: null },
     { providerCustomerId: id, updatedAt: new Date() },
   );
-  return id;
+  const recorded = await em.fork().findOneOrFail(Customer, { id: customer.id });
+  return recorded.providerCustomerId ?? id;
 }
 
 /** The attempt's payment row, made once: a retry finds the row (and its outcome) by its key. */
@@ -139,15 +141,16 @@ async function recordUnsuccessful(
 export type ChargeOutcome = 'SUCCEEDED' | 'FAILED' | 'REQUIRES_ACTION' | 'PENDING' | 'NOT_DUE';
 
 /**
- * Charges what is left due on the invoice to the customer's default payment method, as attempt
- * `attempt`. A customer without one gets a FAILED attempt saying so (dunning then reminds them).
- * A decline is an outcome, not an error; only an unreachable provider throws (and is retried with
- * the same key, so the provider sees one charge).
+ * Charges what is left due on the invoice to `paymentMethod` — when not given, the customer's
+ * default payment method — as attempt `attempt`. Without either, the attempt is FAILED saying so
+ * (dunning then reminds them). A decline is an outcome, not an error; only an unreachable provider
+ * throws (and is retried with the same key, so the provider sees one charge).
  */
 export async function chargeInvoice(
   deps: { orm: MikroORM; payments: PaymentProvider },
   invoiceId: string,
   attempt: number,
+  paymentMethod?: string,
 ): Promise<{ status: ChargeOutcome }> {
   const { orm, payments } = deps;
   const em = systemEm(orm);
@@ -156,11 +159,12 @@ export async function chargeInvoice(
     return { status: 'NOT_DUE' };
   }
   const customer = invoice.customer;
-  const row = await attemptRow(orm, invoice, attempt, customer.defaultPaymentMethod ?? null);
+  const method = paymentMethod ?? customer.defaultPaymentMethod ?? null;
+  const row = await attemptRow(orm, invoice, attempt, method);
   if (row.status === 'SUCCEEDED') return { status: 'SUCCEEDED' };
   if (row.status !== 'PENDING')
     return { status: row.status === 'REQUIRES_ACTION' ? 'REQUIRES_ACTION' : 'FAILED' };
-  if (!customer.defaultPaymentMethod) {
+  if (!method) {
     await recordUnsuccessful(orm, row.id, payments.name, {
       providerPaymentId: null,
       status: 'FAILED',
@@ -171,8 +175,8 @@ export async function chargeInvoice(
     return { status: 'FAILED' };
   }
   const result = await payments.charge({
-    providerCustomerId: await providerCustomer(orm, payments, customer),
-    paymentMethod: customer.defaultPaymentMethod,
+    providerCustomerId: await ensureProviderCustomer(em, payments, customer),
+    paymentMethod: method,
     amount: row.amount,
     currency: invoice.currency,
     idempotencyKey: row.idempotencyKey,

@@ -282,7 +282,11 @@ async function finalizeDraft(tx: EntityManager, invoice: Invoice, now: Date): Pr
   invoice.number = await nextDocumentNumber(tx, tenantId, 'INVOICE', now.getUTCFullYear());
   invoice.status = 'OPEN';
   invoice.finalizedAt = now;
-  invoice.dueDate = invoiceDueDate(now, netTermsDays);
+  // A subscription's invoice charged automatically is due when it is issued (the charge is its
+  // payment, and dunning counts from it), as Stripe's `charge_automatically` invoices are; net
+  // terms are for invoices the customer pays themselves, one-off invoices included.
+  const chargedAtIssue = invoice.collectionMethod === 'AUTOMATIC' && invoice.billingReason !== 'MANUAL';
+  invoice.dueDate = chargedAtIssue ? now : invoiceDueDate(now, netTermsDays);
   invoice.creditApplied = credit.appliedCredit;
   invoice.amountDue = credit.amountDue;
   customer.creditBalance = credit.creditBalanceAfter;

@@ -1,14 +1,16 @@
 /**
  * Every change to a subscription that is not a workflow's own step: creation (PENDING), the
- * request to activate it (which starts `activateSubscription`, once), and cancelling one that was
- * never activated. Each runs in one transaction.
+ * request to activate it (which starts `activateSubscription`, once), and its cancellation (at the
+ * period's end, or at once with its pod terminated). Each runs in one transaction.
  */
 import { LockMode } from '@mikro-orm/core';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { Customer, Product, Subscription } from '../db/entities';
+import type { Config } from '../config';
+import { CloudPod, Customer, Product, Subscription } from '../db/entities';
 import type { EntityManager } from '../db/orm';
 import { AppError, conflict, notFound } from '../domain/errors';
 import { isId } from '../domain/ids';
+import { requestOperation } from './cloudpods';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../workflows/shared';
 import type { ActivateSubscriptionInput } from '../workflows/messages/billing';
 import type { activateSubscription } from '../workflows/subscriptions';
@@ -147,13 +149,52 @@ export async function requestActivation(
   return { subscription, workflowId };
 }
 
-/** A PENDING subscription that was never activated is canceled at once; others go through billing. */
-export async function cancelPendingSubscription(
-  em: EntityManager,
+/** When a cancellation takes effect: at the end of the period paid for, or at once. */
+export type CancelAt = 'period_end' | 'now';
+
+/**
+ * The pod of a canceled subscription, terminated through its workflow (pre-termination backup,
+ * VM destroyed, DNS deleted, capacity released). Repeatable: a pod already TERMINATED, being
+ * terminated (the one open TERMINATE job per pod answers 409), or never created needs nothing, so
+ * a retried activity or a repeated request never opens a second job.
+ */
+export async function terminateSubscriptionPod(
+  deps: { em: EntityManager; temporal: Client; config: Config },
+  subscription: Pick<Subscription, 'podId'>,
+): Promise<'requested' | 'already-terminating' | 'already-terminated' | 'no-pod'> {
+  if (!subscription.podId) return 'no-pod';
+  const pod = await deps.em.findOne(CloudPod, { id: subscription.podId }, { refresh: true });
+  if (!pod) return 'no-pod';
+  if (pod.status === 'TERMINATED') return 'already-terminated';
+  try {
+    await requestOperation(deps, pod, 'TERMINATE');
+    return 'requested';
+  } catch (err) {
+    // TERMINATE is refused only to a TERMINATED pod or one with an open TERMINATE job: done, or under way.
+    if (err instanceof AppError && err.kind === 'conflict') return 'already-terminating';
+    throw err;
+  }
+}
+
+/**
+ * Cancels one of the tenant's subscriptions, in one transaction with its row locked:
+ * - never activated (PENDING, no activation begun): CANCELED at once, whatever `at` says;
+ * - PENDING while its activation runs: 409 (the pod is being provisioned; cancel once it is up);
+ * - `period_end` (the default): `cancel_at_period_end` is set and the subscription keeps running
+ *   for the period paid for; the renewal at the period's end cancels it and terminates the pod;
+ * - `now`: CANCELED at once and the pod terminated. The period already invoiced is not refunded:
+ *   periods are billed in advance and a cancellation stops the next one; money goes back only by
+ *   an explicit, audited credit note.
+ * A CANCELED subscription is returned as it is; `now` then requests its pod's termination again,
+ * so a request that met an unreachable workflow engine (503) is finished by repeating it.
+ */
+export async function cancelSubscription(
+  deps: { em: EntityManager; temporal: Client; config: Config },
   tenantId: string,
   subscriptionId: string,
+  at: CancelAt = 'period_end',
 ): Promise<Subscription> {
-  return em.transactional(async (tx) => {
+  const subscription = await deps.em.transactional(async (tx) => {
     const sub = isId('subscription', subscriptionId)
       ? await tx.findOne(
           Subscription,
@@ -163,13 +204,20 @@ export async function cancelPendingSubscription(
       : null;
     if (!sub) throw notFound('subscription');
     if (sub.status === 'CANCELED') return sub;
-    if (sub.status !== 'PENDING' || sub.activationWorkflowId)
+    if (sub.status === 'PENDING' && sub.activationWorkflowId)
       throw conflict(
-        `subscription ${sub.id} is ${sub.status}; only a subscription never activated is canceled this way`,
+        `subscription ${sub.id} is being activated (its pod is provisioned first); cancel it once it is active`,
       );
-    sub.status = 'CANCELED';
-    sub.canceledAt = new Date();
+    if (sub.status !== 'PENDING' && at === 'period_end') {
+      sub.cancelAtPeriodEnd = true;
+    } else {
+      sub.status = 'CANCELED';
+      sub.canceledAt = new Date();
+    }
     await tx.flush();
     return sub;
   });
+  // The status is committed before the engine is called (no transaction held across the call).
+  if (subscription.status === 'CANCELED' && at === 'now') await terminateSubscriptionPod(deps, subscription);
+  return subscription;
 }

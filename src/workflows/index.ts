@@ -3,3 +3,8 @@ export { onboardTenant } from './tenants';
 export { maintenanceCleanup } from './maintenance';
 export { cloudPod } from './cloudpods';
 export { activateSubscription } from './subscriptions';
+export { renewSubscription } from './renewals';
+export { billingRun } from './billing-run';
+export { trialSweep } from './trial-sweep';
+export { processStripeEvent } from './stripe-events';
+export { dunning } from './dunning';

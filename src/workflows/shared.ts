@@ -39,4 +39,6 @@ export const workflowIds = {
 
 export const SCHEDULE_IDS = {
   maintenanceCleanup: 'maintenance-cleanup',
+  billingRun: 'billing-run',
+  trialSweep: 'trial-sweep',
 } as const;

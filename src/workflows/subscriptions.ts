@@ -4,10 +4,21 @@
  * ACTIVE is the trial started, or the first invoice issued and charged. A pod that fails leaves
  * the subscription PENDING with nothing charged, the customer told, and the job in the ops
  * overview; should an operator's retry bring the pod up later, activation resumes and bills it,
- * so no pod ever runs unbilled.
+ * so no pod ever runs unbilled. A first charge that fails leaves the subscription PAST_DUE and
+ * hands the invoice to `dunning-<invoiceId>`, started as an abandoned child.
  */
-import { proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  ParentClosePolicy,
+  TemporalFailure,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  startChild,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
 import type { BillingActivities } from '../activities/billing';
+import { dunning } from './dunning';
+import { dunningStartOptions } from './messages/dunning';
 import { SEARCH_ATTRIBUTES } from './shared';
 import {
   activationStateQuery,
@@ -92,6 +103,42 @@ export async function activateSubscription(input: ActivateSubscriptionInput): Pr
   show('charging', `Collecting invoice ${invoice.number}`);
   if (invoice.charge) await acts.chargeInvoice(invoice.invoiceId, 1);
   state.status = await acts.settleActivation(input.subscriptionId, invoice.invoiceId);
+  if (state.status === 'PAST_DUE') {
+    await startDunning(input, invoice.invoiceId);
+    show(
+      'done',
+      `Subscription is PAST_DUE; dunning-${invoice.invoiceId} collects invoice ${invoice.number}`,
+      'PAST_DUE',
+    );
+    return state;
+  }
   show('done', `Subscription is ${state.status}`, state.status);
   return state;
+}
+
+/**
+ * Starts the invoice's dunning as a child rather than through an activity: the start is a command
+ * in this history (deterministic, no client needed, linked parent → child in the UI), and
+ * ABANDON lets dunning run on for weeks after activation has finished. Reuse is rejected, so a
+ * dunning already started for the invoice (a reset of this workflow) is found, not duplicated.
+ * `failedAt` is this workflow's clock right after the failed charge was settled.
+ */
+async function startDunning(input: ActivateSubscriptionInput, invoiceId: string): Promise<void> {
+  const dunningInput = {
+    invoiceId,
+    subscriptionId: input.subscriptionId,
+    tenantId: input.tenantId,
+    customerId: input.customerId,
+    failedAt: new Date().toISOString(),
+  };
+  try {
+    await startChild(dunning, {
+      ...dunningStartOptions(dunningInput),
+      args: [dunningInput],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+    });
+  } catch (err) {
+    // The SDK's workflow package does not export this error's class; its type name identifies it.
+    if (!(err instanceof TemporalFailure && err.name === 'WorkflowExecutionAlreadyStartedError')) throw err;
+  }
 }

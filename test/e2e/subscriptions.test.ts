@@ -104,6 +104,9 @@ it('provisions the pod first, then invoices and charges a good card: ACTIVE, inv
   expect(others).toEqual([]);
   expect(invoice).toMatchObject({ status: 'PAID', total: 1000 });
   expect(invoice?.number).toMatch(/^INV-\d{4}-\d{6}$/);
+  // charged automatically, it is due when issued (net terms are for invoices customers pay themselves)
+  const full = await http().get(`/api/v1/billing/invoices/${invoice!.id}`).set('Authorization', a.auth);
+  expect(full.body.due_date).toBe(full.body.finalized_at);
   expect(await payments(invoice!.id)).toEqual([
     {
       status: 'SUCCEEDED',

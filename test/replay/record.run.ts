@@ -10,7 +10,10 @@ import { promisify } from 'node:util';
 import { TEMPORAL_CLI, resolveTool } from '../../temporal/tools';
 import { temporalAddress } from '../helpers/temporal';
 import { startTestStack, type TestStack } from '../helpers/app';
-import { podTenant, registerNode, waitPod } from '../helpers/pods';
+import { podTenant, registerNode, waitPod, type PodTenant } from '../helpers/pods';
+import { waitFor } from '../helpers/wait';
+import { dunningPolicyInMilliseconds } from '../../src/domain/billing/dunning';
+import type { dunning } from '../../src/workflows/dunning';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -70,6 +73,68 @@ it('records a failed provisioning rolled back and retried, and a terminate dead-
   const handle = stack.temporal.workflow.getHandle(`cloudpod-${podId}`);
   expect((await handle.result()).status).toBe('TERMINATED');
   await saveHistory(handle.workflowId, 'cloudpod-rollback-retry-terminate-retry.json');
+});
+
+/** A subscription whose first charge is declined (soft), on a dunning policy in milliseconds. */
+async function pastDueSubscription(t: PodTenant, slug: string, terminateAfterMsOverdue: number) {
+  const policy = dunningPolicyInMilliseconds({ retryOffsetsMs: [300, 600], terminateAfterMsOverdue });
+  await stack.db.query(
+    'update tenant_billing_settings set dunning_policy = $1::jsonb, net_terms_days = 0 where tenant_id = $2',
+    [JSON.stringify(policy), t.id],
+  );
+  await request(stack.app)
+    .patch(`/api/v1/customers/${t.customerId}`)
+    .set('Authorization', t.auth)
+    .send({ default_payment_method: 'pm_card_insufficientFunds' });
+  const sub = await request(stack.app)
+    .post('/api/v1/billing/subscriptions')
+    .set('Authorization', t.auth)
+    .send({ customer_id: t.customerId, product_id: t.starter, pod_slug: slug });
+  const subscriptionId = sub.body.id as string;
+  await request(stack.app)
+    .post(`/api/v1/billing/subscriptions/${subscriptionId}/activate`)
+    .set('Authorization', t.auth);
+  return waitFor(
+    async () => {
+      const rows = await stack.db.query<{ id: string }>(
+        'select id from invoices where subscription_id = $1 and dunning_policy is not null',
+        [subscriptionId],
+      );
+      return rows[0]?.id;
+    },
+    { what: `dunning of subscription ${subscriptionId}`, timeoutMs: 60_000 },
+  );
+}
+
+it('records dunning: retries, suspension, cancellation', async () => {
+  const t = await podTenant(stack, 'replay-dun');
+  const invoiceId = await pastDueSubscription(t, 'replay-dun-1', 3000);
+  const handle = stack.temporal.workflow.getHandle<typeof dunning>(`dunning-${invoiceId}`);
+  expect((await handle.result()).status).toBe('CANCELED');
+  await saveHistory(handle.workflowId, 'dunning-retries-suspend-cancel.json');
+});
+
+it('records dunning: suspended, then paid through POST …/pay', async () => {
+  const t = await podTenant(stack, 'replay-dun-paid');
+  const invoiceId = await pastDueSubscription(t, 'replay-dun-2', 600_000);
+  await waitFor(
+    async () => {
+      const rows = await stack.db.query(
+        "select 1 from subscriptions where status = 'SUSPENDED' and tenant_id = $1",
+        [t.id],
+      );
+      return rows.length > 0;
+    },
+    { what: 'the subscription SUSPENDED', timeoutMs: 30_000 },
+  );
+  await request(stack.app)
+    .post(`/api/v1/billing/invoices/${invoiceId}/pay`)
+    .set('Authorization', t.auth)
+    .set('Idempotency-Key', `pay-${invoiceId}`)
+    .send({ payment_method: 'pm_card_visa' });
+  const handle = stack.temporal.workflow.getHandle<typeof dunning>(`dunning-${invoiceId}`);
+  expect((await handle.result()).status).toBe('PAID');
+  await saveHistory(handle.workflowId, 'dunning-suspended-then-paid.json');
 });
 
 async function saveHistory(workflowId: string, name: string): Promise<void> {

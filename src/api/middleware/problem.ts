@@ -17,6 +17,7 @@ const KINDS: Record<ErrorKind, { status: number; title: string }> = {
   malformed_request: { status: 400, title: 'Malformed request' },
   validation_failed: { status: 400, title: 'Validation failed' },
   unauthenticated: { status: 401, title: 'Authentication required' },
+  payment_declined: { status: 402, title: 'Payment declined' },
   forbidden: { status: 403, title: 'Forbidden' },
   quota_exceeded: { status: 403, title: 'Quota exceeded' },
   not_found: { status: 404, title: 'Not found' },

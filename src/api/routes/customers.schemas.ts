@@ -1,5 +1,6 @@
 /** Request and response schemas for /api/v1/customers. */
 import { COLLECTION_METHODS } from '../../domain/billing/states';
+import { SETUP_INTENT_STATUSES } from '../../providers/payments';
 import { z } from '../zod';
 import { DisplayName, IncludeDeleted, PaginationQuery, idCursor } from './common.schemas';
 
@@ -15,7 +16,7 @@ export const CreateCustomerBody = z
 export type CreateCustomerBody = z.infer<typeof CreateCustomerBody>;
 
 /** A saved payment method of the payment provider (`pm_…`; the simulator honours Stripe's test ids). */
-const PaymentMethodId = z
+export const PaymentMethodId = z
   .string()
   .regex(/^pm_[A-Za-z0-9_]{1,250}$/, 'must be a payment method id (pm_…)')
   .openapi({ example: 'pm_card_visa' });
@@ -69,3 +70,17 @@ export const GetCustomerQuery = z.strictObject({ include_deleted: IncludeDeleted
 export const CustomerIdParams = z.object({
   id: z.string().openapi({ example: 'cus_01jd0000000000000000000000' }),
 });
+
+export const SetupIntentView = z
+  .object({
+    id: z.string().openapi({ example: 'seti_1Mm2cBLkdIwHu7ixaiKW3ElR' }),
+    client_secret: z.string().openapi({
+      description:
+        "for the customer's browser only: Stripe.js confirms the SetupIntent with it (`stripe.confirmSetup`); do not store or log it",
+    }),
+    status: z.enum(SETUP_INTENT_STATUSES),
+  })
+  .openapi('SetupIntent', {
+    description:
+      'Saves a card for later off-session charges. Once the customer confirms it, Stripe sends `setup_intent.succeeded` and the card becomes the default payment method.',
+  });

@@ -1,11 +1,16 @@
-/** /api/v1/customers: a tenant's customers; deleting one (only without live pods) is soft and frees its email for reuse. */
+/**
+ * /api/v1/customers: a tenant's customers; deleting one (only without live pods) is soft and frees its
+ * email for reuse. A customer saves a card through a SetupIntent made here.
+ */
 import { Customer } from '../../db/entities';
 import { SOFT_DELETED, type EntityManager } from '../../db/orm';
 import { notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
 import { customerPage } from '../../db/repositories/catalog';
 import { pageBody } from '../../db/repositories/pages';
+import type { PaymentProvider } from '../../providers/payments';
 import { createCustomer, deleteCustomer, updateCustomer } from '../../services/customers';
+import { createCustomerSetupIntent } from '../../services/stripe-events';
 import { route, type Route } from '../http/route';
 import { tenantOf } from '../middleware/auth';
 import { encodeCursor } from './common.schemas';
@@ -16,6 +21,7 @@ import {
   CustomerView,
   GetCustomerQuery,
   ListCustomersQuery,
+  SetupIntentView,
   UpdateCustomerBody,
 } from './customers.schemas';
 
@@ -45,7 +51,7 @@ async function findCustomer(em: EntityManager, id: string, includeDeleted = fals
 const read = { caller: 'tenant', permission: 'catalog:read' } as const;
 const write = { caller: 'tenant', permission: 'catalog:write' } as const;
 
-export function customerRoutes(): Route[] {
+export function customerRoutes(deps: { payments: PaymentProvider }): Route[] {
   return [
     route({
       operationId: 'createCustomer',
@@ -135,6 +141,33 @@ export function customerRoutes(): Route[] {
           defaultPaymentMethod: body.default_payment_method,
         });
         res.json(customerView(customer));
+      },
+    }),
+    route({
+      operationId: 'createCustomerSetupIntent',
+      tag: 'Customers',
+      method: 'post',
+      path: '/api/v1/customers/:id/setup-intent',
+      summary:
+        'Start saving a card for a customer: a SetupIntent whose client_secret the customer’s browser confirms with Stripe.js',
+      description:
+        'Makes sure the customer exists at the payment provider (recorded on the customer), then creates a SetupIntent ' +
+        'for off-session use. Once the customer confirms it, Stripe sends `setup_intent.succeeded` to the webhook and the ' +
+        'card becomes the default payment method. Every call makes a new SetupIntent. The `client_secret` is meant for ' +
+        'Stripe.js in the customer’s browser: pass it on, do not store or log it.',
+      access: { caller: 'tenant', permission: 'billing:write' },
+      params: CustomerIdParams,
+      responses: {
+        201: {
+          description: 'SetupIntent created',
+          content: { 'application/json': { schema: SetupIntentView } },
+        },
+      },
+      async handle({ req, em, params, res, log }) {
+        const intent = await createCustomerSetupIntent({ em, payments: deps.payments }, params.id, req.id);
+        // never the client secret
+        log.info({ customerId: params.id, setupIntentId: intent.id }, 'setup intent created');
+        res.status(201).json({ id: intent.id, client_secret: intent.clientSecret, status: intent.status });
       },
     }),
     route({

@@ -2,6 +2,7 @@
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../config';
 import type { MikroORM } from '../../db/orm';
+import { createPayments } from '../../providers';
 import type { FaultInjector } from '../../providers/simulator';
 import type { Route } from '../http/route';
 import type { ApiMetrics } from '../middleware/metrics';
@@ -13,11 +14,13 @@ import { invoiceRoutes } from './invoices';
 import { nodeRoutes } from './nodes';
 import { opsRoutes } from './ops';
 import { productRoutes } from './products';
+import { scheduleRoutes } from './schedules';
 import { simulatorRoutes } from './simulator';
 import { subscriptionRoutes } from './subscriptions';
 import { systemRoutes } from './system';
 import { tenantRoutes } from './tenants';
 import { tokenRoutes } from './tokens';
+import { webhookRoutes } from './webhooks';
 
 export interface RouteTableDeps {
   config: Config;
@@ -33,19 +36,23 @@ export interface RouteTableDeps {
 
 export function routeTable(deps: RouteTableDeps): Route[] {
   const { config, orm, temporal, metrics } = deps;
+  // `POST …/pay` and SetupIntents call the payment provider from the API, with the worker's choice of it.
+  const payments = createPayments(config);
   return [
     ...healthRoutes({ orm, temporalConnection: temporal.connection }),
     ...systemRoutes({ metrics, openApi: deps.openApi }),
     ...debugRoutes({ config, version: deps.version, commit: deps.commit }),
     ...tenantRoutes({ temporal, metrics }),
     ...tokenRoutes(),
-    ...customerRoutes(),
+    ...customerRoutes({ payments }),
     ...productRoutes(),
-    ...subscriptionRoutes({ temporal, metrics }),
-    ...invoiceRoutes({ orm }),
+    ...subscriptionRoutes({ temporal, metrics, config }),
+    ...invoiceRoutes({ orm, temporal, config, payments }),
+    ...webhookRoutes({ config, temporal, metrics }),
     ...cloudPodRoutes({ orm, temporal, config, metrics }),
     ...nodeRoutes(),
     ...simulatorRoutes({ orm, config, faults: deps.faults }),
     ...opsRoutes({ orm, temporal, config }),
+    ...scheduleRoutes({ temporal, config }),
   ];
 }

@@ -10,10 +10,14 @@ import {
   BILLING_REASONS,
   COLLECTION_METHODS,
   CREDIT_NOTE_STATUSES,
+  DECLINE_KINDS,
   INVOICE_STATUSES,
+  PAYMENT_STATUSES,
 } from '../../domain/billing/states';
+import { Problem } from '../openapi';
 import { z } from '../zod';
 import { PaginationQuery, displayName, idCursor } from './common.schemas';
+import { PaymentMethodId } from './customers.schemas';
 
 /** The money convention, repeated on every amount so each field documents itself. */
 const MINOR_UNITS =
@@ -151,4 +155,48 @@ export const CreditNoteList = z.object({ data: z.array(CreditNoteView), next_cur
 export const ListCreditNotesQuery = PaginationQuery.extend({
   cursor: idCursor('creditNote'),
   customer_id: z.string().max(40).optional(),
+});
+
+export const PayInvoiceBody = z
+  .strictObject({
+    payment_method: PaymentMethodId.optional().openapi({
+      description:
+        "charge this saved payment method instead of the customer's default; when the customer has no default and the charge succeeds, it becomes their default",
+    }),
+  })
+  .openapi('PayInvoice');
+
+export type PayInvoiceBody = z.infer<typeof PayInvoiceBody>;
+
+export const PaymentView = z
+  .object({
+    id: z.string(),
+    invoice_id: z.string(),
+    status: z.enum(PAYMENT_STATUSES),
+    attempt: z.number().int().openapi({ description: 'the attempt number of the invoice this payment is' }),
+    amount: money('charged'),
+    currency: z.string(),
+    payment_method: z.string().nullable(),
+    decline_kind: z
+      .enum(DECLINE_KINDS)
+      .nullable()
+      .openapi({ description: 'FAILED only: HARD (the same card will not pass) or SOFT (it may, later)' }),
+    failure_code: z.string().nullable(),
+    failure_message: z.string().nullable(),
+    created_at: z.string(),
+  })
+  .openapi('Payment', { description: `One attempt to collect an invoice. Money: ${MINOR_UNITS}.` });
+
+export type PaymentView = z.infer<typeof PaymentView>;
+
+export const InvoicePayment = z
+  .object({ invoice: InvoiceView, payment: PaymentView })
+  .openapi('InvoicePayment');
+
+export const PaymentDeclinedProblem = Problem.extend({
+  decline_kind: z.enum(DECLINE_KINDS),
+  failure_code: z.string(),
+  payment_id: z.string().openapi({ description: 'the FAILED payment, recorded on the invoice' }),
+}).openapi('PaymentDeclinedProblem', {
+  description: 'The card was declined (`type` …/payment-declined); the attempt is recorded as FAILED',
 });

@@ -1,21 +1,26 @@
 /**
  * /api/v1/billing/invoices and /api/v1/billing/credit-notes: a tenant's billing documents. One-off
- * invoices are drafted here and finalized (numbered, OPEN) or voided; credit notes are issued by
- * billing itself (plan changes, overpayments) and only listed here.
+ * invoices are drafted here and finalized (numbered, OPEN) or voided, and any issued invoice can be
+ * paid now; credit notes are issued by billing itself (plan changes, overpayments) and only listed
+ * here.
  */
-import { Invoice, InvoiceLine } from '../../db/entities';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../../config';
+import { Invoice, InvoiceLine, type Payment } from '../../db/entities';
 import type { EntityManager, MikroORM } from '../../db/orm';
 import { creditNotePage, invoicePage } from '../../db/repositories/billing';
 import { pageBody } from '../../db/repositories/pages';
 import type { InvoiceLineInput } from '../../domain/billing';
-import { notFound } from '../../domain/errors';
+import { AppError, notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
+import type { PaymentProvider } from '../../providers/payments';
 import {
   createDraftInvoice,
   finalizeInvoice,
   voidInvoice,
   type InvoiceWithLines,
 } from '../../services/invoices';
+import { payInvoice, type PayInvoiceResult } from '../../services/settlement';
 import { route, type Route } from '../http/route';
 import { tenantOf } from '../middleware/auth';
 import { encodeCursor } from './common.schemas';
@@ -25,8 +30,12 @@ import {
   InvoiceIdParams,
   InvoiceList,
   InvoiceView,
+  InvoicePayment,
   ListCreditNotesQuery,
   ListInvoicesQuery,
+  PayInvoiceBody,
+  PaymentDeclinedProblem,
+  type PaymentView,
 } from './invoices.schemas';
 import { invoiceView } from './invoices.views';
 
@@ -55,7 +64,44 @@ function oneOffLine(line: CreateInvoiceBody['lines'][number]): InvoiceLineInput 
   };
 }
 
-export function invoiceRoutes(deps: { orm: MikroORM }): Route[] {
+function paymentView(payment: Payment): PaymentView {
+  return {
+    id: payment.id,
+    invoice_id: payment.invoice.id,
+    status: payment.status,
+    attempt: payment.attempt,
+    amount: payment.amount,
+    currency: payment.currency,
+    payment_method: payment.paymentMethod ?? null,
+    decline_kind: payment.declineKind ?? null,
+    failure_code: payment.failureCode ?? null,
+    failure_message: payment.failureMessage ?? null,
+    created_at: payment.createdAt.toISOString(),
+  };
+}
+
+/** A declined charge as the 402 problem, naming the FAILED payment recorded for it. */
+function declined({ invoice, payment }: PayInvoiceResult): AppError {
+  return new AppError(
+    'payment_declined',
+    `the payment of invoice ${invoice.invoice.number ?? invoice.invoice.id} was declined${payment.failureMessage ? `: ${payment.failureMessage}` : ''}`,
+    {
+      decline_kind: payment.declineKind ?? 'SOFT',
+      failure_code: payment.failureCode ?? 'payment_failed',
+      payment_id: payment.id,
+    },
+  );
+}
+
+export interface InvoiceRouteDeps {
+  orm: MikroORM;
+  temporal: Client;
+  config: Config;
+  /** charges `POST …/pay` makes, with the provider the worker uses */
+  payments: PaymentProvider;
+}
+
+export function invoiceRoutes(deps: InvoiceRouteDeps): Route[] {
   return [
     route({
       operationId: 'listInvoices',
@@ -156,6 +202,58 @@ export function invoiceRoutes(deps: { orm: MikroORM }): Route[] {
         const voided = await voidInvoice(em, params.id, new Date());
         log.info({ invoiceId: voided.invoice.id }, 'invoice voided');
         res.json(invoiceView(voided));
+      },
+    }),
+    route({
+      operationId: 'payInvoice',
+      tag: 'Billing',
+      method: 'post',
+      path: '/api/v1/billing/invoices/:id/pay',
+      summary:
+        "Charge what an OPEN or UNCOLLECTIBLE invoice has left due now, to the payment method given or the customer's default",
+      description:
+        '200: paid — the invoice is PAID and settled: a PAST_DUE or SUSPENDED subscription it bills is ACTIVE again, ' +
+        'its suspended pod is being unsuspended, and its dunning ends. 402 (`payment-declined`, with `decline_kind`, ' +
+        '`failure_code` and `payment_id`): declined, the attempt recorded as FAILED. 202: the payment needs the ' +
+        "customer's authentication (REQUIRES_ACTION) or is still processing (PENDING). 409: a DRAFT, PAID or VOID " +
+        'invoice, or one with nothing left due. 422: no `payment_method` and no default. Each call is the next ' +
+        'attempt of the invoice (a still PENDING attempt with the same method is retried instead, never charged ' +
+        'twice). A `payment_method` that succeeds becomes the default of a customer who has none; an existing ' +
+        'default is never replaced here.',
+      access: write,
+      params: InvoiceIdParams,
+      body: PayInvoiceBody,
+      idempotent: true,
+      responses: {
+        200: { description: 'Paid', content: { 'application/json': { schema: InvoicePayment } } },
+        202: {
+          description: 'Needs the customer’s action, or still processing',
+          content: { 'application/json': { schema: InvoicePayment } },
+        },
+        402: {
+          description: 'Declined; the payment is recorded as FAILED',
+          content: { 'application/problem+json': { schema: PaymentDeclinedProblem } },
+        },
+      },
+      problems: [409, 422],
+      async handle({ em, params, body, res, log }) {
+        const paid = await payInvoice(
+          { ...deps, em },
+          { invoiceId: params.id, paymentMethod: body.payment_method },
+        );
+        log.info(
+          {
+            invoiceId: params.id,
+            paymentId: paid.payment.id,
+            status: paid.status,
+            settlement: paid.settlement,
+          },
+          'invoice payment attempted',
+        );
+        if (paid.status === 'FAILED') throw declined(paid);
+        res
+          .status(paid.status === 'SUCCEEDED' ? 200 : 202)
+          .json({ invoice: invoiceView(paid.invoice), payment: paymentView(paid.payment) });
       },
     }),
     route({

@@ -64,6 +64,20 @@ export const SubscriptionIdParams = z.object({
   id: z.string().openapi({ example: 'sub_01jd0000000000000000000000' }),
 });
 
+export const CancelSubscriptionBody = z
+  .strictObject({
+    at: z
+      .enum(['period_end', 'now'])
+      .optional()
+      .openapi({
+        description:
+          '`period_end` (the default): the subscription runs to the end of the period paid for and is canceled ' +
+          'by its renewal, which terminates the pod; `now`: canceled at once and the pod terminated, the ' +
+          'current period not refunded. A subscription never activated is canceled at once either way',
+      }),
+  })
+  .openapi('CancelSubscription');
+
 export const ActivationAccepted = z
   .object({ subscription: SubscriptionView, workflow_id: z.string() })
   .openapi('SubscriptionActivation');

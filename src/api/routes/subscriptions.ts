@@ -1,13 +1,15 @@
 /**
  * /api/v1/billing/subscriptions: a customer's subscription to a product is created PENDING and
  * activated once; activation provisions its pod first and bills only a pod that came up.
+ * Cancellation takes effect at the period's end (through the renewal) or at once.
  */
 import type { Client } from '@temporalio/client';
+import type { Config } from '../../config';
 import type { Subscription } from '../../db/entities';
 import { subscriptionPage } from '../../db/repositories/subscriptions';
 import { pageBody } from '../../db/repositories/pages';
 import {
-  cancelPendingSubscription,
+  cancelSubscription,
   createSubscription,
   findSubscription,
   requestActivation,
@@ -19,6 +21,7 @@ import type { ApiMetrics } from '../middleware/metrics';
 import { encodeCursor } from './common.schemas';
 import {
   ActivationAccepted,
+  CancelSubscriptionBody,
   CreateSubscriptionBody,
   ListSubscriptionsQuery,
   SubscriptionIdParams,
@@ -58,7 +61,7 @@ const json = (schema: z.ZodType, description: string) => ({
   content: { 'application/json': { schema } },
 });
 
-export function subscriptionRoutes(deps: { temporal: Client; metrics: ApiMetrics }): Route[] {
+export function subscriptionRoutes(deps: { temporal: Client; metrics: ApiMetrics; config: Config }): Route[] {
   return [
     route({
       operationId: 'createSubscription',
@@ -151,14 +154,31 @@ export function subscriptionRoutes(deps: { temporal: Client; metrics: ApiMetrics
       method: 'post',
       path: '/api/v1/billing/subscriptions/:id/cancel',
       summary:
-        'Cancel a subscription that was never activated (others: 409 until cancellation through billing lands)',
+        'Cancel a subscription at the end of its period (default) or now (the pod terminated, the current period not refunded); a subscription never activated is canceled at once, one being activated is 409, a canceled one is returned as it is',
       access: write,
       params: SubscriptionIdParams,
+      body: CancelSubscriptionBody,
       idempotent: true,
-      responses: { 200: json(SubscriptionView, 'Subscription CANCELED') },
+      durable: true,
+      responses: {
+        200: json(
+          SubscriptionView,
+          'The subscription: CANCELED, or still running with `cancel_at_period_end` set',
+        ),
+      },
       problems: [409],
-      async handle({ principal, em, params, res }) {
-        res.json(subscriptionView(await cancelPendingSubscription(em, tenantOf(principal), params.id)));
+      async handle({ principal, em, params, body, res, log }) {
+        const subscription = await cancelSubscription(
+          { em, temporal: deps.temporal, config: deps.config },
+          tenantOf(principal),
+          params.id,
+          body.at,
+        );
+        log.info(
+          { subscriptionId: subscription.id, at: body.at ?? 'period_end', status: subscription.status },
+          'subscription cancellation requested',
+        );
+        res.json(subscriptionView(subscription));
       },
     }),
   ];

@@ -1,0 +1,436 @@
+/**
+ * The writes of the scheduled billing workflows: finding the subscriptions whose period ended and
+ * starting their renewals (`billingRun`), renewing one period (`renewSubscription`), and the trial
+ * reminders (`trialSweep`). Each step is one transaction and repeatable, so a retried activity
+ * finds its work done:
+ * - a period is invoiced once: the invoice's unique `(subscription, period_start)` index, and the
+ *   subscription row locked while the invoice is drafted and finalized;
+ * - the subscription's current period only moves forward: each write first checks that the period
+ *   it was started for is still the one that just ended, so a stale or repeated renewal changes
+ *   nothing;
+ * - a renewal whose charge failed leaves the period where it is (PAST_DUE, dunning begins); once
+ *   the invoice is paid and the subscription is ACTIVE again, the next billing run renews the same
+ *   period again, finds its invoice paid, and only advances the period.
+ *
+ * Lock order: the subscription first; then drafting locks the customer and the new invoice, and
+ * finalizing that draft the document counter (as invoices.ts orders them). An issued invoice is
+ * never locked here, so this never waits on dunning or a payment, which lock the invoice first.
+ */
+import { LockMode } from '@mikro-orm/core';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { Invoice, Notification, Payment, Product, Subscription } from '../db/entities';
+import { SOFT_DELETED, systemEm, type EntityManager, type MikroORM } from '../db/orm';
+import {
+  TRIAL_REMINDER_DAYS,
+  assertValidDate,
+  daysToMs,
+  dueTrialReminder,
+  isoDate,
+  nextPeriod,
+  periodAt,
+  type BillingPeriod,
+  type IndexedPeriod,
+  type InvoiceLineInput,
+} from '../domain/billing';
+import { PAYABLE_INVOICE_STATUSES, type SubscriptionStatus } from '../domain/billing/states';
+import { newId } from '../domain/ids';
+import type { renewSubscription } from '../workflows/renewals';
+import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../workflows/shared';
+import { createDraftInvoice, finalizeInvoice } from './invoices';
+
+/** Subscriptions a renewal bills: running, or in a trial that converts at its end. */
+const RENEWABLE: readonly SubscriptionStatus[] = ['ACTIVE', 'TRIALING'];
+
+/** A subscription whose current period has ended, as the billing run finds it. */
+export interface DueSubscription {
+  id: string;
+  tenantId: string;
+  customerId: string;
+  /** the end of the period that ended: the start of the one to bill */
+  periodStart: Date;
+}
+
+/**
+ * One page of subscriptions due for renewal as of `asOf` — ACTIVE or TRIALING, not deleted, their
+ * current period ended — keyset by id after `after`. A trial's period ends with the trial, so
+ * trials due for conversion are in it too.
+ */
+export async function dueSubscriptionsPage(
+  em: EntityManager,
+  q: { asOf: Date; after: string | null; limit: number },
+): Promise<DueSubscription[]> {
+  const rows = await em.execute<
+    { id: string; tenant_id: string; customer_id: string; current_period_end: Date }[]
+  >(
+    `select id, tenant_id, customer_id, current_period_end from subscriptions
+      where status in ('ACTIVE', 'TRIALING') and deleted_at is null and current_period_end <= ?
+        ${q.after ? 'and id > ?' : ''}
+      order by id limit ?`,
+    q.after ? [q.asOf, q.after, q.limit] : [q.asOf, q.limit],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    tenantId: r.tenant_id,
+    customerId: r.customer_id,
+    periodStart: new Date(r.current_period_end),
+  }));
+}
+
+/**
+ * Starts the renewal of one due subscription for the period that begins where its current one
+ * ended. The workflow id is the subscription and that period: a renewal still running for it is
+ * left alone, and one started again after it finished finds the period already renewed.
+ */
+export async function startRenewal(
+  client: Client,
+  due: DueSubscription,
+): Promise<'started' | 'already-running'> {
+  const periodStart = due.periodStart.toISOString();
+  try {
+    await client.workflow.start<typeof renewSubscription>('renewSubscription', {
+      workflowId: workflowIds.renewSubscription(due.id, periodStart),
+      taskQueue: TASK_QUEUES.billing,
+      args: [{ subscriptionId: due.id, tenantId: due.tenantId, customerId: due.customerId, periodStart }],
+      typedSearchAttributes: [
+        { key: SEARCH_ATTRIBUTES.TenantId, value: due.tenantId },
+        { key: SEARCH_ATTRIBUTES.CustomerId, value: due.customerId },
+        { key: SEARCH_ATTRIBUTES.SubscriptionId, value: due.id },
+        { key: SEARCH_ATTRIBUTES.PodplaneStatus, value: 'RENEWING' },
+      ],
+      staticSummary: `Renew subscription ${due.id} for the period from ${periodStart}`,
+      staticDetails:
+        'Invoices the next period in advance, applies the credit balance, finalizes and charges; success moves ' +
+        'the period forward, a failed charge makes the subscription PAST_DUE and starts dunning. A subscription ' +
+        'set to cancel at the period end is canceled here and its pod terminated.',
+    });
+    return 'started';
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return 'already-running';
+    throw err;
+  }
+}
+
+/**
+ * The period after the subscription's current one and the anchor it is counted from. After a
+ * trial, the first paid period starts at the trial's end and anchors every later one there (a
+ * trial's length is not a whole period, so its end is no boundary of the trial-start anchor).
+ */
+export function periodAfter(
+  sub: Pick<
+    Subscription,
+    'interval' | 'billingAnchor' | 'currentPeriodStart' | 'currentPeriodEnd' | 'trialEnd'
+  >,
+): { anchor: Date; period: IndexedPeriod } {
+  const start = sub.currentPeriodStart;
+  const end = sub.currentPeriodEnd;
+  if (!start || !end) throw new Error('the subscription has no current period');
+  if (sub.trialEnd && sub.trialEnd.getTime() === end.getTime()) {
+    return { anchor: end, period: periodAt(end, sub.interval, 0) };
+  }
+  const anchor = sub.billingAnchor ?? start;
+  return { anchor, period: nextPeriod(anchor, sub.interval, { start, end }) };
+}
+
+/** Why the subscription is not renewed for the period starting at `periodStart`, or null when it is. */
+function notRenewable(sub: Subscription | null, periodStart: Date, now: Date): string | null {
+  if (!sub) return 'the subscription does not exist';
+  if (!RENEWABLE.includes(sub.status)) return `the subscription is ${sub.status}`;
+  if (sub.currentPeriodEnd?.getTime() !== periodStart.getTime()) {
+    return (
+      `its current period ends at ${sub.currentPeriodEnd?.toISOString() ?? 'no time'}, so the period from ` +
+      `${periodStart.toISOString()} is not the next one (renewed already, or a stale start)`
+    );
+  }
+  if (periodStart.getTime() > now.getTime())
+    return `the period from ${periodStart.toISOString()} has not begun`;
+  return null;
+}
+
+function lockSubscription(tx: EntityManager, subscriptionId: string): Promise<Subscription | null> {
+  return tx.findOne(
+    Subscription,
+    { id: subscriptionId },
+    { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true },
+  );
+}
+
+/** What a renewal will do, decided from the subscription as it is now (nothing is written). */
+export type RenewalPlan =
+  | { action: 'skip'; reason: string; status: SubscriptionStatus | null }
+  | { action: 'cancel'; status: SubscriptionStatus }
+  | {
+      action: 'invoice';
+      status: SubscriptionStatus;
+      /** the period ending is a trial: this renewal converts it */
+      trial: boolean;
+      period: { start: string; end: string };
+    };
+
+export async function planRenewal(
+  orm: MikroORM,
+  subscriptionId: string,
+  periodStart: Date,
+  now: Date,
+): Promise<RenewalPlan> {
+  const sub = await systemEm(orm).findOne(Subscription, { id: subscriptionId });
+  const reason = notRenewable(sub, assertValidDate(periodStart, 'period start'), now);
+  if (!sub || reason) return { action: 'skip', reason: reason ?? 'unknown', status: sub?.status ?? null };
+  if (sub.cancelAtPeriodEnd) return { action: 'cancel', status: sub.status };
+  const { period } = periodAfter(sub);
+  return {
+    action: 'invoice',
+    status: sub.status,
+    trial: sub.status === 'TRIALING',
+    period: { start: period.start.toISOString(), end: period.end.toISOString() },
+  };
+}
+
+/**
+ * Cancels a subscription set to cancel at the end of the period that just ended: CANCELED as of
+ * `now`. Repeatable: one already CANCELED (by an earlier attempt, or by `cancel now`) answers
+ * canceled; one no longer due (renewed, un-set) is left alone.
+ */
+export async function cancelEndedSubscription(
+  orm: MikroORM,
+  subscriptionId: string,
+  periodStart: Date,
+  now: Date,
+): Promise<{ canceled: boolean; reason: string | null }> {
+  return systemEm(orm).transactional(async (tx) => {
+    const sub = await lockSubscription(tx, subscriptionId);
+    if (sub?.status === 'CANCELED') return { canceled: true, reason: null };
+    const reason =
+      notRenewable(sub, periodStart, now) ?? (sub?.cancelAtPeriodEnd ? null : 'it is not set to cancel');
+    if (!sub || reason) return { canceled: false, reason };
+    sub.status = 'CANCELED';
+    sub.canceledAt = now;
+    await tx.flush();
+    return { canceled: true, reason: null };
+  });
+}
+
+/** The period's charge for the plan, at the subscription's own price. */
+function subscriptionLine(sub: Subscription, product: Product, period: BillingPeriod): InvoiceLineInput {
+  return {
+    kind: 'SUBSCRIPTION',
+    description: `${product.name} (${sub.podSlug}), ${isoDate(period.start)} – ${isoDate(period.end)}`,
+    quantity: 1,
+    unitAmount: sub.unitAmount,
+    period: { start: period.start, end: period.end },
+  };
+}
+
+/**
+ * Usage of the period that ended beyond the plan's included amount, billed in arrears on the
+ * renewal invoice next to the period billed in advance. This is the one place renewal asks for
+ * it; no usage is metered yet, so it adds no line.
+ */
+function usageOverageLines(
+  _tx: EntityManager,
+  _sub: Subscription,
+  _ended: BillingPeriod,
+): Promise<InvoiceLineInput[]> {
+  return Promise.resolve([]);
+}
+
+export interface RenewalInvoice {
+  invoiceId: string;
+  number: string;
+  amountDue: number;
+  /** charge it now: collected automatically and something is left due after the credit balance */
+  charge: boolean;
+}
+
+/**
+ * Drafts and finalizes the invoice of the period starting at `periodStart` — the plan's line for
+ * the new period, usage overage of the ended one, the customer's credit balance applied — in one
+ * transaction holding the subscription's row lock, so a concurrent `cancel now` either comes
+ * first (nothing is invoiced) or after (the period began while the subscription ran, and its
+ * invoice stands). Repeatable: the period's invoice is drafted once and finalized once. Null when
+ * the subscription is no longer to be invoiced for that period.
+ */
+export async function issueRenewalInvoice(
+  orm: MikroORM,
+  subscriptionId: string,
+  periodStart: Date,
+  now: Date,
+): Promise<RenewalInvoice | { invoiceId: null; reason: string }> {
+  return systemEm(orm).transactional(async (tx) => {
+    const sub = await lockSubscription(tx, subscriptionId);
+    const reason =
+      notRenewable(sub, periodStart, now) ?? (sub?.cancelAtPeriodEnd ? 'it cancels at the period end' : null);
+    if (!sub || reason) return { invoiceId: null, reason: reason ?? 'unknown' };
+    const product = await tx.findOneOrFail(
+      Product,
+      { id: sub.product.id },
+      { filters: { [SOFT_DELETED]: false } },
+    );
+    const { period } = periodAfter(sub);
+    const ended = { start: sub.currentPeriodStart ?? period.start, end: periodStart };
+    const { invoice: draft } = await createDraftInvoice(tx, {
+      tenantId: sub.tenant.id,
+      customerId: sub.customer.id,
+      subscriptionId: sub.id,
+      billingReason: 'SUBSCRIPTION_CYCLE',
+      currency: sub.currency,
+      periodStart: period.start,
+      periodEnd: period.end,
+      lines: [subscriptionLine(sub, product, period), ...(await usageOverageLines(tx, sub, ended))],
+    });
+    // Only a draft is finalized (and locked): an issued invoice of this period, found by a repeated
+    // renewal, is read as it is, so this never takes an issued invoice's lock after the subscription's.
+    const invoice = draft.status === 'DRAFT' ? (await finalizeInvoice(tx, draft.id, now)).invoice : draft;
+    return {
+      invoiceId: invoice.id,
+      number: invoice.number ?? invoice.id,
+      amountDue: invoice.amountDue - invoice.amountPaid,
+      charge:
+        invoice.collectionMethod === 'AUTOMATIC' &&
+        PAYABLE_INVOICE_STATUSES.includes(invoice.status) &&
+        invoice.amountDue > invoice.amountPaid,
+    };
+  });
+}
+
+export interface RenewalSettlement {
+  status: SubscriptionStatus | null;
+  /** the current period moved to the renewed one */
+  advanced: boolean;
+  /** the period's invoice is unpaid and the subscription PAST_DUE: dunning collects it */
+  dunning: boolean;
+  /** when the charge failed (ISO), as dunning schedules its retries from it */
+  failedAt: string | null;
+}
+
+/** When the invoice's last unsuccessful charge was recorded; `fallback` when it has none. */
+async function lastFailureAt(tx: EntityManager, invoiceId: string, fallback: Date): Promise<Date> {
+  const payment = await tx.findOne(
+    Payment,
+    { invoice: invoiceId, status: { $in: ['FAILED', 'REQUIRES_ACTION', 'PENDING'] } },
+    { orderBy: { attempt: 'desc' } },
+  );
+  return payment?.updatedAt ?? fallback;
+}
+
+/**
+ * After the period's invoice was charged (or left to the customer): paid, nothing due, or
+ * collected manually (MANUAL customers pay by their due date) → the current period moves to the
+ * renewed one and the subscription is ACTIVE (a converted trial included, re-anchored on its
+ * end); otherwise PAST_DUE, the period unchanged, for dunning to collect. Only ever forward: a
+ * subscription whose current period no longer ends at `periodStart` is left as it is.
+ */
+export async function settleRenewal(
+  orm: MikroORM,
+  subscriptionId: string,
+  periodStart: Date,
+  invoiceId: string,
+  now: Date,
+): Promise<RenewalSettlement> {
+  return systemEm(orm).transactional(async (tx) => {
+    const sub = await lockSubscription(tx, subscriptionId);
+    const invoice = await tx.findOneOrFail(Invoice, { id: invoiceId }, { refresh: true });
+    const unchanged = { advanced: false, dunning: false, failedAt: null };
+    if (!sub || sub.currentPeriodEnd?.getTime() !== periodStart.getTime()) {
+      return { status: sub?.status ?? null, ...unchanged };
+    }
+    const unpaid =
+      PAYABLE_INVOICE_STATUSES.includes(invoice.status) && invoice.amountPaid < invoice.amountDue;
+    if (RENEWABLE.includes(sub.status) && (!unpaid || invoice.collectionMethod === 'MANUAL')) {
+      const { anchor, period } = periodAfter(sub);
+      sub.billingAnchor = anchor;
+      sub.currentPeriodStart = period.start;
+      sub.currentPeriodEnd = period.end;
+      sub.status = 'ACTIVE';
+      await tx.flush();
+      return { status: sub.status, advanced: true, dunning: false, failedAt: null };
+    }
+    if (RENEWABLE.includes(sub.status)) {
+      sub.status = 'PAST_DUE';
+      await tx.flush();
+    }
+    if (sub.status !== 'PAST_DUE' || !unpaid) return { status: sub.status, ...unchanged };
+    const failedAt = await lastFailureAt(tx, invoice.id, now);
+    return { status: sub.status, advanced: false, dunning: true, failedAt: failedAt.toISOString() };
+  });
+}
+
+/** Reminders go out this long before a trial's end at most: only trials ending sooner are read. */
+const REMINDER_HORIZON_MS = daysToMs(Math.max(...TRIAL_REMINDER_DAYS));
+
+const reminderKey = (subscriptionId: string, daysBefore: number) =>
+  `trial-reminder:${subscriptionId}:${daysBefore}`;
+
+interface EndingTrialRow {
+  id: string;
+  tenant_id: string;
+  current_period_start: Date | null;
+  trial_end: Date;
+  pod_slug: string;
+  email: string;
+  default_payment_method: string | null;
+}
+
+/**
+ * One page (keyset by id after `after`) of the trials ending within the reminder horizon of
+ * `asOf`: each gets the reminder `dueTrialReminder` says is due, once — the notification's dedupe
+ * key `trial-reminder:<subId>:<daysBefore>` makes a repeated sweep or a retried page a no-op.
+ */
+export async function remindEndingTrials(
+  orm: MikroORM,
+  q: { asOf: Date; after: string | null; limit: number },
+): Promise<{ checked: number; reminded: number; lastId: string | null }> {
+  const em = systemEm(orm);
+  const horizon = new Date(q.asOf.getTime() + REMINDER_HORIZON_MS);
+  const rows = await em.execute<EndingTrialRow[]>(
+    `select s.id, s.tenant_id, s.current_period_start, s.trial_end, s.pod_slug, c.email, c.default_payment_method
+       from subscriptions s join customers c on c.id = s.customer_id
+      where s.status = 'TRIALING' and s.deleted_at is null and s.trial_end > ? and s.trial_end <= ?
+        ${q.after ? 'and s.id > ?' : ''}
+      order by s.id limit ?`,
+    q.after ? [q.asOf, horizon, q.after, q.limit] : [q.asOf, horizon, q.limit],
+  );
+  const keys = rows.flatMap((r) => TRIAL_REMINDER_DAYS.map((days) => reminderKey(r.id, days)));
+  const sent = new Set(
+    keys.length === 0
+      ? []
+      : (await em.find(Notification, { dedupeKey: { $in: keys } }, { fields: ['dedupeKey'] })).map(
+          (n) => n.dedupeKey,
+        ),
+  );
+  let reminded = 0;
+  for (const row of rows) {
+    if (!row.current_period_start) continue;
+    const trialEnd = new Date(row.trial_end);
+    const reminder = dueTrialReminder({
+      trialStart: new Date(row.current_period_start),
+      trialEnd,
+      now: q.asOf,
+      sentDaysBefore: TRIAL_REMINDER_DAYS.filter((days) => sent.has(reminderKey(row.id, days))),
+    });
+    if (!reminder) continue;
+    const days = reminder.daysBefore;
+    const inserted = await em
+      .createQueryBuilder(Notification)
+      .insert({
+        id: newId('notification'),
+        tenant: row.tenant_id,
+        template: 'subscription.trial_ending',
+        recipient: row.email,
+        subject: `Your trial ends in ${days} day${days === 1 ? '' : 's'}`,
+        body:
+          `The trial of your CloudPod ${row.pod_slug} ends on ${isoDate(trialEnd)}. ` +
+          (row.default_payment_method
+            ? 'Its first period is then invoiced and charged to your saved payment method.'
+            : 'Add a payment method before then: its first period is invoiced and charged at the end of the trial.'),
+        status: 'PENDING',
+        dedupeKey: reminderKey(row.id, days),
+        createdAt: new Date(),
+        updatedAt: new Date(),
+      })
+      .onConflict('dedupe_key')
+      .ignore()
+      .execute<{ affectedRows: number }>('run');
+    reminded += inserted.affectedRows;
+  }
+  return { checked: rows.length, reminded, lastId: rows.at(-1)?.id ?? null };
+}
