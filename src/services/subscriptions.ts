@@ -13,6 +13,7 @@ import { isId } from '../domain/ids';
 import { requestOperation } from './cloudpods';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../workflows/shared';
 import type { ActivateSubscriptionInput } from '../workflows/messages/billing';
+import { invoicesInDunning, nudgeDunning } from './dunning-signals';
 import type { activateSubscription } from '../workflows/subscriptions';
 
 /** A body field that names nothing of the tenant's: 422, as the pod routes answer it. */
@@ -218,6 +219,13 @@ export async function cancelSubscription(
     return sub;
   });
   // The status is committed before the engine is called (no transaction held across the call).
-  if (subscription.status === 'CANCELED' && at === 'now') await terminateSubscriptionPod(deps, subscription);
+  if (subscription.status === 'CANCELED' && at === 'now') {
+    await nudgeDunning(
+      deps.temporal,
+      await invoicesInDunning(deps.em, subscription.id),
+      'subscription canceled',
+    );
+    await terminateSubscriptionPod(deps, subscription);
+  }
   return subscription;
 }

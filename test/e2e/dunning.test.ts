@@ -18,7 +18,6 @@ import { recordPayment } from '../../src/services/invoices';
 import { paymentSucceededSignal } from '../../src/workflows/messages/billing';
 import {
   dunningStateQuery,
-  stopDunningSignal,
   type DunningRunInput,
   type DunningState,
 } from '../../src/workflows/messages/dunning';
@@ -313,9 +312,10 @@ it('keeps the policy copied onto the invoice when the tenant changes its policy 
   expect((await payments(d.invoiceId)).map((p) => p.status)).toEqual(['FAILED', 'SUCCEEDED']);
 });
 
-it('ends when the subscription is canceled, and mails nothing more for it', async () => {
+it('ends at once when the subscription is canceled, and mails nothing more for it', async () => {
+  // The next retry is an hour away: only the cancel's signal can end the run within the test.
   await setPolicy(
-    dunningPolicyInMilliseconds({ retryOffsetsMs: [60_000], terminateAfterMsOverdue: 600_000 }),
+    dunningPolicyInMilliseconds({ retryOffsetsMs: [3_600_000], terminateAfterMsOverdue: 7_200_000 }),
   );
   const d = await pastDue('dun-cancel', 'pm_card_insufficientFunds');
   await waitForRetry(d.invoiceId, 2);
@@ -324,7 +324,6 @@ it('ends when the subscription is canceled, and mails nothing more for it', asyn
     .set('Authorization', t.auth)
     .send({ at: 'now' });
   expect(canceled.body.status).toBe('CANCELED');
-  await dunningOf(d.invoiceId).signal(stopDunningSignal, { reason: 'subscription canceled' });
 
   expect(await dunningOf(d.invoiceId).result()).toMatchObject({ status: 'CANCELED', suspended: false });
   expect((await payments(d.invoiceId)).map((p) => p.idempotency_key)).toEqual([`${d.invoiceId}:attempt-1`]);
@@ -333,6 +332,21 @@ it('ends when the subscription is canceled, and mails nothing more for it', asyn
   expect((await notifications(`dunning:${d.invoiceId}:%`)).map((n) => n.dedupe_key)).toEqual([
     `dunning:${d.invoiceId}:attempt-1`,
   ]);
+});
+
+it('ends at once when its invoice is voided, and the subscription is active again', async () => {
+  await setPolicy(
+    dunningPolicyInMilliseconds({ retryOffsetsMs: [3_600_000], terminateAfterMsOverdue: 7_200_000 }),
+  );
+  const d = await pastDue('dun-void', 'pm_card_insufficientFunds');
+  await waitForRetry(d.invoiceId, 2);
+  const voided = await http()
+    .post(`/api/v1/billing/invoices/${d.invoiceId}/void`)
+    .set('Authorization', t.auth)
+    .send();
+  expect(voided.body.status).toBe('VOID');
+  expect(await dunningOf(d.invoiceId).result()).toMatchObject({ status: 'VOID' });
+  expect((await payments(d.invoiceId)).map((p) => p.idempotency_key)).toEqual([`${d.invoiceId}:attempt-1`]);
 });
 
 /** A payment recorded through the invoice service, as a manual payment is: a row, then its application. */

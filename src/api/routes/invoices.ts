@@ -21,6 +21,7 @@ import {
   type InvoiceWithLines,
 } from '../../services/invoices';
 import { payInvoice, type PayInvoiceResult } from '../../services/settlement';
+import { nudgeDunning } from '../../services/dunning-signals';
 import { route, type Route } from '../http/route';
 import { tenantOf } from '../middleware/auth';
 import { encodeCursor } from './common.schemas';
@@ -200,6 +201,7 @@ export function invoiceRoutes(deps: InvoiceRouteDeps): Route[] {
       problems: [409],
       async handle({ em, params, res, log }) {
         const voided = await voidInvoice(em, params.id, new Date());
+        await nudgeDunning(deps.temporal, [voided.invoice.id], 'invoice voided');
         log.info({ invoiceId: voided.invoice.id }, 'invoice voided');
         res.json(invoiceView(voided));
       },
