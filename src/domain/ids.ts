@@ -22,6 +22,7 @@ export const ID_PREFIXES = {
   invoiceLine: 'inl',
   payment: 'pay',
   creditNote: 'cn',
+  usage: 'use',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -20,6 +20,7 @@ import { subscriptionRoutes } from './subscriptions';
 import { systemRoutes } from './system';
 import { tenantRoutes } from './tenants';
 import { tokenRoutes } from './tokens';
+import { usageRoutes } from './usage';
 import { webhookRoutes } from './webhooks';
 
 export interface RouteTableDeps {
@@ -48,6 +49,7 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     ...productRoutes(),
     ...subscriptionRoutes({ temporal, metrics, config }),
     ...invoiceRoutes({ orm, temporal, config, payments }),
+    ...usageRoutes(),
     ...webhookRoutes({ config, temporal, metrics }),
     ...cloudPodRoutes({ orm, temporal, config, metrics }),
     ...nodeRoutes(),

@@ -386,3 +386,34 @@ export class WebhookEvent {
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   processedAt?: Date | null;
 }
+
+/**
+ * One metered quantity reported by a tenant for one of its subscriptions (`bandwidth_gb`, …).
+ * Stored once per tenant and idempotency key, so a retried batch never counts twice; rows are
+ * written by one multi-row statement (services/usage.ts), never flushed one by one.
+ */
+@Entity({ tableName: 'usage_records' })
+@Unique({ properties: ['tenant', 'idempotencyKey'] })
+@Index({ properties: ['subscription', 'occurredAt'] })
+export class UsageRecord extends Row {
+  static override readonly idKind = 'usage' as const;
+
+  @ManyToOne({ entity: () => Tenant, deleteRule: 'cascade' })
+  tenant!: Tenant;
+
+  @ManyToOne({ entity: () => Subscription })
+  subscription!: Subscription;
+
+  @Property({ type: 'string', length: 64 })
+  metric!: string;
+
+  @Property({ type: new BigIntType('number') })
+  quantity!: number;
+
+  /** when the usage happened (the caller's clock), which decides the period that bills it */
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  occurredAt!: Date;
+
+  @Property({ type: 'string', length: 200 })
+  idempotencyKey!: string;
+}

@@ -6,6 +6,7 @@ import {
   InvoiceLine,
   Payment,
   Subscription,
+  UsageRecord,
   WebhookEvent,
 } from './billing';
 import { Customer, Product } from './catalog';
@@ -50,6 +51,7 @@ export const ENTITIES = [
   CreditNote,
   DocumentCounter,
   WebhookEvent,
+  UsageRecord,
 ];
 
 /** Entities whose rows belong to one tenant (a `tenant` relation); the tenant filter covers them. */
@@ -70,4 +72,5 @@ export const TENANT_SCOPED_ENTITIES = [
   Payment,
   CreditNote,
   DocumentCounter,
+  UsageRecord,
 ];

@@ -8,6 +8,7 @@ import { Migration20261123160500 } from './Migration20261123160500';
 import { Migration20261123173107 } from './Migration20261123173107';
 import { Migration20261123192701 } from './Migration20261123192701';
 import { Migration20261123194415 } from './Migration20261123194415';
+import { Migration20261123211636 } from './Migration20261123211636';
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261121220725', class: Migration20261121220725 },
@@ -18,4 +19,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261123173107', class: Migration20261123173107 },
   { name: 'Migration20261123192701', class: Migration20261123192701 },
   { name: 'Migration20261123194415', class: Migration20261123194415 },
+  { name: 'Migration20261123211636', class: Migration20261123211636 },
 ];
