@@ -87,6 +87,15 @@ export async function findSubscription(
   return subscription;
 }
 
+/** One of the tenant's subscriptions, locked FOR UPDATE until the transaction ends; else 404. */
+async function lockSubscription(tx: EntityManager, tenantId: string, id: string): Promise<Subscription> {
+  const sub = isId('subscription', id)
+    ? await tx.findOne(Subscription, { id, tenant: tenantId }, { lockMode: LockMode.PESSIMISTIC_WRITE })
+    : null;
+  if (!sub) throw notFound('subscription');
+  return sub;
+}
+
 /**
  * Starts `activateSubscription` for a PENDING subscription, once: the workflow id is the
  * subscription's, and the row records it in the same transaction that checks the state, so a
@@ -99,14 +108,7 @@ export async function requestActivation(
 ): Promise<{ subscription: Subscription; workflowId: string }> {
   const workflowId = workflowIds.activateSubscription(subscriptionId);
   const subscription = await deps.em.transactional(async (tx) => {
-    const sub = isId('subscription', subscriptionId)
-      ? await tx.findOne(
-          Subscription,
-          { id: subscriptionId, tenant: tenantId },
-          { lockMode: LockMode.PESSIMISTIC_WRITE },
-        )
-      : null;
-    if (!sub) throw notFound('subscription');
+    const sub = await lockSubscription(tx, tenantId, subscriptionId);
     if (sub.status !== 'PENDING' || sub.activationWorkflowId)
       throw conflict(
         `subscription ${sub.id} is ${sub.status}${sub.activationWorkflowId ? ' and its activation has begun' : ''}`,
@@ -196,14 +198,7 @@ export async function cancelSubscription(
   at: CancelAt = 'period_end',
 ): Promise<Subscription> {
   const subscription = await deps.em.transactional(async (tx) => {
-    const sub = isId('subscription', subscriptionId)
-      ? await tx.findOne(
-          Subscription,
-          { id: subscriptionId, tenant: tenantId },
-          { lockMode: LockMode.PESSIMISTIC_WRITE },
-        )
-      : null;
-    if (!sub) throw notFound('subscription');
+    const sub = await lockSubscription(tx, tenantId, subscriptionId);
     if (sub.status === 'CANCELED') return sub;
     if (sub.status === 'PENDING' && sub.activationWorkflowId)
       throw conflict(
