@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { STRIPE_MOCK, resolveTool, type ToolLog } from '../../temporal/tools';
+import { stopChild } from '../../temporal/child-process';
 
 export interface StripeMockHandle {
   /** `http://127.0.0.1:<port>` */
@@ -36,16 +37,7 @@ export async function startStripeMock(opts: {
     env: opts.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      child.kill('SIGTERM');
-    });
+  const stop = () => stopChild(child, 5000);
   try {
     const address = await listeningAddress(child, opts.startTimeoutMs ?? 30_000);
     return { url: `http://${address}`, source: found.source, stop };
