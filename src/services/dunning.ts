@@ -19,7 +19,6 @@ import {
   CloudPod,
   Customer,
   Invoice,
-  Notification,
   Payment,
   ProvisioningJob,
   Subscription,
@@ -32,7 +31,6 @@ import { formatMoney } from '../domain/billing/money';
 import { PAYABLE_INVOICE_STATUSES, canMoveSubscription } from '../domain/billing/states';
 import { OPEN_JOB_STATUSES, type JobType } from '../domain/cloudpods';
 import { AppError } from '../domain/errors';
-import { newId } from '../domain/ids';
 import { DEFAULT_DUNNING_POLICY, type DunningPolicy } from '../domain/tenants';
 import type { PaymentProvider } from '../providers/payments';
 import type { DunningInput } from '../workflows/messages/billing';
@@ -42,6 +40,7 @@ import { requestOperation } from './cloudpods';
 import { chargeInvoice } from './collection';
 import { settleInvoicePaid } from './settlement';
 import { terminateSubscriptionPod } from './subscriptions';
+import { recordNotification } from './notifications';
 
 /** What dunning needs to reach the pod's workflow (and the provider, for retries). */
 export interface DunningDeps {
@@ -200,37 +199,6 @@ export async function retryDunningCharge(
   }
 }
 
-/** An outbox row, written once per key: a retried activity never mails twice. */
-async function outbox(
-  tx: EntityManager,
-  row: {
-    tenantId: string;
-    template: string;
-    recipient: string;
-    subject: string;
-    body: string;
-    dedupeKey: string;
-  },
-): Promise<void> {
-  await tx
-    .createQueryBuilder(Notification)
-    .insert({
-      id: newId('notification'),
-      tenant: row.tenantId,
-      template: row.template,
-      recipient: row.recipient,
-      subject: row.subject,
-      body: row.body,
-      status: 'PENDING',
-      dedupeKey: row.dedupeKey,
-      createdAt: new Date(),
-      updatedAt: new Date(),
-    })
-    .onConflict('dedupe_key')
-    .ignore()
-    .execute();
-}
-
 function recipientOf(tx: EntityManager, invoice: Invoice): Promise<Customer> {
   return tx.findOneOrFail(Customer, { id: invoice.customer.id }, { filters: { [SOFT_DELETED]: false } });
 }
@@ -297,7 +265,7 @@ export async function notifyDunning(
     const payment = await tx.findOne(Payment, { idempotencyKey: `${invoiceId}:attempt-${attempt}` });
     const failure = payment?.failureMessage ?? payment?.failureCode ?? null;
     const customer = await recipientOf(tx, invoice);
-    await outbox(tx, {
+    await recordNotification(tx, {
       tenantId: invoice.tenant.id,
       recipient: customer.email,
       dedupeKey: `dunning:${invoiceId}:attempt-${attempt}`,
@@ -410,7 +378,7 @@ export async function suspendForNonPayment(
       const customer = await recipientOf(tx, invoice);
       const number = invoice.number ?? invoice.id;
       await tx.flush();
-      await outbox(tx, {
+      await recordNotification(tx, {
         tenantId: invoice.tenant.id,
         template: 'subscription.suspended',
         recipient: customer.email,
@@ -449,7 +417,7 @@ export async function cancelForNonPayment(deps: DunningDeps, invoiceId: string):
         const customer = await recipientOf(tx, invoice);
         const number = invoice.number ?? invoice.id;
         await tx.flush();
-        await outbox(tx, {
+        await recordNotification(tx, {
           tenantId: invoice.tenant.id,
           template: 'subscription.canceled',
           recipient: customer.email,

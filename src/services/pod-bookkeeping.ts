@@ -5,17 +5,11 @@
  * done and changes nothing — no second finish time, notification or ops event.
  */
 import { LockMode } from '@mikro-orm/core';
-import {
-  Backup,
-  CloudPod,
-  Notification,
-  OpsEvent,
-  ProvisioningJob,
-  type OpsEventSeverity,
-} from '../db/entities';
+import { Backup, CloudPod, OpsEvent, ProvisioningJob, type OpsEventSeverity } from '../db/entities';
 import { systemEm, type EntityManager, type MikroORM } from '../db/orm';
 import type { JobStatus, PodStatus, Resources } from '../domain/cloudpods';
 import { newId } from '../domain/ids';
+import { recordNotification } from './notifications';
 
 /** Columns of `cloud_pods` and `provisioning_jobs` a bookkeeping write sets, by column name. */
 type Columns = Record<string, string | number | null>;
@@ -172,23 +166,14 @@ export async function markPodActive(orm: MikroORM, podId: string, jobId: string)
       { firstStamps: ['activated_at'] },
     );
     await setJob(em, jobId, 'COMPLETED');
-    await em
-      .createQueryBuilder(Notification)
-      .insert({
-        id: newId('notification'),
-        tenant: pod.tenant.id,
-        template: 'cloudpod.active',
-        recipient: pod.tenant.ownerEmail,
-        subject: `CloudPod ${pod.hostname} is ready`,
-        body: `Your CloudPod ${pod.hostname} is running at ${pod.ipAddress ?? 'its address'}.`,
-        status: 'PENDING',
-        dedupeKey: `cloudpod.active:${jobId}`,
-        createdAt: new Date(),
-        updatedAt: new Date(),
-      })
-      .onConflict('dedupe_key')
-      .ignore()
-      .execute();
+    await recordNotification(em, {
+      tenantId: pod.tenant.id,
+      template: 'cloudpod.active',
+      recipient: pod.tenant.ownerEmail,
+      subject: `CloudPod ${pod.hostname} is ready`,
+      body: `Your CloudPod ${pod.hostname} is running at ${pod.ipAddress ?? 'its address'}.`,
+      dedupeKey: `cloudpod.active:${jobId}`,
+    });
   });
 }
 

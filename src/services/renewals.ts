@@ -33,10 +33,10 @@ import {
   type InvoiceLineInput,
 } from '../domain/billing';
 import { PAYABLE_INVOICE_STATUSES, type SubscriptionStatus } from '../domain/billing/states';
-import { newId } from '../domain/ids';
 import type { renewSubscription } from '../workflows/renewals';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../workflows/shared';
 import { createDraftInvoice, finalizeInvoice } from './invoices';
+import { recordNotification } from './notifications';
 
 /** Subscriptions a renewal bills: running, or in a trial that converts at its end. */
 const RENEWABLE: readonly SubscriptionStatus[] = ['ACTIVE', 'TRIALING'];
@@ -409,28 +409,19 @@ export async function remindEndingTrials(
     });
     if (!reminder) continue;
     const days = reminder.daysBefore;
-    const inserted = await em
-      .createQueryBuilder(Notification)
-      .insert({
-        id: newId('notification'),
-        tenant: row.tenant_id,
-        template: 'subscription.trial_ending',
-        recipient: row.email,
-        subject: `Your trial ends in ${days} day${days === 1 ? '' : 's'}`,
-        body:
-          `The trial of your CloudPod ${row.pod_slug} ends on ${isoDate(trialEnd)}. ` +
-          (row.default_payment_method
-            ? 'Its first period is then invoiced and charged to your saved payment method.'
-            : 'Add a payment method before then: its first period is invoiced and charged at the end of the trial.'),
-        status: 'PENDING',
-        dedupeKey: reminderKey(row.id, days),
-        createdAt: new Date(),
-        updatedAt: new Date(),
-      })
-      .onConflict('dedupe_key')
-      .ignore()
-      .execute<{ affectedRows: number }>('run');
-    reminded += inserted.affectedRows;
+    const inserted = await recordNotification(em, {
+      tenantId: row.tenant_id,
+      template: 'subscription.trial_ending',
+      recipient: row.email,
+      subject: `Your trial ends in ${days} day${days === 1 ? '' : 's'}`,
+      body:
+        `The trial of your CloudPod ${row.pod_slug} ends on ${isoDate(trialEnd)}. ` +
+        (row.default_payment_method
+          ? 'Its first period is then invoiced and charged to your saved payment method.'
+          : 'Add a payment method before then: its first period is invoiced and charged at the end of the trial.'),
+      dedupeKey: reminderKey(row.id, days),
+    });
+    if (inserted) reminded += 1;
   }
   return { checked: rows.length, reminded, lastId: rows.at(-1)?.id ?? null };
 }

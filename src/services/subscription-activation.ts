@@ -7,11 +7,11 @@
 import { LockMode } from '@mikro-orm/core';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
-import { CloudPod, Notification, Subscription } from '../db/entities';
+import { CloudPod, Subscription } from '../db/entities';
 import { systemEm, type MikroORM } from '../db/orm';
 import { periodAt, trialEnd } from '../domain/billing';
-import { newId } from '../domain/ids';
 import { createPod } from './cloudpods';
+import { recordNotification } from './notifications';
 
 /**
  * The subscription's pod: the one it has, the one an earlier attempt created before it could
@@ -78,25 +78,16 @@ export async function notifyActivationFailed(
     `select id, attempts from provisioning_jobs where pod_id = ? and type = 'PROVISION' order by created_at desc limit 1`,
     [podId],
   );
-  await em
-    .createQueryBuilder(Notification)
-    .insert({
-      id: newId('notification'),
-      tenant: sub.tenant.id,
-      template: 'subscription.activation_failed',
-      recipient: sub.customer.email,
-      subject: 'Your CloudPod could not be set up yet',
-      body:
-        `We could not set up the CloudPod ${sub.podSlug} of your subscription (${reason}). ` +
-        'You have not been charged; our operators have been alerted.',
-      status: 'PENDING',
-      dedupeKey: `subscription.activation_failed:${subscriptionId}:${job?.id ?? podId}:${job?.attempts ?? 0}`,
-      createdAt: new Date(),
-      updatedAt: new Date(),
-    })
-    .onConflict('dedupe_key')
-    .ignore()
-    .execute();
+  await recordNotification(em, {
+    tenantId: sub.tenant.id,
+    template: 'subscription.activation_failed',
+    recipient: sub.customer.email,
+    subject: 'Your CloudPod could not be set up yet',
+    body:
+      `We could not set up the CloudPod ${sub.podSlug} of your subscription (${reason}). ` +
+      'You have not been charged; our operators have been alerted.',
+    dedupeKey: `subscription.activation_failed:${subscriptionId}:${job?.id ?? podId}:${job?.attempts ?? 0}`,
+  });
 }
 
 /** When the subscription's pod became ACTIVE: its periods (or trial) are anchored there. */

@@ -4,7 +4,7 @@
  */
 import type { Client } from '@temporalio/client';
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
-import { Notification, Tenant, TenantBillingSettings, TenantQuota } from '../db/entities';
+import { Tenant, TenantBillingSettings, TenantQuota } from '../db/entities';
 import { systemEm, type EntityManager, type MikroORM } from '../db/orm';
 import { AppError, conflict, notFound } from '../domain/errors';
 import {
@@ -18,6 +18,7 @@ import { newId } from '../domain/ids';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../workflows/shared';
 import { type OnboardTenantInput } from '../workflows/messages/tenants';
 import type { onboardTenant } from '../workflows/tenants';
+import { recordNotification } from './notifications';
 
 export interface CreateTenantInput {
   slug: string;
@@ -216,23 +217,14 @@ export async function createDefaultQuotas(orm: MikroORM, tenantId: string): Prom
 /** The welcome mail in the outbox, once per tenant. */
 export async function recordWelcomeNotification(orm: MikroORM, tenant: Tenant): Promise<void> {
   const { subject, body } = welcomeNotification(tenant);
-  await systemEm(orm)
-    .createQueryBuilder(Notification)
-    .insert({
-      id: newId('notification'),
-      tenant: tenant.id,
-      template: 'tenant.welcome',
-      recipient: tenant.ownerEmail,
-      subject,
-      body,
-      status: 'PENDING',
-      dedupeKey: `tenant.welcome:${tenant.id}`,
-      createdAt: new Date(),
-      updatedAt: new Date(),
-    })
-    .onConflict('dedupe_key')
-    .ignore()
-    .execute();
+  await recordNotification(systemEm(orm), {
+    tenantId: tenant.id,
+    template: 'tenant.welcome',
+    recipient: tenant.ownerEmail,
+    subject,
+    body,
+    dedupeKey: `tenant.welcome:${tenant.id}`,
+  });
 }
 
 /**
