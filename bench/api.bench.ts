@@ -110,7 +110,7 @@ function sampleRss(pid: number): { stop(): Promise<number> } {
 beforeAll(async () => {
   stack = await startTestStack({ LOG_LEVEL: 'warn', DATABASE_POOL_MAX: '20' });
   for (let i = 0; i < 4; i++) await registerNode(stack, `bench-node-${i}`, 4096);
-  t = await podTenant(stack, 'bench-co');
+  t = await podTenant(stack, 'bench-co', { free: true });
   await systemEm(stack.db.orm).nativeUpdate(
     TenantQuota,
     { tenant: t.id },

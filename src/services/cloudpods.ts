@@ -33,6 +33,7 @@ import {
 import type { cloudPod } from '../workflows/cloudpods';
 import { hotQuery } from '../db/hot';
 import { insertPodWithJob } from '../db/repositories/cloudpods';
+import { startActivationWorkflow } from './activation-start';
 
 export function podPolicy(config: Config): PodPolicy {
   return {
@@ -54,6 +55,8 @@ export interface CreatePodInput {
   slug: string;
   /** create the pod from this backup (of any pod of the tenant, terminated ones included) */
   restoreFromBackupId?: string | null;
+  /** the pod is created by this subscription's activation, so no subscription is created with it */
+  forSubscription?: string;
 }
 
 export interface PodDeps {
@@ -77,6 +80,13 @@ export type PodRecord = Pick<
   activatedAt: null;
   terminatedAt: null;
 };
+
+/** The subscription a priced pod is created with, as the create answers it. */
+export interface PricedPodSubscription {
+  id: string;
+  status: 'PENDING';
+  activationWorkflowId: string;
+}
 
 /** What jobView needs of a job. */
 export type JobRecord = Pick<
@@ -154,9 +164,10 @@ async function insertPod(
   em: EntityManager,
   config: Config,
   input: CreatePodInput,
-): Promise<{ pod: PodRecord; job: JobRecord }> {
+): Promise<{ pod: PodRecord; job: JobRecord; subscription: PricedPodSubscription | null }> {
   await checkRestorable(em, input);
   const podId = newId('pod');
+  const subscriptionId = input.forSubscription ? null : newId('subscription');
   const now = new Date();
   let inserted: Awaited<ReturnType<typeof insertPodWithJob>>;
   try {
@@ -173,6 +184,8 @@ async function insertPod(
       queueName: TASK_QUEUES.provisioning,
       maxAttempts: config.PROVISION_MAX_ATTEMPTS,
       now,
+      subscriptionId,
+      activationWorkflowId: subscriptionId ? workflowIds.activateSubscription(subscriptionId) : null,
     });
   } catch (err) {
     const sql = sqlError(err);
@@ -200,7 +213,7 @@ async function insertPod(
           errors: [{ field: 'product_id', message: 'unknown or retired product' }],
         });
   }
-  const { pod: p, job: j } = inserted;
+  const { pod: p, job: j, subscription: sub } = inserted;
   const pod: PodRecord = {
     id: p.id,
     slug: p.slug,
@@ -238,7 +251,10 @@ async function insertPod(
     startedAt: null,
     finishedAt: null,
   };
-  return { pod, job };
+  const subscription = sub
+    ? { id: sub.id, status: sub.status, activationWorkflowId: sub.activation_workflow_id }
+    : null;
+  return { pod, job, subscription };
 }
 
 /** What a workflow start needs of a pod: an entity or a freshly inserted record. */
@@ -331,20 +347,41 @@ export async function startPodWorkflow(
   }
 }
 
+/**
+ * Creates a pod: its row and PROVISION job, then its provisioning. A pod of a priced product comes
+ * with the PENDING subscription that pays for it, and its provisioning is that subscription's
+ * activation (which starts the pod's workflow, and bills the pod once it is ACTIVE), so no priced
+ * pod ever runs unbilled.
+ */
 export async function createPod(
   deps: PodDeps,
   input: CreatePodInput,
-): Promise<{ pod: PodRecord; job: JobRecord }> {
-  const { pod, job } = await insertPod(deps.em, deps.config, input);
+): Promise<{ pod: PodRecord; job: JobRecord; subscription: PricedPodSubscription | null }> {
+  const { pod, job, subscription } = await insertPod(deps.em, deps.config, input);
   try {
-    await startPodWorkflow(deps, pod, job.id);
+    if (subscription) {
+      await startActivationWorkflow(deps, {
+        subscriptionId: subscription.id,
+        tenantId: input.tenantId,
+        customerId: input.customerId,
+        podSlug: pod.slug,
+      });
+    } else {
+      await startPodWorkflow(deps, pod, job.id);
+    }
   } catch (err) {
-    // Nothing half-written: the pod and its job go away with the failed start. (Should the start
-    // have landed after all, its first step finds no pod and the run ends without side effects.)
+    // Nothing half-written: the pod, its job and its subscription go away with the failed start.
+    // (Should the start have landed after all, its first step finds nothing and the run ends
+    // without side effects.)
+    if (subscription) {
+      await hotQuery(deps.em, 'subscription_delete_unstarted', 'delete from subscriptions where id = $1', [
+        subscription.id,
+      ]);
+    }
     await hotQuery(deps.em, 'pod_delete_unstarted', 'delete from cloud_pods where id = $1', [pod.id]);
     throw engineDown('the pod was not created', err);
   }
-  return { pod, job };
+  return { pod, job, subscription };
 }
 
 /** Inserts the operation's job; the partial unique indexes turn a concurrent operation into 409. */
@@ -597,7 +634,8 @@ export async function retryJob(
 
 /**
  * Re-delivers work that a crash left between two writes: a PENDING pod whose workflow never
- * started (its PROVISION job QUEUED), an operation job still QUEUED (its signal may have been lost).
+ * started (its PROVISION job QUEUED; a priced pod's subscription activation, which starts it), an
+ * operation job still QUEUED (its signal may have been lost).
  * Starting by the pod's workflow id and signalling by job id are idempotent, so it may run any time
  * — at every worker start and then periodically.
  */
@@ -620,7 +658,21 @@ export async function sweepStrandedWork(deps: {
     const pod = job.pod;
     if (job.type === 'PROVISION') {
       if (pod.status !== 'PENDING') continue;
-      await startPodWorkflow(deps, pod, job.id);
+      // A priced pod is provisioned by its subscription's activation, never on its own.
+      const [claim] = await em.execute<{ id: string }[]>(
+        `select id from subscriptions where pod_id = ? and status = 'PENDING' and activation_workflow_id is not null`,
+        [pod.id],
+      );
+      if (claim) {
+        await startActivationWorkflow(deps, {
+          subscriptionId: claim.id,
+          tenantId: pod.tenant.id,
+          customerId: pod.customer.id,
+          podSlug: pod.slug,
+        });
+      } else {
+        await startPodWorkflow(deps, pod, job.id);
+      }
       started += 1;
     } else if (job.type === 'CHANGE_PLAN') {
       // An update the API never saw accepted: it answered 503 or died; nothing may run it late.

@@ -7,24 +7,32 @@
 import { LockMode } from '@mikro-orm/core';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
-import { CloudPod, Subscription } from '../db/entities';
-import { systemEm, type MikroORM } from '../db/orm';
+import { CloudPod, ProvisioningJob, Subscription } from '../db/entities';
+import { systemEm, type EntityManager, type MikroORM } from '../db/orm';
+import { notFound } from '../domain/errors';
 import { periodAt, trialEnd } from '../domain/billing';
-import { createPod } from './cloudpods';
+import { createPod, startPodWorkflow } from './cloudpods';
 import { recordNotification } from './notifications';
 
 /**
  * The subscription's pod: the one it has, the one an earlier attempt created before it could
  * record it (same tenant, slug, customer and product, claimed by no other subscription), or a new
- * one through `createPod` (its row, job and `cloudPod` workflow, or nothing).
+ * one through `createPod` (its row, job and `cloudPod` workflow, or nothing). A pod created with
+ * its subscription (`POST /cloudpods` of a priced product) waits for this activation to start its
+ * workflow, so a PENDING pod's provisioning is started here, idempotently.
  */
 export async function claimSubscriptionPod(
   deps: { orm: MikroORM; temporal: Client; config: Config },
   subscriptionId: string,
 ): Promise<string> {
   const em = systemEm(deps.orm);
-  const sub = await em.findOneOrFail(Subscription, { id: subscriptionId });
-  if (sub.podId) return sub.podId;
+  const sub = await em.findOne(Subscription, { id: subscriptionId });
+  // A create that failed to start this workflow removed its subscription: nothing to activate.
+  if (!sub) throw notFound('subscription');
+  if (sub.podId) {
+    await startPendingPod(deps, em, sub.podId);
+    return sub.podId;
+  }
   const adoptable = await em.execute<{ id: string }[]>(
     `select p.id from cloud_pods p
       where p.tenant_id = ? and p.slug = ? and p.customer_id = ? and p.product_id = ? and p.deleted_at is null
@@ -42,11 +50,28 @@ export async function claimSubscriptionPod(
           customerId: sub.customer.id,
           productId: sub.product.id,
           slug: sub.podSlug,
+          forSubscription: sub.id,
         },
       )
     ).pod.id;
   await em.nativeUpdate(Subscription, { id: subscriptionId, podId: null }, { podId, updatedAt: new Date() });
   return podId;
+}
+
+/** Starts the provisioning of a PENDING pod whose workflow may not run yet (a no-op for one that does). */
+async function startPendingPod(
+  deps: { temporal: Client; config: Config },
+  em: EntityManager,
+  podId: string,
+): Promise<void> {
+  const pod = await em.findOne(CloudPod, { id: podId }, { populate: ['tenant', 'customer'] });
+  if (pod?.status !== 'PENDING') return;
+  const job = await em.findOne(
+    ProvisioningJob,
+    { pod: podId, type: 'PROVISION' },
+    { orderBy: { createdAt: 'desc', id: 'desc' } },
+  );
+  if (job) await startPodWorkflow(deps, pod, job.id);
 }
 
 /** The pod's status and failure reason, as activation watches them. */

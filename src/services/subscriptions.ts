@@ -4,17 +4,16 @@
  * period's end, or at once with its pod terminated). Each runs in one transaction.
  */
 import { LockMode } from '@mikro-orm/core';
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
 import { CloudPod, Customer, Product, Subscription } from '../db/entities';
 import type { EntityManager } from '../db/orm';
 import { AppError, conflict, notFound } from '../domain/errors';
 import { isId } from '../domain/ids';
 import { requestOperation } from './cloudpods';
-import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../workflows/shared';
-import type { ActivateSubscriptionInput } from '../workflows/messages/billing';
+import { workflowIds } from '../workflows/shared';
+import { startActivationWorkflow } from './activation-start';
 import { invoicesInDunning, nudgeDunning } from './dunning-signals';
-import type { activateSubscription } from '../workflows/subscriptions';
 
 /** A body field that names nothing of the tenant's: 422, as the pod routes answer it. */
 const unknownField = (field: string, what: string) =>
@@ -102,7 +101,7 @@ async function lockSubscription(tx: EntityManager, tenantId: string, id: string)
  * second request (concurrent or later) is 409.
  */
 export async function requestActivation(
-  deps: { em: EntityManager; temporal: Client },
+  deps: { em: EntityManager; temporal: Client; config: Config },
   tenantId: string,
   subscriptionId: string,
 ): Promise<{ subscription: Subscription; workflowId: string }> {
@@ -117,25 +116,14 @@ export async function requestActivation(
     await tx.flush();
     return sub;
   });
-  const args: [ActivateSubscriptionInput] = [
-    { subscriptionId, tenantId, customerId: subscription.customer.id },
-  ];
   try {
-    await deps.temporal.workflow.start<typeof activateSubscription>('activateSubscription', {
-      workflowId,
-      taskQueue: TASK_QUEUES.billing,
-      args,
-      typedSearchAttributes: [
-        { key: SEARCH_ATTRIBUTES.TenantId, value: tenantId },
-        { key: SEARCH_ATTRIBUTES.CustomerId, value: subscription.customer.id },
-        { key: SEARCH_ATTRIBUTES.SubscriptionId, value: subscriptionId },
-        { key: SEARCH_ATTRIBUTES.PodplaneStatus, value: 'PENDING' },
-      ],
-      staticSummary: `Activate subscription ${subscriptionId}`,
-      staticDetails: `Provisions pod ${subscription.podSlug}; only once it is ACTIVE is the first invoice issued and charged, or the trial started.`,
+    await startActivationWorkflow(deps, {
+      subscriptionId,
+      tenantId,
+      customerId: subscription.customer.id,
+      podSlug: subscription.podSlug,
     });
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) return { subscription, workflowId };
     // Nothing half-written: without its workflow the activation would never happen.
     await deps.em.nativeUpdate(
       Subscription,
@@ -221,6 +209,40 @@ export async function cancelSubscription(
       'subscription canceled',
     );
     await terminateSubscriptionPod(deps, subscription);
+  }
+  return subscription;
+}
+
+/**
+ * Ends the subscription that pays for a pod being terminated through the pod's own route, so a
+ * terminated pod is never renewed: a live subscription is CANCELED at once (the period already
+ * invoiced is not refunded, as with `cancel now`) and its dunning told; one still PENDING (its pod
+ * never came up, or is being provisioned) is CANCELED with nothing billed, and its activation ends
+ * when it sees the pod terminating. Repeatable; a pod without a subscription has nothing to end.
+ */
+export async function cancelSubscriptionOfPod(
+  deps: { em: EntityManager; temporal: Client },
+  tenantId: string,
+  podId: string,
+): Promise<Subscription | null> {
+  const subscription = await deps.em.transactional(async (tx) => {
+    const sub = await tx.findOne(
+      Subscription,
+      { podId, tenant: tenantId },
+      { lockMode: LockMode.PESSIMISTIC_WRITE },
+    );
+    if (!sub || sub.status === 'CANCELED') return sub;
+    sub.status = 'CANCELED';
+    sub.canceledAt = new Date();
+    await tx.flush();
+    return sub;
+  });
+  if (subscription) {
+    await nudgeDunning(
+      deps.temporal,
+      await invoicesInDunning(deps.em, subscription.id),
+      'subscription canceled',
+    );
   }
   return subscription;
 }

@@ -38,7 +38,10 @@ beforeAll(async () => {
       .send({ name, region: 'test-1', capacity_vcpu: 16, capacity_memory_mb: 65536, capacity_disk_gb: 2000 });
     expect(res.status).toBe(201);
   }
-  [a, b] = await Promise.all([podTenant(stack, 'pods-a'), podTenant(stack, 'pods-b')]);
+  [a, b] = await Promise.all([
+    podTenant(stack, 'pods-a', { free: true }),
+    podTenant(stack, 'pods-b', { free: true }),
+  ]);
 });
 afterAll(async () => {
   await stack?.close();

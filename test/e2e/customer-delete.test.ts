@@ -33,7 +33,10 @@ const pod = (t: PodTenant, customerId: string, slug: string, status = 'ACTIVE', 
 
 beforeAll(async () => {
   stack = await startTestStack();
-  [a, b] = await Promise.all([podTenant(stack, 'cus-del-a'), podTenant(stack, 'cus-del-b')]);
+  [a, b] = await Promise.all([
+    podTenant(stack, 'cus-del-a', { free: true }),
+    podTenant(stack, 'cus-del-b', { free: true }),
+  ]);
 });
 afterAll(async () => {
   await stack?.close();

@@ -57,7 +57,7 @@ async function leaveClaim(key: string, body: unknown, lockedUntilSql: string, cr
 beforeAll(async () => {
   stack = await startTestStack();
   await registerNode(stack, 'idem-hv-1');
-  t = await podTenant(stack, 'idem-lease');
+  t = await podTenant(stack, 'idem-lease', { free: true });
   const probe = await createPod('probe-1', 'probe-key');
   expect(probe.status).toBe(202);
   const [row] = await stack.db.query<typeof keyScope>(

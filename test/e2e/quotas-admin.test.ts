@@ -42,7 +42,10 @@ const createPod = (slug: string) =>
 
 beforeAll(async () => {
   stack = await startTestStack();
-  [t, other] = await Promise.all([podTenant(stack, 'quota-admin'), podTenant(stack, 'quota-other')]);
+  [t, other] = await Promise.all([
+    podTenant(stack, 'quota-admin', { free: true }),
+    podTenant(stack, 'quota-other', { free: true }),
+  ]);
 });
 afterAll(async () => {
   await stack?.close();

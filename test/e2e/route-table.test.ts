@@ -25,8 +25,8 @@ beforeAll(async () => {
   stack = await startTestStack();
   routes = stack.app.locals.routes as Route[];
   await registerNode(stack, 'rt-node');
-  owner = await podTenant(stack, 'rt-owner');
-  stranger = await podTenant(stack, 'rt-stranger');
+  owner = await podTenant(stack, 'rt-owner', { free: true });
+  stranger = await podTenant(stack, 'rt-stranger', { free: true });
   const pod = await request(stack.app)
     .post('/api/v1/cloudpods')
     .set('Authorization', owner.auth)

@@ -147,7 +147,10 @@ describe('default saga timings (retries from 20 ms, 3 attempts)', () => {
   beforeAll(async () => {
     s = await startTestStack();
     await registerNode(s, 'sf-hv-1');
-    [a, b] = await Promise.all([podTenant(s, 'saga-a'), podTenant(s, 'saga-b')]);
+    [a, b] = await Promise.all([
+      podTenant(s, 'saga-a', { free: true }),
+      podTenant(s, 'saga-b', { free: true }),
+    ]);
   });
   afterAll(async () => {
     await s?.close();
@@ -429,7 +432,7 @@ describe('a short retry window and a short engine deadline', () => {
   beforeAll(async () => {
     s = await startTestStack({ PROVISION_RETRY_WINDOW_MS: '300', TEMPORAL_CALL_TIMEOUT_MS: '1000' });
     await registerNode(s, 'sf-hv-2');
-    t = await podTenant(s, 'saga-window');
+    t = await podTenant(s, 'saga-window', { free: true });
   });
   afterAll(async () => {
     await s?.close();
@@ -590,7 +593,7 @@ describe('slow step retries (retries from 1.5 s)', () => {
   beforeAll(async () => {
     s = await startTestStack({ PROVISION_RETRY_INITIAL_MS: '1500' });
     await registerNode(s, 'sf-hv-3');
-    t = await podTenant(s, 'saga-slow');
+    t = await podTenant(s, 'saga-slow', { free: true });
   });
   afterAll(async () => {
     await s?.close();

@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 it('finishes the saga on a new worker with exactly one VM', async () => {
-  const t = await podTenant(stack, 'crash-co');
+  const t = await podTenant(stack, 'crash-co', { free: true });
   const res = await request(stack.app)
     .post('/api/v1/cloudpods')
     .set('Authorization', t.auth)

@@ -26,7 +26,16 @@ export async function registerNode(stack: TestStack, name: string, vcpu = 16): P
   return res.body.id as string;
 }
 
-export async function podTenant(stack: TestStack, slug: string): Promise<PodTenant> {
+/**
+ * A tenant with a customer and the STARTER and PRO plans. Priced plans (1000 minor units per
+ * vCPU) are the default: a pod of a priced plan comes with a subscription that bills it. Pod
+ * lifecycle tests take `free` plans (a price of 0), whose pods run without one.
+ */
+export async function podTenant(
+  stack: TestStack,
+  slug: string,
+  opts: { free?: boolean } = {},
+): Promise<PodTenant> {
   const tenant = await createActiveTenant(stack, slug);
   const auth = `Bearer ${tenant.token}`;
   const customer = await request(stack.app)
@@ -42,7 +51,7 @@ export async function podTenant(stack: TestStack, slug: string): Promise<PodTena
         code,
         name: code,
         interval: 'MONTH',
-        unit_amount: 1000 * vcpu,
+        unit_amount: opts.free ? 0 : 1000 * vcpu,
         vcpu,
         memory_mb,
         disk_gb,

@@ -37,6 +37,7 @@ function insert(
   slug = `p-${newId('pod').slice(-10)}`,
 ) {
   const podId = newId('pod');
+  const subscriptionId = newId('subscription');
   return insertPodWithJob(db.orm.em, {
     podId,
     jobId: newId('job'),
@@ -50,6 +51,8 @@ function insert(
     queueName: 'provisioning',
     maxAttempts: 3,
     now: new Date(),
+    subscriptionId,
+    activationWorkflowId: `subscription-activate-${subscriptionId}`,
   });
 }
 

@@ -25,7 +25,7 @@ afterAll(async () => {
 });
 
 it('records provision → plan change → suspend → unsuspend → terminate', async () => {
-  const t = await podTenant(stack, 'replay-co');
+  const t = await podTenant(stack, 'replay-co', { free: true });
   const created = await request(stack.app)
     .post('/api/v1/cloudpods')
     .set('Authorization', t.auth)
@@ -49,7 +49,7 @@ it('records provision → plan change → suspend → unsuspend → terminate', 
 });
 
 it('records a failed provisioning rolled back and retried, and a terminate dead-lettered and retried', async () => {
-  const t = await podTenant(stack, 'replay-fail');
+  const t = await podTenant(stack, 'replay-fail', { free: true });
   const admin = `Bearer ${stack.adminToken}`;
   await stack.providers.faults.add({ operation: 'createVm', slugPattern: 'replay-fail-*', times: 3 });
   const created = await request(stack.app)

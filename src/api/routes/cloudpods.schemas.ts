@@ -92,6 +92,21 @@ export const BackupView = z
 
 export const PodAccepted = z.object({ pod: PodView, job: JobView });
 
+/** A created pod; one of a priced product comes with the subscription that pays for it. */
+export const PodCreated = PodAccepted.extend({
+  subscription: z
+    .object({
+      id: z.string(),
+      status: z.literal('PENDING'),
+      activation_workflow_id: z.string(),
+    })
+    .nullable()
+    .openapi({
+      description:
+        'The PENDING subscription a priced product (unit_amount above 0) is created with: its activation provisions the pod and bills it once ACTIVE (null for a free product)',
+    }),
+});
+
 export const ListPodsQuery = PaginationQuery.extend({
   cursor: idCursor('pod'),
   status: z.enum(POD_STATUSES).optional(),

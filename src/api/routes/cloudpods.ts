@@ -15,6 +15,7 @@ import {
   resourcesOf,
   type SignalOperation,
 } from '../../services/cloudpods';
+import { cancelSubscriptionOfPod } from '../../services/subscriptions';
 import { backupView, jobView, podView } from './cloudpods.views';
 import { route, type Method, type Route } from '../http/route';
 import { tenantOf } from '../middleware/auth';
@@ -30,6 +31,7 @@ import {
   PlanPreview,
   PlanPreviewQuery,
   PodAccepted,
+  PodCreated,
   PodIdParams,
   PodView,
 } from './cloudpods.schemas';
@@ -104,9 +106,15 @@ export function cloudPodRoutes(deps: {
       durable: true,
       responses: accepted(description),
       problems: [409],
-      async handle({ em, params, res, log }) {
+      async handle({ principal, em, params, res, log }) {
         const pod = await loadPod(em, params.id);
         const { job } = await requestOperation(services(em), pod, type);
+        // A terminated pod is never billed again: its subscription ends with it.
+        if (type === 'TERMINATE') {
+          const ended = await cancelSubscriptionOfPod(services(em), tenantOf(principal), pod.id);
+          if (ended)
+            log.info({ podId: pod.id, subscriptionId: ended.id }, 'subscription of the pod canceled');
+        }
         log.info({ podId: pod.id, jobId: job.id, type }, 'pod operation requested');
         res.status(202).json({ pod: podView(pod), job: jobView(job) });
       },
@@ -118,12 +126,19 @@ export function cloudPodRoutes(deps: {
       tag: 'CloudPods',
       method: 'post',
       path: '/api/v1/cloudpods',
-      summary: 'Create a CloudPod: validates, checks quota, starts the provisioning workflow',
+      summary:
+        'Create a CloudPod: validates, checks quota, starts the provisioning workflow. A priced product creates the subscription that pays for the pod; its activation provisions the pod and bills it once ACTIVE',
       access: write,
       body: CreatePodBody,
       idempotent: true,
       durable: true,
-      responses: accepted('Pod PENDING; provisioning runs'),
+      responses: {
+        202: {
+          description:
+            'Pod PENDING; provisioning runs (through the subscription activation for a priced product)',
+          content: { 'application/json': { schema: PodCreated } },
+        },
+      },
       problems: [409, 422],
       async handle({ principal, em, body, res, log }) {
         if (!isId('customer', body.customer_id)) {
@@ -149,19 +164,34 @@ export function cloudPodRoutes(deps: {
             },
           );
         }
-        const { pod, job } = await createPod(services(em), {
+        const { pod, job, subscription } = await createPod(services(em), {
           tenantId: tenantOf(principal),
           customerId: body.customer_id,
           productId: body.product_id,
           slug: body.slug,
           restoreFromBackupId: body.restore_from_backup_id ?? null,
         });
-        deps.metrics.workflowStarts.inc({ workflow: 'cloudPod' });
-        log.info({ podId: pod.id, jobId: job.id }, 'pod created; provisioning started');
+        deps.metrics.workflowStarts.inc({ workflow: subscription ? 'activateSubscription' : 'cloudPod' });
+        log.info(
+          { podId: pod.id, jobId: job.id, subscriptionId: subscription?.id },
+          subscription
+            ? 'priced pod created; its subscription activation started'
+            : 'pod created; provisioning started',
+        );
         res
           .status(202)
           .location(`/api/v1/cloudpods/${pod.id}`)
-          .json({ pod: podView(pod), job: jobView(job) });
+          .json({
+            pod: podView(pod),
+            job: jobView(job),
+            subscription: subscription
+              ? {
+                  id: subscription.id,
+                  status: subscription.status,
+                  activation_workflow_id: subscription.activationWorkflowId,
+                }
+              : null,
+          });
       },
     }),
     route({

@@ -139,7 +139,7 @@ export function subscriptionRoutes(deps: { temporal: Client; metrics: ApiMetrics
       problems: [409],
       async handle({ principal, em, params, res, log }) {
         const { subscription, workflowId } = await requestActivation(
-          { em, temporal: deps.temporal },
+          { em, temporal: deps.temporal, config: deps.config },
           tenantOf(principal),
           params.id,
         );

@@ -195,8 +195,16 @@ export interface InsertedJobRow {
   created_at: string;
 }
 
+/** The PENDING subscription a priced pod is inserted with. */
+export interface InsertedSubscriptionRow {
+  id: string;
+  status: 'PENDING';
+  activation_workflow_id: string;
+}
+
 export type PodInsert =
-  { ok: true; pod: InsertedPodRow; job: InsertedJobRow } | { ok: false; missing: 'customer' | 'product' };
+  | { ok: true; pod: InsertedPodRow; job: InsertedJobRow; subscription: InsertedSubscriptionRow | null }
+  | { ok: false; missing: 'customer' | 'product' };
 
 /**
  * A new pod and its PROVISION job in one statement (one round trip, autocommit): the customer must
@@ -204,6 +212,9 @@ export type PodInsert =
  * then sees it), the product the tenant's and not retired; the plan's resources are copied from
  * the product. The `cloud_pods_usage` trigger counts the pod and refuses it past the tenant's
  * quota (SQLSTATE PQ001); a taken slug is the unique violation of `cloud_pods_tenant_id_slug_unique`.
+ * A priced product (a price above zero) runs no pod without a subscription paying for it: the same
+ * statement inserts the PENDING subscription that claims the pod, priced as the product is now, with
+ * its activation workflow's id recorded.
  */
 export async function insertPodWithJob(
   em: EntityManager,
@@ -220,6 +231,9 @@ export async function insertPodWithJob(
     queueName: string;
     maxAttempts: number;
     now: Date;
+    /** the id the subscription gets when the product is priced; null: the pod has one already */
+    subscriptionId: string | null;
+    activationWorkflowId: string | null;
   },
 ): Promise<PodInsert> {
   const [row] = await hotQuery<{
@@ -227,11 +241,13 @@ export async function insertPodWithJob(
     products: number;
     pod: InsertedPodRow | null;
     job: InsertedJobRow | null;
+    subscription: InsertedSubscriptionRow | null;
   }>(
     em,
     'pod_insert',
     `with c as (select id from customers where id = $2 and tenant_id = $1 and deleted_at is null for share),
-          p as (select id, vcpu, memory_mb, disk_gb from products where id = $3 and tenant_id = $1 and deleted_at is null),
+          p as (select id, vcpu, memory_mb, disk_gb, unit_amount, currency, interval, trial_days
+                  from products where id = $3 and tenant_id = $1 and deleted_at is null),
           t as (select slug from tenants where id = $1),
           pod as (
             insert into cloud_pods (id, tenant_id, customer_id, product_id, slug, hostname, status, vcpu, memory_mb, disk_gb,
@@ -246,9 +262,17 @@ export async function insertPodWithJob(
                                            max_attempts, workflow_id, created_at, updated_at)
             select $10, $1, pod.id, 'PROVISION', $11, 'QUEUED', 0, $9::timestamptz, 0, $12::int, pod.workflow_id,
                    $9::timestamptz, $9::timestamptz from pod
-            returning id, pod_id, type, status, attempts, max_attempts, queue_name, workflow_id, ${iso('created_at')} as created_at)
+            returning id, pod_id, type, status, attempts, max_attempts, queue_name, workflow_id, ${iso('created_at')} as created_at),
+          sub as (
+            insert into subscriptions (id, tenant_id, customer_id, product_id, status, unit_amount, currency, interval,
+                                       trial_days, pod_slug, pod_id, activation_workflow_id, created_at, updated_at)
+            select $13::text, $1, pod.customer_id, pod.product_id, 'PENDING', p.unit_amount, p.currency, p.interval,
+                   p.trial_days, pod.slug, pod.id, $14::text, $9::timestamptz, $9::timestamptz
+              from pod, p where p.unit_amount > 0 and $13::text is not null
+            returning id, status, activation_workflow_id)
      select (select count(*) from c)::int as customers, (select count(*) from p)::int as products,
-            (select row_to_json(pod) from pod) as pod, (select row_to_json(job) from job) as job`,
+            (select row_to_json(pod) from pod) as pod, (select row_to_json(job) from job) as job,
+            (select row_to_json(sub) from sub) as subscription`,
     [
       input.tenantId,
       input.customerId,
@@ -262,8 +286,10 @@ export async function insertPodWithJob(
       input.jobId,
       input.queueName,
       input.maxAttempts,
+      input.subscriptionId,
+      input.activationWorkflowId,
     ],
   );
-  if (row?.pod && row.job) return { ok: true, pod: row.pod, job: row.job };
+  if (row?.pod && row.job) return { ok: true, pod: row.pod, job: row.job, subscription: row.subscription };
   return { ok: false, missing: row?.customers ? 'product' : 'customer' };
 }
