@@ -30,7 +30,7 @@ import { paymentSucceededSignal } from '../workflows/messages/billing';
 import { workflowIds } from '../workflows/shared';
 import { requestOperation } from './cloudpods';
 import { chargeInvoice, type ChargeOutcome } from './collection';
-import type { InvoiceWithLines } from './invoices';
+import { recordPayment, type InvoiceWithLines } from './invoices';
 import { raiseOpsEvent } from './pod-bookkeeping';
 
 export interface SettlementDeps {
@@ -386,4 +386,62 @@ export async function payInvoice(deps: PayInvoiceDeps, input: PayInvoiceInput): 
     settlement = await settleInvoicePaid(deps, invoice.id, payment.id);
   }
   return { status: outcome, invoice: await invoiceWithLines(deps.em, invoice.id), payment, settlement };
+}
+
+export interface ManualPaymentInput {
+  invoiceId: string;
+  /** the customer's own reference of the money (a bank transfer's, a cheque's number) */
+  reference: string;
+}
+
+/**
+ * Records money collected outside the payment provider (a bank transfer, a cheque) for what an
+ * OPEN or UNCOLLECTIBLE invoice has left due, and settles the invoice as any payment does. The
+ * payment is the invoice's next attempt, keyed `manual:<invoiceId>:<reference>`, so recording the
+ * same reference again returns the payment recorded the first time and never applies it twice.
+ */
+export async function recordManualPayment(
+  deps: PayInvoiceDeps,
+  input: ManualPaymentInput,
+): Promise<PayInvoiceResult> {
+  const providerPaymentId = `manual:${input.invoiceId}:${input.reference}`;
+  const earlier = await deps.em.findOne(Payment, { providerPaymentId }, { refresh: true });
+  let paymentId = earlier?.id;
+  if (!paymentId) {
+    const invoice = await payableInvoice(deps.em, input.invoiceId);
+    paymentId = await deps.em.transactional(async (tx) => {
+      const locked = await lockInvoice(tx, invoice.id);
+      if (!locked) throw notFound('invoice');
+      if (!PAYABLE_INVOICE_STATUSES.includes(locked.status) || locked.amountPaid >= locked.amountDue) {
+        throw notPayable(locked);
+      }
+      const [last] = await tx.execute<{ attempt: number | null }[]>(
+        'select max(attempt)::int as attempt from payments where invoice_id = ?',
+        [locked.id],
+      );
+      const attempt = (last?.attempt ?? 0) + 1;
+      const payment = tx.create(Payment, {
+        tenant: locked.tenant,
+        invoice: locked,
+        provider: 'manual',
+        providerPaymentId,
+        idempotencyKey: `${locked.id}:attempt-${attempt}`,
+        attempt,
+        status: 'PENDING',
+        amount: locked.amountDue - locked.amountPaid,
+        currency: locked.currency,
+      });
+      await tx.flush();
+      await recordPayment(tx, locked.id, { paymentId: payment.id, amount: payment.amount });
+      return payment.id;
+    });
+  }
+  const payment = await deps.em.fork().findOneOrFail(Payment, { id: paymentId });
+  const settlement = await settleInvoicePaid(deps, payment.invoice.id, payment.id);
+  return {
+    status: 'SUCCEEDED',
+    invoice: await invoiceWithLines(deps.em, payment.invoice.id),
+    payment,
+    settlement,
+  };
 }

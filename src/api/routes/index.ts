@@ -6,6 +6,7 @@ import { createPayments } from '../../providers';
 import type { FaultInjector } from '../../providers/simulator';
 import type { Route } from '../http/route';
 import type { ApiMetrics } from '../middleware/metrics';
+import { billingSettingsRoutes } from './billing-settings';
 import { cloudPodRoutes } from './cloudpods';
 import { customerRoutes } from './customers';
 import { debugRoutes } from './debug';
@@ -49,6 +50,7 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     ...productRoutes(),
     ...subscriptionRoutes({ temporal, metrics, config }),
     ...invoiceRoutes({ orm, temporal, config, payments }),
+    ...billingSettingsRoutes(),
     ...usageRoutes(),
     ...webhookRoutes({ config, temporal, metrics }),
     ...cloudPodRoutes({ orm, temporal, config, metrics }),

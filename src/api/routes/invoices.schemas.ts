@@ -163,8 +163,41 @@ export const PayInvoiceBody = z
       description:
         "charge this saved payment method instead of the customer's default; when the customer has no default and the charge succeeds, it becomes their default",
     }),
+    manual_reference: z
+      .string()
+      .trim()
+      .min(1)
+      .max(100)
+      .regex(/^[\x20-\x7e]+$/, 'printable ASCII')
+      .optional()
+      .openapi({
+        description:
+          'record money collected outside the payment provider (a bank transfer, a cheque) for what is left due, under this reference, instead of charging; the same reference again returns the payment recorded the first time',
+        example: 'BANK-TRF-2026-1188',
+      }),
+  })
+  .refine((b) => !(b.payment_method && b.manual_reference), {
+    message: 'send payment_method (charge) or manual_reference (record a payment made elsewhere), not both',
+    path: ['manual_reference'],
   })
   .openapi('PayInvoice');
+
+export const CreditNoteIdParams = z.object({
+  id: z.string().openapi({ example: 'cn_01jd0000000000000000000000' }),
+});
+
+export const CustomerBalance = z
+  .object({
+    customer_id: z.string(),
+    credit_balance: money('credit the customer holds, applied to their next invoices'),
+    currency: z.string().openapi({ description: "the tenant's currency, in which credit is held" }),
+    open_invoices: z
+      .number()
+      .int()
+      .openapi({ description: 'invoices issued and not yet paid (OPEN or UNCOLLECTIBLE)' }),
+    amount_due: money('what those invoices have left due'),
+  })
+  .openapi('CustomerBalance', { description: `Money: ${MINOR_UNITS}.` });
 
 export type PayInvoiceBody = z.infer<typeof PayInvoiceBody>;
 

@@ -6,7 +6,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../config';
-import { Invoice, InvoiceLine, type Payment } from '../../db/entities';
+import { CreditNote, Customer, Invoice, InvoiceLine, Tenant, type Payment } from '../../db/entities';
 import type { EntityManager, MikroORM } from '../../db/orm';
 import { creditNotePage, invoicePage } from '../../db/repositories/billing';
 import { pageBody } from '../../db/repositories/pages';
@@ -17,17 +17,21 @@ import type { PaymentProvider } from '../../providers/payments';
 import {
   createDraftInvoice,
   finalizeInvoice,
+  markUncollectible,
   voidInvoice,
   type InvoiceWithLines,
 } from '../../services/invoices';
-import { payInvoice, type PayInvoiceResult } from '../../services/settlement';
+import { payInvoice, recordManualPayment, type PayInvoiceResult } from '../../services/settlement';
 import { nudgeDunning } from '../../services/dunning-signals';
 import { route, type Route } from '../http/route';
 import { tenantOf } from '../middleware/auth';
 import { encodeCursor } from './common.schemas';
 import {
   CreateInvoiceBody,
+  CreditNoteIdParams,
   CreditNoteList,
+  CreditNoteView,
+  CustomerBalance,
   InvoiceIdParams,
   InvoiceList,
   InvoiceView,
@@ -38,7 +42,8 @@ import {
   PaymentDeclinedProblem,
   type PaymentView,
 } from './invoices.schemas';
-import { invoiceView } from './invoices.views';
+import { creditNoteView, invoiceView } from './invoices.views';
+import { z } from '../zod';
 
 const read = { caller: 'tenant', permission: 'billing:read' } as const;
 const write = { caller: 'tenant', permission: 'billing:write' } as const;
@@ -212,7 +217,7 @@ export function invoiceRoutes(deps: InvoiceRouteDeps): Route[] {
       method: 'post',
       path: '/api/v1/billing/invoices/:id/pay',
       summary:
-        "Charge what an OPEN or UNCOLLECTIBLE invoice has left due now, to the payment method given or the customer's default",
+        "Charge what an OPEN or UNCOLLECTIBLE invoice has left due now, to the payment method given or the customer's default, or record a payment made outside the provider (`manual_reference`)",
       description:
         '200: paid — the invoice is PAID and settled: a PAST_DUE or SUSPENDED subscription it bills is ACTIVE again, ' +
         'its suspended pod is being unsuspended, and its dunning ends. 402 (`payment-declined`, with `decline_kind`, ' +
@@ -221,7 +226,8 @@ export function invoiceRoutes(deps: InvoiceRouteDeps): Route[] {
         'invoice, or one with nothing left due. 422: no `payment_method` and no default. Each call is the next ' +
         'attempt of the invoice (a still PENDING attempt with the same method is retried instead, never charged ' +
         'twice). A `payment_method` that succeeds becomes the default of a customer who has none; an existing ' +
-        'default is never replaced here.',
+        'default is never replaced here. With `manual_reference` nothing is charged: a SUCCEEDED payment of what is ' +
+        'left due is recorded under that reference (the same reference again returns it) and the invoice settled.',
       access: write,
       params: InvoiceIdParams,
       body: PayInvoiceBody,
@@ -239,10 +245,12 @@ export function invoiceRoutes(deps: InvoiceRouteDeps): Route[] {
       },
       problems: [409, 422],
       async handle({ em, params, body, res, log }) {
-        const paid = await payInvoice(
-          { ...deps, em },
-          { invoiceId: params.id, paymentMethod: body.payment_method },
-        );
+        const paid = body.manual_reference
+          ? await recordManualPayment(
+              { ...deps, em },
+              { invoiceId: params.id, reference: body.manual_reference },
+            )
+          : await payInvoice({ ...deps, em }, { invoiceId: params.id, paymentMethod: body.payment_method });
         log.info(
           {
             invoiceId: params.id,
@@ -279,6 +287,77 @@ export function invoiceRoutes(deps: InvoiceRouteDeps): Route[] {
           limit: query.limit,
         });
         res.type('application/json').send(pageBody(page, encodeCursor));
+      },
+    }),
+    route({
+      operationId: 'markInvoiceUncollectible',
+      tag: 'Billing',
+      method: 'post',
+      path: '/api/v1/billing/invoices/:id/mark-uncollectible',
+      summary:
+        'Write an OPEN invoice off as UNCOLLECTIBLE; it keeps its number and can still be paid or voided, and its dunning goes on',
+      description:
+        'Writing a debt off is an accounting decision: the invoice is still owed, so a payment settles it and dunning keeps ' +
+        'collecting it. An UNCOLLECTIBLE invoice is returned as it is; a DRAFT, PAID or VOID one is 409.',
+      access: write,
+      params: InvoiceIdParams,
+      idempotent: true,
+      responses: oneInvoice('The UNCOLLECTIBLE invoice'),
+      problems: [409],
+      async handle({ em, params, res, log }) {
+        await findInvoice(em, params.id);
+        const written = await markUncollectible(em, params.id);
+        log.info({ invoiceId: written.invoice.id }, 'invoice marked uncollectible');
+        res.json(invoiceView(written));
+      },
+    }),
+    route({
+      operationId: 'getCreditNote',
+      tag: 'Billing',
+      method: 'get',
+      path: '/api/v1/billing/credit-notes/:id',
+      summary: 'Get a credit note',
+      access: read,
+      params: CreditNoteIdParams,
+      responses: {
+        200: { description: 'The credit note', content: { 'application/json': { schema: CreditNoteView } } },
+      },
+      async handle({ em, params, res }) {
+        const note = isId('creditNote', params.id) ? await em.findOne(CreditNote, { id: params.id }) : null;
+        if (!note) throw notFound('credit note');
+        res.json(creditNoteView(note));
+      },
+    }),
+    route({
+      operationId: 'getCustomerBalance',
+      tag: 'Billing',
+      method: 'get',
+      path: '/api/v1/billing/customers/:id/balance',
+      summary: "A customer's credit balance and what their issued invoices have left due",
+      access: read,
+      params: CreditNoteIdParams.extend({
+        id: z.string().openapi({ example: 'cus_01jd0000000000000000000000' }),
+      }),
+      responses: {
+        200: { description: 'The balance', content: { 'application/json': { schema: CustomerBalance } } },
+      },
+      async handle({ principal, em, params, res }) {
+        const tenantId = tenantOf(principal);
+        const customer = isId('customer', params.id) ? await em.findOne(Customer, { id: params.id }) : null;
+        if (!customer) throw notFound('customer');
+        const [due] = await em.execute<{ n: number; due: string | null }[]>(
+          `select count(*)::int as n, sum(amount_due - amount_paid)::text as due from invoices
+            where tenant_id = ? and customer_id = ? and status in ('OPEN', 'UNCOLLECTIBLE')`,
+          [tenantId, customer.id],
+        );
+        const tenant = await em.findOneOrFail(Tenant, { id: tenantId }, { fields: ['currency'] });
+        res.json({
+          customer_id: customer.id,
+          credit_balance: customer.creditBalance,
+          currency: tenant.currency,
+          open_invoices: due?.n ?? 0,
+          amount_due: Number(due?.due ?? 0),
+        });
       },
     }),
   ];
