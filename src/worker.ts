@@ -59,6 +59,9 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
         workflowBundle: bundle,
         activities,
         shutdownGraceTime: opts.shutdownGraceTimeMs ?? 30_000,
+        // Bounded: the SDK sizes the cache from the heap, per worker, and this process runs one
+        // worker per task queue, which took the worker past its memory budget under a billing run.
+        maxCachedWorkflows: opts.config.WORKER_MAX_CACHED_WORKFLOWS,
       }),
     ),
   );

@@ -21,6 +21,8 @@ import { systemEm } from '../db/orm';
 import { syncSchedules } from '../schedules';
 import { connectTemporal } from '../temporal-client';
 import { startSweeper } from '../sweeper';
+import { startMailDelivery } from '../mail-delivery';
+import { createMailer } from '../providers/mail';
 import { installRuntime, startWorkers } from '../worker';
 import { describeError } from './errors';
 import { COMMIT, VERSION, databaseFor, temporalFor } from './infra';
@@ -220,6 +222,9 @@ async function main(): Promise<void> {
     // Pods whose workflow a crash never started, jobs whose signal was lost: delivered now and periodically.
     const sweeper = startSweeper({ orm, temporal: temporal.client, config, logger });
     stack.push({ name: 'sweeper', stop: () => sweeper.stop() });
+    // The notification outbox: sent by SMTP when SMTP_URL is set, otherwise kept and logged.
+    const mail = startMailDelivery({ orm, mailer: createMailer(config), config, logger });
+    stack.push({ name: 'mail delivery', stop: () => mail.stop() });
 
     const app = createApp({
       config,

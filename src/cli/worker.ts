@@ -6,6 +6,8 @@ import { createProviders, loadFaultsFromConfig } from '../providers';
 import { syncSchedules } from '../schedules';
 import { connectTemporal } from '../temporal-client';
 import { startSweeper } from '../sweeper';
+import { startMailDelivery } from '../mail-delivery';
+import { createMailer } from '../providers/mail';
 import { installRuntime, startWorkers } from '../worker';
 import { describeError } from './errors';
 
@@ -38,9 +40,12 @@ async function main(): Promise<void> {
   });
   // Every worker start (and then every SWEEP_INTERVAL_MS) re-delivers work a crash stranded.
   const sweeper = startSweeper({ orm, temporal: temporal.client, config, logger });
+  // The outbox is delivered from here (SMTP_URL), or kept and logged without it.
+  const mail = startMailDelivery({ orm, mailer: createMailer(config), config, logger });
   const stop = async (signal: string) => {
     logger.info({ signal }, 'worker shutting down; in-flight activities finish first');
     await sweeper.stop();
+    await mail.stop();
     await workers.shutdown();
     await temporal.close();
     await orm.close();

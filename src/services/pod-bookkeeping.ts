@@ -168,6 +168,7 @@ export async function markPodActive(orm: MikroORM, podId: string, jobId: string)
     await setJob(em, jobId, 'COMPLETED');
     await recordNotification(em, {
       tenantId: pod.tenant.id,
+      customerId: pod.customer.id,
       template: 'cloudpod.active',
       recipient: pod.tenant.ownerEmail,
       subject: `CloudPod ${pod.hostname} is ready`,

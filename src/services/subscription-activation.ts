@@ -105,6 +105,7 @@ export async function notifyActivationFailed(
   );
   await recordNotification(em, {
     tenantId: sub.tenant.id,
+    customerId: sub.customer.id,
     template: 'subscription.activation_failed',
     recipient: sub.customer.email,
     subject: 'Your CloudPod could not be set up yet',

@@ -25,6 +25,8 @@ export interface CreateTenantInput {
   name: string;
   currency: string;
   ownerEmail: string;
+  /** a SANDBOX tenant (may use test clocks) rather than a LIVE one; fixed at creation */
+  sandbox?: boolean;
 }
 
 export async function createTenant(
@@ -37,6 +39,7 @@ export async function createTenant(
     name: input.name,
     currency: input.currency,
     ownerEmail: input.ownerEmail,
+    mode: input.sandbox ? 'SANDBOX' : 'LIVE',
   });
   const workflowId = workflowIds.onboardTenant(tenant.id);
   tenant.onboardingWorkflowId = workflowId;
@@ -219,6 +222,7 @@ export async function recordWelcomeNotification(orm: MikroORM, tenant: Tenant): 
   const { subject, body } = welcomeNotification(tenant);
   await recordNotification(systemEm(orm), {
     tenantId: tenant.id,
+    customerId: null,
     template: 'tenant.welcome',
     recipient: tenant.ownerEmail,
     subject,
