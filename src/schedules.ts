@@ -15,6 +15,7 @@ import {
   type ScheduleOptions,
 } from '@temporalio/client';
 import { SCHEDULE_IDS, TASK_QUEUES } from './workflows/shared';
+import { ROLLUP_LOOKBACK_DAYS } from './workflows/messages/usage';
 
 const MANAGED_NOTE = 'managed by podplane schedules:sync';
 
@@ -63,6 +64,22 @@ export function scheduleDefinitions(): ScheduleOptions[] {
       },
       // Reminders are only worth sending near their time; the next sweep sends the latest one due.
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '2 hours' },
+      state: { note: MANAGED_NOTE },
+    },
+    {
+      scheduleId: SCHEDULE_IDS.usageRollup,
+      spec: { cronExpressions: ['0 2 * * *'], timezone: 'UTC' },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'usageRollup',
+        workflowId: SCHEDULE_IDS.usageRollup,
+        taskQueue: TASK_QUEUES.billing,
+        args: [],
+        staticSummary: `Daily 02:00 UTC: roll up the last ${ROLLUP_LOOKBACK_DAYS} UTC days of usage records into usage_daily`,
+      },
+      // Each run rolls up the three days before it, so a run missed by up to two days is covered by
+      // the one taken late; beyond that, the next day's run covers what is still in its window.
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '2 days' },
       state: { note: MANAGED_NOTE },
     },
   ];

@@ -43,6 +43,8 @@ export interface CreateProductInput {
   memoryMb: number;
   diskGb: number;
   includedBandwidthGb: number;
+  /** per GB of bandwidth beyond the included amount; 0 (when undefined too) bills no overage */
+  bandwidthOverageUnitAmount?: number | undefined;
   trialDays: number;
   backupsIncluded: number;
 }
@@ -62,6 +64,7 @@ export async function createProduct(em: EntityManager, input: CreateProductInput
       memoryMb: input.memoryMb,
       diskGb: input.diskGb,
       includedBandwidthGb: input.includedBandwidthGb,
+      bandwidthOverageUnitAmount: input.bandwidthOverageUnitAmount ?? 0,
       trialDays: input.trialDays,
       backupsIncluded: input.backupsIncluded,
     });

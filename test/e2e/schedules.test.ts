@@ -2,12 +2,15 @@
  * The Temporal Schedules: `syncSchedules` creates them and, run again, updates them in place
  * (idempotent); `GET /api/v1/ops/schedules` shows platform admins every schedule with its spec,
  * next run times, paused state and last actions, and refuses tenants; triggering `billing-run`
- * (what an operator does in the Temporal UI) runs a `billingRun` to its end.
+ * (what an operator does in the Temporal UI) runs a `billingRun` to its end, and triggering
+ * `usage-rollup` a `usageRollup` of the three days before today.
  */
 import request from 'supertest';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { cronOf, scheduleDefinitions, syncSchedules } from '../../src/schedules';
+import { addUtcDays, isoDate } from '../../src/domain/billing';
 import { SCHEDULE_IDS } from '../../src/workflows/shared';
+import type { usageRollup } from '../../src/workflows/usage-rollup';
 import { startTestStack, type TestStack } from '../helpers/app';
 import { expectProblem } from '../helpers/problem';
 import { createActiveTenant } from '../helpers/tenants';
@@ -47,7 +50,9 @@ const listSchedules = (auth: string) =>
 
 it('creates every schedule once, then updates them in place', async () => {
   const ids = scheduleDefinitions().map((d) => d.scheduleId);
-  expect(ids).toEqual(expect.arrayContaining([SCHEDULE_IDS.billingRun, SCHEDULE_IDS.trialSweep]));
+  expect(ids).toEqual(
+    expect.arrayContaining([SCHEDULE_IDS.billingRun, SCHEDULE_IDS.trialSweep, SCHEDULE_IDS.usageRollup]),
+  );
   for (const def of scheduleDefinitions()) {
     expect(def.policies).toMatchObject({ overlap: ScheduleOverlapPolicy.SKIP });
     expect(def.policies?.catchupWindow).toBeDefined();
@@ -65,6 +70,7 @@ it('lists every schedule with its spec, next runs and state to platform admins',
       SCHEDULE_IDS.billingRun,
       SCHEDULE_IDS.trialSweep,
       SCHEDULE_IDS.maintenanceCleanup,
+      SCHEDULE_IDS.usageRollup,
     ]),
   );
   const byId = Object.fromEntries(schedules.map((s) => [s.id, s]));
@@ -84,6 +90,19 @@ it('lists every schedule with its spec, next runs and state to platform admins',
     paused: false,
   });
   expect(byId[SCHEDULE_IDS.maintenanceCleanup]?.spec.cron).toEqual(['0 3 * * *']);
+  expect(byId[SCHEDULE_IDS.usageRollup]).toMatchObject({
+    workflow_type: 'usageRollup',
+    spec: { cron: ['0 2 * * *'], intervals: [], timezone: 'UTC' },
+    overlap: 'SKIP',
+    catchup_window_seconds: 172_800,
+    paused: false,
+    managed: true,
+  });
+  // daily at 02:00 UTC: the next run within a day, at 02:00, and a day apart
+  const rollups = byId[SCHEDULE_IDS.usageRollup]!.next_action_times.map((t) => new Date(t));
+  expect(rollups[0]!.getTime() - Date.now()).toBeLessThanOrEqual(86_400_000);
+  for (const at of rollups) expect(at.toISOString().slice(11)).toBe('02:00:00.000Z');
+  if (rollups.length > 1) expect(rollups[1]!.getTime() - rollups[0]!.getTime()).toBe(86_400_000);
   for (const id of [SCHEDULE_IDS.billingRun, SCHEDULE_IDS.trialSweep]) {
     const next = byId[id]!.next_action_times.map((t) => new Date(t).getTime());
     expect(next.length).toBeGreaterThan(0);
@@ -113,6 +132,23 @@ it('runs billingRun when billing-run is triggered, and shows the action it took'
   const res = await listSchedules(`Bearer ${stack.adminToken}`);
   const listed = (res.body.data as ScheduleBody[]).find((s) => s.id === SCHEDULE_IDS.billingRun);
   expect(listed?.recent_actions.at(-1)?.workflow_id).toBe(action.action.workflow.workflowId);
+});
+
+it('runs usageRollup over the three days before today when usage-rollup is triggered', async () => {
+  const handle = stack.temporal.schedule.getHandle(SCHEDULE_IDS.usageRollup);
+  await handle.trigger();
+  const action = await waitFor(async () => (await handle.describe()).info.recentActions.at(-1), {
+    what: 'the triggered usage-rollup action',
+    timeoutMs: 30_000,
+  });
+  expect(action.action.workflow.workflowId).toMatch(/^usage-rollup-/);
+  const result = await stack.temporal.workflow
+    .getHandle<typeof usageRollup>(action.action.workflow.workflowId)
+    .result();
+  // the run's own day: the workflow starts when the action is taken
+  const today = isoDate(action.takenAt);
+  const days = [-3, -2, -1].map((n) => addUtcDays(today, n));
+  expect(result).toEqual({ done: true, days, rolledUp: days.map((day) => ({ day, rows: 0 })) });
 });
 
 it('writes calendars back as cron expressions', () => {

@@ -45,6 +45,18 @@ export const CreateProductBody = z
     memory_mb: z.number().int().min(512).max(1_048_576),
     disk_gb: z.number().int().min(10).max(65_536),
     included_bandwidth_gb: z.number().int().min(0).max(INT32_MAX),
+    bandwidth_overage_unit_amount: z
+      .number()
+      .int()
+      .min(0)
+      .max(INT32_MAX)
+      .default(0)
+      .openapi({
+        example: 5,
+        description:
+          'price of each GB of usage metric `bandwidth_gb` beyond `included_bandwidth_gb` in a period, in minor ' +
+          'units of `currency`, billed in arrears on the renewal invoice; 0 (the default) bills no overage',
+      }),
     trial_days: TrialDays.default(0),
     backups_included: BackupsIncluded.default(0),
   })
@@ -54,7 +66,9 @@ export type CreateProductBody = z.infer<typeof CreateProductBody>;
 
 /**
  * What a PATCH may not touch: pods are placed and sized by a product's limits, and invoices and
- * subscriptions rely on its code, interval and currency. A different plan is a new product.
+ * subscriptions rely on its code, interval and currency. The bandwidth allowance and its overage
+ * price are read at every renewal, so changing them would reprice subscriptions already sold. A
+ * different plan is a new product.
  */
 export const IMMUTABLE_PRODUCT_FIELDS = [
   'code',
@@ -64,6 +78,7 @@ export const IMMUTABLE_PRODUCT_FIELDS = [
   'memory_mb',
   'disk_gb',
   'included_bandwidth_gb',
+  'bandwidth_overage_unit_amount',
 ] as const;
 
 export function immutableProductFieldsIn(body: unknown): string[] {
@@ -98,6 +113,7 @@ export const ProductView = z
     memory_mb: z.number().int(),
     disk_gb: z.number().int(),
     included_bandwidth_gb: z.number().int(),
+    bandwidth_overage_unit_amount: z.number().int(),
     trial_days: z.number().int(),
     backups_included: z.number().int(),
     created_at: z.string(),

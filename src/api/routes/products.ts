@@ -34,6 +34,7 @@ function productView(product: Product): ProductView {
     memory_mb: product.memoryMb,
     disk_gb: product.diskGb,
     included_bandwidth_gb: product.includedBandwidthGb,
+    bandwidth_overage_unit_amount: product.bandwidthOverageUnitAmount,
     trial_days: product.trialDays,
     backups_included: product.backupsIncluded,
     created_at: product.createdAt.toISOString(),
@@ -97,6 +98,7 @@ export function productRoutes(): Route[] {
           memoryMb: body.memory_mb,
           diskGb: body.disk_gb,
           includedBandwidthGb: body.included_bandwidth_gb,
+          bandwidthOverageUnitAmount: body.bandwidth_overage_unit_amount,
           trialDays: body.trial_days,
           backupsIncluded: body.backups_included,
         });

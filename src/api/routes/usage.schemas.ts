@@ -50,7 +50,9 @@ export const RecordUsageBody = z
   .strictObject({
     records: z.array(UsageRecordInput).min(1).max(MAX_USAGE_RECORDS),
   })
-  .openapi('RecordUsage', { description: `1–${MAX_USAGE_RECORDS} usage records, stored all or none` });
+  .openapi('RecordUsage', {
+    description: `1–${MAX_USAGE_RECORDS} usage records, each stored once unless its billing period has closed`,
+  });
 
 export type RecordUsageBody = z.infer<typeof RecordUsageBody>;
 
@@ -59,9 +61,10 @@ export const UsageResults = z
     results: z.array(
       z.object({
         idempotency_key: z.string(),
-        status: z.enum(['accepted', 'duplicate']).openapi({
+        status: z.enum(['accepted', 'duplicate', 'period_closed']).openapi({
           description:
-            'accepted: stored now; duplicate: a record with this key was stored before (or earlier in this batch)',
+            'accepted: stored now; duplicate: a record with this key was stored before (or earlier in this batch); ' +
+            'period_closed: it occurred in a billing period whose invoice is already finalized, so it is not stored',
         }),
       }),
     ),

@@ -18,10 +18,13 @@ export function usageRoutes(): Route[] {
       description:
         'Every record names one of the tenant’s subscriptions; if any does not, the answer is 422 naming the ' +
         'records (`record_indexes`) and nothing is stored. Otherwise the batch is stored by one statement and each ' +
-        'record is answered, in request order, `accepted` (stored now) or `duplicate` (its key was stored before, ' +
-        'or by an earlier record of the same batch), so a batch sent again stores nothing twice. Usage falling in ' +
-        'a period whose invoice is already finalized is still stored: freezing usage at finalization and billing ' +
-        'overage at renewal are not done yet.',
+        'record is answered, in request order, `accepted` (stored now), `duplicate` (its key was stored before, ' +
+        'or by an earlier record of the same batch), so a batch sent again stores nothing twice, or ' +
+        '`period_closed`: it occurred in a billing period whose renewal invoice is already finalized, and is not ' +
+        'stored (that invoice billed the period’s usage, so a late record is refused rather than billed twice or ' +
+        'lost without a word). Usage of metric `bandwidth_gb` (GB) beyond the plan’s `included_bandwidth_gb` is ' +
+        'billed at the plan’s `bandwidth_overage_unit_amount` per GB on the renewal invoice of the next period; ' +
+        'other metrics are stored and rolled up daily but not billed.',
       access: { caller: 'tenant', permission: 'billing:write' },
       body: RecordUsageBody,
       // a full batch with long keys is several times the default body limit
@@ -46,7 +49,8 @@ export function usageRoutes(): Route[] {
           })),
         );
         const accepted = results.filter((r) => r.status === 'accepted').length;
-        log.info({ records: results.length, accepted }, 'usage recorded');
+        const periodClosed = results.filter((r) => r.status === 'period_closed').length;
+        log.info({ records: results.length, accepted, periodClosed }, 'usage recorded');
         res.json({
           results: results.map((r) => ({ idempotency_key: r.idempotencyKey, status: r.status })),
         });

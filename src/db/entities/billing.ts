@@ -395,6 +395,12 @@ export class WebhookEvent {
 @Entity({ tableName: 'usage_records' })
 @Unique({ properties: ['tenant', 'idempotencyKey'] })
 @Index({ properties: ['subscription', 'occurredAt'] })
+// BRIN: usage arrives roughly in time order, so the daily rollup's day scan stays cheap to find
+// and the index costs ingestion next to nothing.
+@Index({
+  name: 'usage_records_occurred_at_brin',
+  expression: 'create index "usage_records_occurred_at_brin" on "usage_records" using brin ("occurred_at")',
+})
 export class UsageRecord extends Row {
   static override readonly idKind = 'usage' as const;
 
@@ -416,4 +422,43 @@ export class UsageRecord extends Row {
 
   @Property({ type: 'string', length: 200 })
   idempotencyKey!: string;
+
+  /**
+   * The renewal invoice that closed the period this usage fell in (services/usage.ts
+   * `freezeUsage`), set in the transaction that finalized it; null while its period is open.
+   */
+  @ManyToOne({ entity: () => Invoice, nullable: true })
+  invoice?: Invoice | null;
+}
+
+/**
+ * A subscription's usage of one metric on one UTC day: the sum of its usage records, kept by the
+ * daily rollup (services/usage-rollup.ts). Once an invoice has closed the whole day (`invoice`
+ * set) the row never changes again; a day cut by a period boundary stays open until the next
+ * renewal closes it.
+ */
+@Entity({ tableName: 'usage_daily' })
+@Unique({ properties: ['subscription', 'metric', 'day'] })
+export class UsageDaily extends Row {
+  static override readonly idKind = 'usageDaily' as const;
+
+  @ManyToOne({ entity: () => Tenant, deleteRule: 'cascade' })
+  tenant!: Tenant;
+
+  @ManyToOne({ entity: () => Subscription })
+  subscription!: Subscription;
+
+  @Property({ type: 'string', length: 64 })
+  metric!: string;
+
+  /** the UTC day, `YYYY-MM-DD` */
+  @Property({ type: 'date' })
+  day!: string;
+
+  @Property({ type: new BigIntType('number') })
+  quantity!: number;
+
+  /** the invoice after which the day can no longer change: frozen when set */
+  @ManyToOne({ entity: () => Invoice, nullable: true })
+  invoice?: Invoice | null;
 }

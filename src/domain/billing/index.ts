@@ -1,5 +1,6 @@
 /**
- * The pure billing core: money, periods, invoice totals, proration, dunning and trial dates.
+ * The pure billing core: money, periods, invoice totals, proration, dunning and trial dates,
+ * usage overage.
  * No I/O and no clock: every time is passed in, so workflows, activities, the API preview and
  * tests all compute the same answer. Workflows import this module as `../domain/billing`.
  */
@@ -10,3 +11,4 @@ export * from './invoices';
 export * from './proration';
 export * from './dunning';
 export * from './trials';
+export * from './usage';
