@@ -16,6 +16,7 @@ import {
   type SignalOperation,
 } from '../../services/cloudpods';
 import { cancelSubscriptionOfPod } from '../../services/subscriptions';
+import { changePlanPath, liveSubscriptionOfPod } from '../../services/subscription-plan-change';
 import { backupView, jobView, podView } from './cloudpods.views';
 import { route, type Method, type Route } from '../http/route';
 import { tenantOf } from '../middleware/auth';
@@ -304,6 +305,15 @@ export function cloudPodRoutes(deps: {
       problems: [409, 422],
       async handle({ em, params, body, res }) {
         const pod = await loadPod(em, params.id);
+        // A subscribed pod's plan is its subscription's: resized here, it would run a plan nobody bills.
+        const subscription = await liveSubscriptionOfPod(em, pod.id);
+        if (subscription) {
+          throw new AppError(
+            'conflict',
+            `pod ${pod.id} is paid for by subscription ${subscription.id}; change its plan with POST ${changePlanPath(subscription.id)}, which resizes the pod and bills the change`,
+            { subscription_id: subscription.id, change_plan: changePlanPath(subscription.id) },
+          );
+        }
         const product = await targetProduct(em, body.product_id);
         const job = await requestPlanChange(services(em), pod, product);
         res.status(202).json({ pod: podView(pod), job: jobView(job) });

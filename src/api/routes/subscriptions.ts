@@ -5,7 +5,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../config';
-import type { Subscription } from '../../db/entities';
+import type { Subscription, SubscriptionPlanChange } from '../../db/entities';
 import { subscriptionPage } from '../../db/repositories/subscriptions';
 import { pageBody } from '../../db/repositories/pages';
 import {
@@ -14,6 +14,12 @@ import {
   findSubscription,
   requestActivation,
 } from '../../services/subscriptions';
+import {
+  listSubscriptionPlanChanges,
+  previewSubscriptionPlanChange,
+  requestSubscriptionPlanChange,
+  type PlanChangePreview as PreviewResult,
+} from '../../services/subscription-plan-change';
 import { route, type Route } from '../http/route';
 import type { z } from '../zod';
 import { tenantOf } from '../middleware/auth';
@@ -22,8 +28,14 @@ import { encodeCursor } from './common.schemas';
 import {
   ActivationAccepted,
   CancelSubscriptionBody,
+  ChangePlanBody,
+  ChangePlanPreviewQuery,
   CreateSubscriptionBody,
   ListSubscriptionsQuery,
+  PlanChangeAccepted,
+  PlanChangeList,
+  PlanChangePreview,
+  type PlanChangeView,
   SubscriptionIdParams,
   SubscriptionList,
   SubscriptionView,
@@ -51,6 +63,66 @@ export function subscriptionView(s: Subscription): SubscriptionView {
     activation_workflow_id: s.activationWorkflowId ?? null,
     created_at: s.createdAt.toISOString(),
     updated_at: s.updatedAt.toISOString(),
+  };
+}
+
+export function planChangeView(c: SubscriptionPlanChange): PlanChangeView {
+  return {
+    id: c.id,
+    subscription_id: c.subscription.id,
+    status: c.status,
+    from_product_id: c.fromProduct.id,
+    to_product_id: c.toProduct.id,
+    from_unit_amount: c.fromUnitAmount,
+    to_unit_amount: c.toUnitAmount,
+    currency: c.currency,
+    as_of: c.asOf.toISOString(),
+    period_start: c.periodStart.toISOString(),
+    period_end: c.periodEnd.toISOString(),
+    prorated: c.prorated,
+    job_id: c.jobId ?? null,
+    settlement: c.settlement ?? null,
+    invoice_id: c.invoice?.id ?? null,
+    credit_note_id: c.creditNote?.id ?? null,
+    failure_reason: c.failureReason ?? null,
+    workflow_id: c.workflowId,
+    created_at: c.createdAt.toISOString(),
+    finished_at: iso(c.finishedAt),
+  };
+}
+
+/** The preview in the shape of invoice lines (without ids), so a client compares them as they are. */
+export function planChangePreviewView(p: PreviewResult): PlanChangePreview {
+  const priceView = (product: { id: string; code: string; name: string }, unitAmount: number) => ({
+    product_id: product.id,
+    code: product.code,
+    name: product.name,
+    unit_amount: unitAmount,
+  });
+  return {
+    subscription_id: p.subscription.id,
+    as_of: p.asOf.toISOString(),
+    currency: p.from.currency,
+    interval: p.from.interval,
+    period_start: p.period.start.toISOString(),
+    period_end: p.period.end.toISOString(),
+    from: priceView(p.fromProduct, p.from.unitAmount),
+    to: priceView(p.toProduct, p.to.unitAmount),
+    prorated: p.prorated,
+    lines: p.quote.lines.map((line) => ({
+      kind: line.kind,
+      description: line.description,
+      quantity: line.quantity,
+      unit_amount: line.unitAmount,
+      amount: line.amount,
+      period_start: iso(line.period?.start),
+      period_end: iso(line.period?.end),
+    })),
+    subtotal: p.quote.subtotal,
+    tax: p.quote.tax,
+    total: p.quote.total,
+    settlement: p.quote.settlement,
+    amount: p.quote.amount,
   };
 }
 
@@ -179,6 +251,82 @@ export function subscriptionRoutes(deps: { temporal: Client; metrics: ApiMetrics
           'subscription cancellation requested',
         );
         res.json(subscriptionView(subscription));
+      },
+    }),
+    route({
+      operationId: 'changeSubscriptionPlan',
+      tag: 'Billing',
+      method: 'post',
+      path: '/api/v1/billing/subscriptions/:id/change-plan',
+      summary:
+        'Change the plan of an ACTIVE or TRIALING subscription: its pod is resized first; only a resize that succeeded switches the plan and settles the proration as of now (an upgrade invoiced and charged, a downgrade credited to the customer’s balance; a trial only switched). A resize that fails bills nothing',
+      access: write,
+      params: SubscriptionIdParams,
+      body: ChangePlanBody,
+      idempotent: true,
+      durable: true,
+      responses: {
+        202: json(
+          PlanChangeAccepted,
+          'The change runs in workflow `subscription-change-plan-<id>-<changeId>`; `plan_change` says how it ends',
+        ),
+      },
+      problems: [409, 422],
+      async handle({ principal, em, params, body, res, log }) {
+        const { subscription, change, workflowId } = await requestSubscriptionPlanChange(
+          { em, temporal: deps.temporal, config: deps.config },
+          tenantOf(principal),
+          params.id,
+          body.product_id,
+        );
+        deps.metrics.workflowStarts.inc({ workflow: 'changeSubscriptionPlan' });
+        log.info(
+          { subscriptionId: subscription.id, planChangeId: change.id, workflowId },
+          'subscription plan change started',
+        );
+        res.status(202).json({
+          subscription: subscriptionView(subscription),
+          plan_change: planChangeView(change),
+          workflow_id: workflowId,
+        });
+      },
+    }),
+    route({
+      operationId: 'previewSubscriptionPlanChange',
+      tag: 'Billing',
+      method: 'get',
+      path: '/api/v1/billing/subscriptions/:id/change-plan/preview',
+      summary:
+        'The exact lines, totals and settlement (invoice now, credit note, or nothing) that changing the plan at `as_of` (default now) would produce, computed by the function the change’s invoice uses',
+      access: read,
+      params: SubscriptionIdParams,
+      query: ChangePlanPreviewQuery,
+      responses: { 200: json(PlanChangePreview, 'What the change would settle') },
+      problems: [409, 422],
+      async handle({ principal, em, params, query, res }) {
+        const preview = await previewSubscriptionPlanChange(
+          em,
+          tenantOf(principal),
+          params.id,
+          query.product_id,
+          query.as_of === undefined ? new Date() : new Date(query.as_of),
+        );
+        res.json(planChangePreviewView(preview));
+      },
+    }),
+    route({
+      operationId: 'listSubscriptionPlanChanges',
+      tag: 'Billing',
+      method: 'get',
+      path: '/api/v1/billing/subscriptions/:id/plan-changes',
+      summary:
+        'A subscription’s plan changes, newest first (the last 100): how each ended and what it billed',
+      access: read,
+      params: SubscriptionIdParams,
+      responses: { 200: json(PlanChangeList, 'Plan changes') },
+      async handle({ principal, em, params, res }) {
+        const changes = await listSubscriptionPlanChanges(em, tenantOf(principal), params.id);
+        res.json({ data: changes.map(planChangeView) });
       },
     }),
   ];
