@@ -11,7 +11,6 @@ import type { MikroORM } from '../db/orm';
 import type { Logger } from '../logger';
 import type { PaymentProvider } from '../providers/payments';
 import * as dunning from '../services/dunning';
-import type { DunningTimeline } from '../workflows/messages/dunning';
 import { refusalsFinal } from './refusals';
 
 export interface DunningActivityDeps {
@@ -27,11 +26,8 @@ export function createDunningActivities(deps: DunningActivityDeps) {
   const podDeps = (): dunning.DunningDeps => ({ orm, config, temporal: Context.current().client });
 
   return {
-    /** Copies the tenant's policy onto the invoice (once) and returns the absolute timeline. */
-    async beginDunning(
-      invoiceId: string,
-      failedAt: string,
-    ): Promise<{ standing: dunning.InvoiceStanding; invoiceNumber: string; timeline: DunningTimeline }> {
+    /** Copies the tenant's policy onto the invoice (once); the absolute timeline, and the customer's test clock. */
+    async beginDunning(invoiceId: string, failedAt: string): Promise<dunning.DunningStart> {
       return refusalsFinal(() => dunning.beginDunning(orm, invoiceId, new Date(failedAt)));
     },
 

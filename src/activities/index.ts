@@ -7,9 +7,12 @@ import { createBillingActivities, type BillingActivities } from './billing';
 import { createCloudPodActivities, type CloudPodActivities } from './cloudpods';
 import { createDunningActivities, type DunningActivities } from './dunning';
 import { createMaintenanceActivities, type MaintenanceActivities } from './maintenance';
+import { createPlanChangeActivities, type PlanChangeActivities } from './plan-change';
 import { createRenewalActivities, type RenewalActivities } from './renewals';
 import { createStripeEventActivities, type StripeEventActivities } from './stripe-events';
 import { createTenantActivities, type TenantActivities } from './tenants';
+import { createTestClockActivities, type TestClockActivities } from './test-clocks';
+import { createUsageActivities, type UsageActivities } from './usage';
 
 export interface ActivityDeps {
   orm: MikroORM;
@@ -27,7 +30,10 @@ export type Activities = TenantActivities &
   BillingActivities &
   RenewalActivities &
   StripeEventActivities &
-  DunningActivities;
+  DunningActivities &
+  UsageActivities &
+  PlanChangeActivities &
+  TestClockActivities;
 
 export function createActivities(deps: ActivityDeps): Activities {
   return {
@@ -47,12 +53,15 @@ export function createActivities(deps: ActivityDeps): Activities {
     }),
     ...createRenewalActivities({ orm: deps.orm, config: deps.config, logger: deps.logger }),
     ...createStripeEventActivities({ orm: deps.orm, config: deps.config, logger: deps.logger }),
+    ...createUsageActivities({ orm: deps.orm, logger: deps.logger }),
     ...createDunningActivities({
       orm: deps.orm,
       config: deps.config,
       payments: deps.providers.payments,
       logger: deps.logger,
     }),
+    ...createPlanChangeActivities({ orm: deps.orm, config: deps.config, logger: deps.logger }),
+    ...createTestClockActivities({ orm: deps.orm, logger: deps.logger }),
   };
 }
 
@@ -64,4 +73,7 @@ export type {
   RenewalActivities,
   StripeEventActivities,
   DunningActivities,
+  UsageActivities,
+  PlanChangeActivities,
+  TestClockActivities,
 };

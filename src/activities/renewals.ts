@@ -12,6 +12,7 @@ import type { Logger } from '../logger';
 import { startDunning } from '../services/dunning';
 import * as renewals from '../services/renewals';
 import { terminateSubscriptionPod } from '../services/subscriptions';
+import { billingNow, subscriptionBillingClock } from '../services/test-clocks';
 import type { DunningInput } from '../workflows/messages/billing';
 import { refusalsFinal } from './refusals';
 
@@ -43,6 +44,7 @@ export interface RenewalPage {
 
 export function createRenewalActivities(deps: RenewalActivityDeps) {
   const { orm, config, logger } = deps;
+  const em = () => systemEm(orm);
 
   return {
     /**
@@ -79,9 +81,15 @@ export function createRenewalActivities(deps: RenewalActivityDeps) {
       };
     },
 
+    /** What the renewal will do, as of the subscription's billing time (its customer's test clock, or now). */
     async planRenewal(subscriptionId: string, periodStart: string): Promise<renewals.RenewalPlan> {
-      return refusalsFinal(() =>
-        renewals.planRenewal(orm, subscriptionId, new Date(periodStart), new Date()),
+      return refusalsFinal(async () =>
+        renewals.planRenewal(
+          orm,
+          subscriptionId,
+          new Date(periodStart),
+          await billingNow(em(), subscriptionId),
+        ),
       );
     },
 
@@ -90,8 +98,13 @@ export function createRenewalActivities(deps: RenewalActivityDeps) {
       subscriptionId: string,
       periodStart: string,
     ): Promise<{ canceled: boolean; reason: string | null }> {
-      const result = await refusalsFinal(() =>
-        renewals.cancelEndedSubscription(orm, subscriptionId, new Date(periodStart), new Date()),
+      const result = await refusalsFinal(async () =>
+        renewals.cancelEndedSubscription(
+          orm,
+          subscriptionId,
+          new Date(periodStart),
+          await billingNow(em(), subscriptionId),
+        ),
       );
       if (result.canceled)
         logger.info({ subscriptionId, periodStart }, 'subscription canceled at period end');
@@ -114,8 +127,13 @@ export function createRenewalActivities(deps: RenewalActivityDeps) {
       subscriptionId: string,
       periodStart: string,
     ): Promise<renewals.RenewalInvoice | { invoiceId: null; reason: string }> {
-      return refusalsFinal(() =>
-        renewals.issueRenewalInvoice(orm, subscriptionId, new Date(periodStart), new Date()),
+      return refusalsFinal(async () =>
+        renewals.issueRenewalInvoice(
+          orm,
+          subscriptionId,
+          new Date(periodStart),
+          await billingNow(em(), subscriptionId),
+        ),
       );
     },
 
@@ -125,9 +143,12 @@ export function createRenewalActivities(deps: RenewalActivityDeps) {
       periodStart: string,
       invoiceId: string,
     ): Promise<renewals.RenewalSettlement> {
-      return refusalsFinal(() =>
-        renewals.settleRenewal(orm, subscriptionId, new Date(periodStart), invoiceId, new Date()),
-      );
+      return refusalsFinal(async () => {
+        const clock = await subscriptionBillingClock(em(), subscriptionId);
+        return renewals.settleRenewal(orm, subscriptionId, new Date(periodStart), invoiceId, clock.now, {
+          onTestClock: clock.testClockId !== null,
+        });
+      });
     },
 
     /** Starts `dunning-<invoiceId>` once (its id is the invoice's and reuse is rejected). */

@@ -8,6 +8,7 @@ import type { EntityManager } from '../db/orm';
 import { conflict, notFound } from '../domain/errors';
 import { isId } from '../domain/ids';
 import type { CollectionMethod } from '../domain/billing/states';
+import { assertClockChangeable, lockAttachableTestClock } from './test-clocks';
 
 const EMAIL_UNIQUE = 'customers_tenant_email_live_unique';
 
@@ -49,12 +50,26 @@ export interface CreateCustomerInput {
   /** already normalised (lower case) by the caller's schema */
   email: string;
   name: string;
+  /** a test clock of the (sandbox) tenant to bill the customer at */
+  testClockId?: string | undefined;
 }
 
-/** Creates a customer; an email another live customer of the tenant has is 409. */
+/**
+ * Creates a customer; an email another live customer of the tenant has is 409. A test clock named
+ * must be the tenant's own (422), READY and not full (409).
+ */
 export async function createCustomer(em: EntityManager, input: CreateCustomerInput): Promise<Customer> {
   return em.transactional(async (tx) => {
-    const customer = tx.create(Customer, { tenant: input.tenantId, email: input.email, name: input.name });
+    const testClock =
+      input.testClockId === undefined
+        ? null
+        : await lockAttachableTestClock(tx, input.tenantId, input.testClockId);
+    const customer = tx.create(Customer, {
+      tenant: input.tenantId,
+      email: input.email,
+      name: input.name,
+      testClock,
+    });
     await flushCustomer(tx);
     return customer;
   });
@@ -69,6 +84,8 @@ export interface UpdateCustomerInput {
   collectionMethod?: CollectionMethod | undefined;
   /** null removes it */
   defaultPaymentMethod?: string | null | undefined;
+  /** a test clock to attach to, null to detach: only while the customer has no subscription */
+  testClockId?: string | null | undefined;
 }
 
 /**
@@ -82,6 +99,13 @@ export async function updateCustomer(em: EntityManager, input: UpdateCustomerInp
     if (input.name !== undefined) customer.name = input.name;
     if (input.collectionMethod !== undefined) customer.collectionMethod = input.collectionMethod;
     if (input.defaultPaymentMethod !== undefined) customer.defaultPaymentMethod = input.defaultPaymentMethod;
+    if (input.testClockId !== undefined && input.testClockId !== (customer.testClock?.id ?? null)) {
+      await assertClockChangeable(tx, customer.id);
+      customer.testClock =
+        input.testClockId === null
+          ? null
+          : await lockAttachableTestClock(tx, input.tenantId, input.testClockId);
+    }
     await flushCustomer(tx);
     return customer;
   });

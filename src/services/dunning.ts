@@ -34,13 +34,14 @@ import { AppError } from '../domain/errors';
 import { DEFAULT_DUNNING_POLICY, type DunningPolicy } from '../domain/tenants';
 import type { PaymentProvider } from '../providers/payments';
 import type { DunningInput } from '../workflows/messages/billing';
-import { dunningStartOptions, type DunningTimeline } from '../workflows/messages/dunning';
+import { dunningStartOptions, type DunningClock, type DunningTimeline } from '../workflows/messages/dunning';
 import type { dunning } from '../workflows/dunning';
 import { requestOperation } from './cloudpods';
 import { chargeInvoice } from './collection';
 import { settleInvoicePaid } from './settlement';
 import { terminateSubscriptionPod } from './subscriptions';
 import { recordNotification } from './notifications';
+import { customerBillingClock } from './test-clocks';
 
 /** What dunning needs to reach the pod's workflow (and the provider, for retries). */
 export interface DunningDeps {
@@ -108,13 +109,16 @@ export interface DunningStart {
   standing: InvoiceStanding;
   invoiceNumber: string;
   timeline: DunningTimeline;
+  /** the customer's test clock and its time now; null: the run waits on timers */
+  clock: DunningClock | null;
 }
 
 /**
  * Dunning begins: the tenant's policy is copied onto the invoice unless an earlier call copied it
  * (so editing the tenant's policy later never changes an invoice already in dunning), and the
  * absolute timeline is computed from the invoice's due date and the failed charge. Repeatable: a
- * second call reads the copied policy and computes the same timeline.
+ * second call reads the copied policy and computes the same timeline. A customer on a test clock
+ * gets the clock with it: the run then waits on the clock rather than on timers.
  */
 export async function beginDunning(orm: MikroORM, invoiceId: string, failedAt: Date): Promise<DunningStart> {
   return systemEm(orm).transactional(async (tx) => {
@@ -129,8 +133,10 @@ export async function beginDunning(orm: MikroORM, invoiceId: string, failedAt: D
       { dueAt: invoice.dueDate ?? invoice.finalizedAt ?? failedAt, failedAt },
       invoice.dunningPolicy,
     );
+    const clock = await customerBillingClock(tx, invoice.customer.id);
     return {
       standing: standingOf(invoice, await subscriptionOf(tx, invoice)),
+      clock: clock.testClockId ? { testClockId: clock.testClockId, now: clock.now.toISOString() } : null,
       invoiceNumber: invoice.number ?? invoice.id,
       timeline: {
         retries: schedule.retries.map((r) => ({ attempt: r.attempt, at: r.at.toISOString() })),
@@ -267,6 +273,7 @@ export async function notifyDunning(
     const customer = await recipientOf(tx, invoice);
     await recordNotification(tx, {
       tenantId: invoice.tenant.id,
+      customerId: customer.id,
       recipient: customer.email,
       dedupeKey: `dunning:${invoiceId}:attempt-${attempt}`,
       ...noticeText(notice, invoice, failure, nextAt),
@@ -380,6 +387,7 @@ export async function suspendForNonPayment(
       await tx.flush();
       await recordNotification(tx, {
         tenantId: invoice.tenant.id,
+        customerId: customer.id,
         template: 'subscription.suspended',
         recipient: customer.email,
         subject: `Your subscription is suspended: invoice ${number} is unpaid`,
@@ -413,12 +421,13 @@ export async function cancelForNonPayment(deps: DunningDeps, invoiceId: string):
       if (!sub) return { outcome: 'NO_SUBSCRIPTION' };
       if (sub.status !== 'CANCELED') {
         sub.status = 'CANCELED';
-        sub.canceledAt = new Date();
+        sub.canceledAt = (await customerBillingClock(tx, invoice.customer.id)).now;
         const customer = await recipientOf(tx, invoice);
         const number = invoice.number ?? invoice.id;
         await tx.flush();
         await recordNotification(tx, {
           tenantId: invoice.tenant.id,
+          customerId: customer.id,
           template: 'subscription.canceled',
           recipient: customer.email,
           subject: `Your subscription is canceled: invoice ${number} is unpaid`,

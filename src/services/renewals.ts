@@ -27,6 +27,7 @@ import {
   dueTrialReminder,
   isoDate,
   nextPeriod,
+  overageLines,
   periodAt,
   type BillingPeriod,
   type IndexedPeriod,
@@ -37,6 +38,7 @@ import type { renewSubscription } from '../workflows/renewals';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../workflows/shared';
 import { createDraftInvoice, finalizeInvoice } from './invoices';
 import { recordNotification } from './notifications';
+import { freezeUsage, planAllowances, unbilledUsage } from './usage';
 
 /** Subscriptions a renewal bills: running, or in a trial that converts at its end. */
 const RENEWABLE: readonly SubscriptionStatus[] = ['ACTIVE', 'TRIALING'];
@@ -53,7 +55,8 @@ export interface DueSubscription {
 /**
  * One page of subscriptions due for renewal as of `asOf` — ACTIVE or TRIALING, not deleted, their
  * current period ended — keyset by id after `after`. A trial's period ends with the trial, so
- * trials due for conversion are in it too.
+ * trials due for conversion are in it too. Customers on a test clock are left out: their time is
+ * the clock's, and its advance renews them (services/test-clocks.ts).
  */
 export async function dueSubscriptionsPage(
   em: EntityManager,
@@ -62,8 +65,9 @@ export async function dueSubscriptionsPage(
   const rows = await em.execute<
     { id: string; tenant_id: string; customer_id: string; current_period_end: Date }[]
   >(
-    `select id, tenant_id, customer_id, current_period_end from subscriptions
+    `select id, tenant_id, customer_id, current_period_end from subscriptions s
       where status in ('ACTIVE', 'TRIALING') and deleted_at is null and current_period_end <= ?
+        and not exists (select 1 from customers c where c.id = s.customer_id and c.test_clock_id is not null)
         ${q.after ? 'and id > ?' : ''}
       order by id limit ?`,
     q.after ? [q.asOf, q.after, q.limit] : [q.asOf, q.limit],
@@ -222,15 +226,19 @@ function subscriptionLine(sub: Subscription, product: Product, period: BillingPe
 
 /**
  * Usage of the period that ended beyond the plan's included amount, billed in arrears on the
- * renewal invoice next to the period billed in advance. This is the one place renewal asks for
- * it; no usage is metered yet, so it adds no line.
+ * renewal invoice next to the period billed in advance: `used` is the subscription's usage not
+ * billed yet from before the new period (services/usage.ts `unbilledUsage`), and the plan is the
+ * one the subscription is on when the period ends. A trial's usage is frozen with the conversion
+ * invoice but not billed: a trial costs nothing.
  */
 function usageOverageLines(
-  _tx: EntityManager,
-  _sub: Subscription,
-  _ended: BillingPeriod,
-): Promise<InvoiceLineInput[]> {
-  return Promise.resolve([]);
+  sub: Subscription,
+  product: Product,
+  ended: BillingPeriod,
+  used: ReadonlyMap<string, bigint>,
+): InvoiceLineInput[] {
+  if (sub.status === 'TRIALING') return [];
+  return overageLines(planAllowances(product), used, ended);
 }
 
 export interface RenewalInvoice {
@@ -267,6 +275,7 @@ export async function issueRenewalInvoice(
     );
     const { period } = periodAfter(sub);
     const ended = { start: sub.currentPeriodStart ?? period.start, end: periodStart };
+    const used = await unbilledUsage(tx, sub.id, ended.end);
     const { invoice: draft } = await createDraftInvoice(tx, {
       tenantId: sub.tenant.id,
       customerId: sub.customer.id,
@@ -275,8 +284,13 @@ export async function issueRenewalInvoice(
       currency: sub.currency,
       periodStart: period.start,
       periodEnd: period.end,
-      lines: [subscriptionLine(sub, product, period), ...(await usageOverageLines(tx, sub, ended))],
+      lines: [subscriptionLine(sub, product, period), ...usageOverageLines(sub, product, ended, used)],
     });
+    // A draft is this call's own invoice: it freezes the usage it counted. An issued one froze
+    // its usage when it was finalized.
+    if (draft.status === 'DRAFT') {
+      await freezeUsage(tx, { subscriptionId: sub.id, before: ended.end, invoiceId: draft.id, billed: used });
+    }
     // Only a draft is finalized (and locked): an issued invoice of this period, found by a repeated
     // renewal, is read as it is, so this never takes an issued invoice's lock after the subscription's.
     const invoice = draft.status === 'DRAFT' ? (await finalizeInvoice(tx, draft.id, now)).invoice : draft;
@@ -317,7 +331,8 @@ async function lastFailureAt(tx: EntityManager, invoiceId: string, fallback: Dat
  * collected manually (MANUAL customers pay by their due date) → the current period moves to the
  * renewed one and the subscription is ACTIVE (a converted trial included, re-anchored on its
  * end); otherwise PAST_DUE, the period unchanged, for dunning to collect. Only ever forward: a
- * subscription whose current period no longer ends at `periodStart` is left as it is.
+ * subscription whose current period no longer ends at `periodStart` is left as it is. On a test
+ * clock the charge failed at the clock's `now`, whatever the payment row's wall time says.
  */
 export async function settleRenewal(
   orm: MikroORM,
@@ -325,6 +340,7 @@ export async function settleRenewal(
   periodStart: Date,
   invoiceId: string,
   now: Date,
+  opts: { onTestClock?: boolean } = {},
 ): Promise<RenewalSettlement> {
   return systemEm(orm).transactional(async (tx) => {
     const sub = await lockSubscription(tx, subscriptionId);
@@ -349,7 +365,7 @@ export async function settleRenewal(
       await tx.flush();
     }
     if (sub.status !== 'PAST_DUE' || !unpaid) return { status: sub.status, ...unchanged };
-    const failedAt = await lastFailureAt(tx, invoice.id, now);
+    const failedAt = opts.onTestClock ? now : await lastFailureAt(tx, invoice.id, now);
     return { status: sub.status, advanced: false, dunning: true, failedAt: failedAt.toISOString() };
   });
 }
@@ -357,12 +373,13 @@ export async function settleRenewal(
 /** Reminders go out this long before a trial's end at most: only trials ending sooner are read. */
 const REMINDER_HORIZON_MS = daysToMs(Math.max(...TRIAL_REMINDER_DAYS));
 
-const reminderKey = (subscriptionId: string, daysBefore: number) =>
+export const trialReminderKey = (subscriptionId: string, daysBefore: number) =>
   `trial-reminder:${subscriptionId}:${daysBefore}`;
 
 interface EndingTrialRow {
   id: string;
   tenant_id: string;
+  customer_id: string;
   current_period_start: Date | null;
   trial_end: Date;
   pod_slug: string;
@@ -374,22 +391,26 @@ interface EndingTrialRow {
  * One page (keyset by id after `after`) of the trials ending within the reminder horizon of
  * `asOf`: each gets the reminder `dueTrialReminder` says is due, once — the notification's dedupe
  * key `trial-reminder:<subId>:<daysBefore>` makes a repeated sweep or a retried page a no-op.
+ * Without `testClockId` (the hourly sweep) customers on a test clock are left out; with it, only
+ * that clock's customers are read, `asOf` being the clock's time.
  */
 export async function remindEndingTrials(
   orm: MikroORM,
-  q: { asOf: Date; after: string | null; limit: number },
+  q: { asOf: Date; after: string | null; limit: number; testClockId?: string | null },
 ): Promise<{ checked: number; reminded: number; lastId: string | null }> {
   const em = systemEm(orm);
   const horizon = new Date(q.asOf.getTime() + REMINDER_HORIZON_MS);
+  const clock = q.testClockId ?? null;
   const rows = await em.execute<EndingTrialRow[]>(
-    `select s.id, s.tenant_id, s.current_period_start, s.trial_end, s.pod_slug, c.email, c.default_payment_method
+    `select s.id, s.tenant_id, s.customer_id, s.current_period_start, s.trial_end, s.pod_slug, c.email, c.default_payment_method
        from subscriptions s join customers c on c.id = s.customer_id
       where s.status = 'TRIALING' and s.deleted_at is null and s.trial_end > ? and s.trial_end <= ?
+        and ${clock ? 'c.test_clock_id = ?' : 'c.test_clock_id is null'}
         ${q.after ? 'and s.id > ?' : ''}
       order by s.id limit ?`,
-    q.after ? [q.asOf, horizon, q.after, q.limit] : [q.asOf, horizon, q.limit],
+    [q.asOf, horizon, ...(clock ? [clock] : []), ...(q.after ? [q.after] : []), q.limit],
   );
-  const keys = rows.flatMap((r) => TRIAL_REMINDER_DAYS.map((days) => reminderKey(r.id, days)));
+  const keys = rows.flatMap((r) => TRIAL_REMINDER_DAYS.map((days) => trialReminderKey(r.id, days)));
   const sent = new Set(
     keys.length === 0
       ? []
@@ -405,12 +426,13 @@ export async function remindEndingTrials(
       trialStart: new Date(row.current_period_start),
       trialEnd,
       now: q.asOf,
-      sentDaysBefore: TRIAL_REMINDER_DAYS.filter((days) => sent.has(reminderKey(row.id, days))),
+      sentDaysBefore: TRIAL_REMINDER_DAYS.filter((days) => sent.has(trialReminderKey(row.id, days))),
     });
     if (!reminder) continue;
     const days = reminder.daysBefore;
     const inserted = await recordNotification(em, {
       tenantId: row.tenant_id,
+      customerId: row.customer_id,
       template: 'subscription.trial_ending',
       recipient: row.email,
       subject: `Your trial ends in ${days} day${days === 1 ? '' : 's'}`,
@@ -419,7 +441,7 @@ export async function remindEndingTrials(
         (row.default_payment_method
           ? 'Its first period is then invoiced and charged to your saved payment method.'
           : 'Add a payment method before then: its first period is invoiced and charged at the end of the trial.'),
-      dedupeKey: reminderKey(row.id, days),
+      dedupeKey: trialReminderKey(row.id, days),
     });
     if (inserted) reminded += 1;
   }

@@ -5,6 +5,8 @@
  * small however many are due. It does not wait for the renewals: each is its own workflow, and
  * its id (subscription and period) makes a run that fires twice, overlaps or is retried start
  * nothing twice — a renewal already running is skipped, one that finished finds its period renewed.
+ * Customers on a sandbox test clock are not its to renew: their time is the clock's, and the
+ * clock's advance (`advanceTestClock`) starts their renewals.
  */
 import {
   continueAsNew,

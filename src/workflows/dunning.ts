@@ -18,11 +18,17 @@
  * the start; the timeline and the position in it are carried through `continueAsNew`, so a rollover
  * never moves a date. Signals are only hints: what happens next is decided by re-reading the
  * invoice, and every destructive step re-reads it under a row lock.
+ *
+ * A sandbox customer on a test clock (behind `patched('test-clocks')`): the timeline is in the
+ * clock's time and no timer runs; each `clockAdvanced` update moves the run's notion of now, the
+ * waits that came due end, and the update answers once the run waits again, so the clock's advance
+ * knows the step is done. A deleted clock detaches the run back onto timers.
  */
 import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -32,9 +38,13 @@ import {
 import type { DunningActivities } from '../activities/dunning';
 import { paymentSucceededSignal } from './messages/billing';
 import {
+  TEST_CLOCKS_PATCH,
+  clockAdvancedUpdate,
   dunningStateQuery,
   stopDunningSignal,
+  testClockDetachedSignal,
   type DunningCarry,
+  type DunningClock,
   type DunningRunInput,
   type DunningState,
   type DunningStatus,
@@ -65,9 +75,14 @@ class Dunning {
   /** Signals that arrived while the first step ran, before there was a carry to hold them. */
   earlyPaid = false;
   earlyStop = false;
+  /** Runs recorded before test clocks existed never look at a clock (their histories replay as they were). */
+  readonly clockAware = patched(TEST_CLOCKS_PATCH);
+  /** The run is ending or rolling over: update handlers answer now rather than wait for the next wait. */
+  closing = false;
 
   constructor(readonly input: DunningRunInput) {
     this.carry = input.carried ?? null;
+    const clock = this.clockAware ? (this.carry?.clock ?? null) : null;
     this.state = {
       invoiceId: input.invoiceId,
       subscriptionId: input.subscriptionId,
@@ -78,7 +93,25 @@ class Dunning {
       suspended: this.carry?.suspended ?? false,
       remindersOnly: this.carry?.remindersOnly ?? false,
       lastOutcome: null,
+      wakeAt: null,
+      waiting: false,
+      testClockId: clock?.testClockId ?? null,
+      clockNow: clock?.now ?? null,
     };
+  }
+
+  /** The customer's test clock, or null on the wall clock (always null before the patch). */
+  get clock(): DunningClock | null {
+    return this.carry?.clock ?? null;
+  }
+
+  /** The run waits for something its clock has not reached: a clock update may answer. */
+  settled(): boolean {
+    if (this.closing) return true;
+    if (!this.state.waiting) return false;
+    const { clock } = this;
+    const at = this.state.wakeAt;
+    return !clock || at === null || Date.parse(clock.now) < Date.parse(at);
   }
 
   /** Where the run is on its timeline: what continueAsNew carries. */
@@ -102,9 +135,32 @@ class Dunning {
       if (this.carry) this.carry.stopRequested = true;
       else this.earlyStop = true;
     });
+    setHandler(
+      clockAdvancedUpdate,
+      async ({ now }) => {
+        const { clock } = this;
+        if (clock && Date.parse(now) > Date.parse(clock.now)) {
+          clock.now = now;
+          this.state.clockNow = now;
+        }
+        await condition(() => this.settled());
+        return this.state;
+      },
+      {
+        validator: ({ now }: { now: string }) => {
+          if (!this.clock) throw new Error('this dunning does not run on a test clock');
+          if (Number.isNaN(Date.parse(now))) throw new Error(`not a time: ${now}`);
+        },
+      },
+    );
+    setHandler(testClockDetachedSignal, () => {
+      if (this.carry) this.carry.clock = null;
+      this.state.testClockId = null;
+      this.state.clockNow = null;
+    });
   }
 
-  begin(invoiceNumber: string, timeline: DunningTimeline): void {
+  begin(invoiceNumber: string, timeline: DunningTimeline, clock: DunningClock | null): void {
     this.carry = {
       invoiceNumber,
       timeline,
@@ -113,9 +169,12 @@ class Dunning {
       remindersOnly: false,
       paid: this.earlyPaid,
       stopRequested: this.earlyStop,
+      ...(this.clockAware ? { clock } : {}),
     };
     this.state.invoiceNumber = invoiceNumber;
     this.state.timeline = timeline;
+    this.state.testClockId = this.clock?.testClockId ?? null;
+    this.state.clockNow = this.clock?.now ?? null;
   }
 
   setStatus(status: DunningStatus): void {
@@ -123,20 +182,41 @@ class Dunning {
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.PodplaneStatus, value: status }]);
   }
 
-  /** Waits until `at` (ISO; null: no end) unless a signal or a rollover comes first. */
+  /**
+   * Waits until `at` (ISO; null: no end) unless a signal or a rollover comes first: on a timer, or
+   * on a test clock until an update brings the clock to `at` (or the clock is detached).
+   */
   async waitUntil(at: string | null): Promise<Wake> {
     const wake = () => this.wakeRequested() || workflowInfo().continueAsNewSuggested;
-    if (at === null) await condition(wake);
-    else {
-      const ms = Date.parse(at) - Date.now();
-      const woken = ms > 0 ? await condition(wake, ms) : wake();
-      if (!woken) return 'due';
+    this.state.wakeAt = at;
+    try {
+      for (;;) {
+        const { clock } = this;
+        if (!clock) break;
+        const reached = () => at !== null && Date.parse(clock.now) >= Date.parse(at);
+        if (reached() && !wake()) return 'due';
+        this.state.waiting = true;
+        await condition(() => wake() || reached() || this.clock !== clock);
+        this.state.waiting = false;
+        if (wake()) return this.wakeRequested() ? 'signal' : 'rollover';
+        if (this.clock === clock) return 'due';
+      }
+      this.state.waiting = true;
+      if (at === null) await condition(wake);
+      else {
+        const ms = Date.parse(at) - Date.now();
+        const woken = ms > 0 ? await condition(wake, ms) : wake();
+        if (!woken) return 'due';
+      }
+      return this.wakeRequested() ? 'signal' : 'rollover';
+    } finally {
+      this.state.waiting = false;
     }
-    return this.wakeRequested() ? 'signal' : 'rollover';
   }
 
   /** A rollover: a fresh history with the same timeline and position. */
   async rollOver(): Promise<never> {
+    this.closing = true;
     await condition(allHandlersFinished);
     return continueAsNew<typeof dunning>({ ...this.input, carried: this.progress });
   }
@@ -160,7 +240,7 @@ export async function dunning(input: DunningRunInput): Promise<DunningState> {
   if (!run.carry) {
     setCurrentDetails(`Copying the dunning policy onto invoice ${input.invoiceId}`);
     const begun = await acts.beginDunning(input.invoiceId, input.failedAt);
-    run.begin(begun.invoiceNumber, begun.timeline);
+    run.begin(begun.invoiceNumber, begun.timeline, begun.clock ?? null);
     if (begun.standing !== 'OPEN') return finish(run, begun.standing);
     const first = begun.timeline.retries[0]?.at ?? null;
     await acts.notifyDunning(input.invoiceId, 1, 'FAILED', first);
@@ -308,6 +388,7 @@ async function finish(run: Dunning, ending: Ending): Promise<DunningState> {
       UNPAID: 'Retries exhausted; the invoice stays open (no subscription to suspend)',
     }[ending],
   );
+  run.closing = true;
   await condition(allHandlersFinished);
   return run.state;
 }

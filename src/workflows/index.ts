@@ -6,5 +6,8 @@ export { activateSubscription } from './subscriptions';
 export { renewSubscription } from './renewals';
 export { billingRun } from './billing-run';
 export { trialSweep } from './trial-sweep';
+export { usageRollup } from './usage-rollup';
 export { processStripeEvent } from './stripe-events';
 export { dunning } from './dunning';
+export { advanceTestClock } from './test-clocks';
+export { changeSubscriptionPlan } from './subscription-plan-change';

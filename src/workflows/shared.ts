@@ -33,12 +33,20 @@ export const workflowIds = {
   /** `periodStart` as ISO: one renewal per subscription and period */
   renewSubscription: (subscriptionId: string, periodStart: string) =>
     `subscription-renew-${subscriptionId}-${periodStart}`,
+  /** one per requested change: its `subscription_plan_changes` row id */
+  changeSubscriptionPlan: (subscriptionId: string, changeId: string) =>
+    `subscription-change-plan-${subscriptionId}-${changeId}`,
   dunning: (invoiceId: string) => `dunning-${invoiceId}`,
+  /** `seq`: the clock's advance count, one workflow per requested advance */
+  advanceTestClock: (clockId: string, seq: number) => `test-clock-${clockId}-advance-${seq}`,
   stripeEvent: (eventId: string) => `stripe-event-${eventId}`,
+  /** `day` as `YYYY-MM-DD` (UTC): a rollup started by hand; the schedule's runs are `usage-rollup-<scheduled time>` */
+  usageRollup: (day: string) => `usage-rollup-${day}`,
 } as const;
 
 export const SCHEDULE_IDS = {
   maintenanceCleanup: 'maintenance-cleanup',
   billingRun: 'billing-run',
   trialSweep: 'trial-sweep',
+  usageRollup: 'usage-rollup',
 } as const;

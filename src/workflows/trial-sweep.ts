@@ -3,7 +3,8 @@
  * trial ending within a week (7, 3 and 1 days before its end, `dueTrialReminder`), a page at a
  * time. Each reminder's dedupe key (`trial-reminder:<subId>:<daysBefore>`) makes a sweep that runs
  * twice, or a retried page, record it once. Converting a trial that ended is the billing run's
- * work (a trial's period ends with it).
+ * work (a trial's period ends with it). Trials of customers on a sandbox test clock are reminded
+ * by the clock's advance, as of the clock's time.
  */
 import {
   continueAsNew,

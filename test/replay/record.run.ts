@@ -14,6 +14,9 @@ import { podTenant, registerNode, waitPod, type PodTenant } from '../helpers/pod
 import { waitFor } from '../helpers/wait';
 import { dunningPolicyInMilliseconds } from '../../src/domain/billing/dunning';
 import type { dunning } from '../../src/workflows/dunning';
+import { dunningStateQuery } from '../../src/workflows/messages/dunning';
+import type { advanceTestClock } from '../../src/workflows/test-clocks';
+import { issueTenantToken } from '../helpers/tenants';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -135,6 +138,87 @@ it('records dunning: suspended, then paid through POST …/pay', async () => {
   const handle = stack.temporal.workflow.getHandle<typeof dunning>(`dunning-${invoiceId}`);
   expect((await handle.result()).status).toBe('PAID');
   await saveHistory(handle.workflowId, 'dunning-suspended-then-paid.json');
+});
+
+it('records dunning on a test clock, walked to termination by two advances', async () => {
+  const admin = `Bearer ${stack.adminToken}`;
+  const tenant = await request(stack.app).post('/api/v1/tenants').set('Authorization', admin).send({
+    slug: 'replay-clock',
+    name: 'Replay clock',
+    currency: 'EUR',
+    owner_email: 'o@replay-clock.test',
+    sandbox: true,
+  });
+  const tenantId = tenant.body.tenant.id as string;
+  await waitFor(
+    async () =>
+      (await request(stack.app).get(`/api/v1/tenants/${tenantId}`).set('Authorization', admin)).body
+        .status === 'ACTIVE',
+    { what: 'the sandbox tenant ACTIVE' },
+  );
+  const auth = `Bearer ${await issueTenantToken(stack, tenantId)}`;
+  const product = await request(stack.app).post('/api/v1/products').set('Authorization', auth).send({
+    code: 'STARTER',
+    name: 'Starter',
+    interval: 'MONTH',
+    unit_amount: 1000,
+    vcpu: 1,
+    memory_mb: 1024,
+    disk_gb: 20,
+    included_bandwidth_gb: 100,
+  });
+  const clock = await request(stack.app)
+    .post('/api/v1/billing/test-clocks')
+    .set('Authorization', auth)
+    .send({ name: 'replay' });
+  const clockId = clock.body.id as string;
+  const customer = await request(stack.app)
+    .post('/api/v1/customers')
+    .set('Authorization', auth)
+    .send({ email: 'c@replay-clock.test', name: 'C', test_clock_id: clockId });
+  await request(stack.app)
+    .patch(`/api/v1/customers/${customer.body.id}`)
+    .set('Authorization', auth)
+    .send({ default_payment_method: 'pm_card_insufficientFunds' });
+  const sub = await request(stack.app)
+    .post('/api/v1/billing/subscriptions')
+    .set('Authorization', auth)
+    .send({ customer_id: customer.body.id, product_id: product.body.id, pod_slug: 'replay-clock-1' });
+  await request(stack.app)
+    .post(`/api/v1/billing/subscriptions/${sub.body.id}/activate`)
+    .set('Authorization', auth);
+  const invoiceId = await waitFor(
+    async () => {
+      const rows = await stack.db.query<{ id: string }>(
+        'select id from invoices where subscription_id = $1 and dunning_policy is not null',
+        [sub.body.id],
+      );
+      return rows[0]?.id;
+    },
+    { what: 'dunning on the test clock', timeoutMs: 60_000 },
+  );
+  const handle = stack.temporal.workflow.getHandle<typeof dunning>(`dunning-${invoiceId}`);
+  const begun = await waitFor(
+    async () => {
+      const state = await handle.query(dunningStateQuery);
+      return state.waiting ? state : undefined;
+    },
+    { what: 'dunning waiting on the clock' },
+  );
+  const advanceTo = async (at: string, seq: number) => {
+    await request(stack.app)
+      .post(`/api/v1/billing/test-clocks/${clockId}/advance`)
+      .set('Authorization', auth)
+      .send({ frozen_time: at });
+    return stack.temporal.workflow
+      .getHandle<typeof advanceTestClock>(`test-clock-${clockId}-advance-${seq}`)
+      .result();
+  };
+  expect(await advanceTo(begun.timeline?.suspendAt ?? '', 1)).toMatchObject({ status: 'READY' });
+  expect(await advanceTo(begun.timeline?.terminateAt ?? '', 2)).toMatchObject({ status: 'READY' });
+  expect((await handle.result()).status).toBe('CANCELED');
+  await saveHistory(handle.workflowId, 'dunning-on-test-clock.json');
+  await saveHistory(`test-clock-${clockId}-advance-2`, 'test-clock-advance-dunning.json');
 });
 
 async function saveHistory(workflowId: string, name: string): Promise<void> {

@@ -6,10 +6,17 @@ import { DisplayName, IncludeDeleted, PaginationQuery, idCursor } from './common
 
 const Email = z.string().trim().toLowerCase().pipe(z.email().max(320));
 
+/** One of the tenant's test clocks (sandbox tenants only). */
+const TestClockId = z.string().min(1).max(40).openapi({ example: 'clk_01jd0000000000000000000000' });
+
 export const CreateCustomerBody = z
   .strictObject({
     email: Email.openapi({ example: 'jane@example.test', description: 'stored in lower case' }),
     name: DisplayName.openapi({ example: 'Jane Doe' }),
+    test_clock_id: TestClockId.optional().openapi({
+      description:
+        "sandbox tenants: bill this customer as of one of the tenant's test clocks (READY, with fewer than 3 customers) instead of the wall clock",
+    }),
   })
   .openapi('CreateCustomer');
 
@@ -32,6 +39,10 @@ export const UpdateCustomerBody = z
     default_payment_method: PaymentMethodId.nullable().optional().openapi({
       description: 'charged off-session for AUTOMATIC collection; null removes it',
     }),
+    test_clock_id: TestClockId.nullable().optional().openapi({
+      description:
+        'sandbox tenants: attach the customer to a test clock, or detach it (null); only while it has no subscription',
+    }),
   })
   .refine((body) => Object.values(body).some((v) => v !== undefined), 'send at least one field to change')
   .openapi('UpdateCustomer');
@@ -49,6 +60,10 @@ export const CustomerView = z
       .number()
       .int()
       .openapi({ description: 'credit owed to the customer, minor units of the tenant’s currency' }),
+    test_clock_id: z
+      .string()
+      .nullable()
+      .openapi({ description: 'the test clock the customer is billed at (null: the wall clock)' }),
     created_at: z.string(),
     updated_at: z.string(),
     deleted_at: z.string().nullable(),

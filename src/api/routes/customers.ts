@@ -33,6 +33,7 @@ function customerView(customer: Customer): CustomerView {
     collection_method: customer.collectionMethod,
     default_payment_method: customer.defaultPaymentMethod ?? null,
     credit_balance: customer.creditBalance,
+    test_clock_id: customer.testClock?.id ?? null,
     created_at: customer.createdAt.toISOString(),
     updated_at: customer.updatedAt.toISOString(),
     deleted_at: customer.deletedAt?.toISOString() ?? null,
@@ -70,8 +71,9 @@ export function customerRoutes(deps: { payments: PaymentProvider }): Route[] {
           tenantId: tenantOf(principal),
           email: body.email,
           name: body.name,
+          testClockId: body.test_clock_id,
         });
-        log.info({ customerId: customer.id }, 'customer created');
+        log.info({ customerId: customer.id, testClockId: body.test_clock_id }, 'customer created');
         res.status(201).location(`/api/v1/customers/${customer.id}`).json(customerView(customer));
       },
     }),
@@ -139,6 +141,7 @@ export function customerRoutes(deps: { payments: PaymentProvider }): Route[] {
           name: body.name,
           collectionMethod: body.collection_method,
           defaultPaymentMethod: body.default_payment_method,
+          testClockId: body.test_clock_id,
         });
         res.json(customerView(customer));
       },

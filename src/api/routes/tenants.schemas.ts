@@ -1,5 +1,6 @@
 /** Request and response schemas for /api/v1/tenants. */
 import { TENANT_STATUSES, isCurrency, slugProblem } from '../../domain/tenants';
+import { TENANT_MODES } from '../../db/entities';
 import { z } from '../zod';
 import { DisplayName, PaginationQuery, idCursor } from './common.schemas';
 
@@ -23,6 +24,10 @@ export const CreateTenantBody = z
       .toLowerCase()
       .pipe(z.email().max(320))
       .openapi({ example: 'owner@acme.test' }),
+    sandbox: z.boolean().optional().openapi({
+      description:
+        'true: a SANDBOX tenant, for trying billing out, which may use test clocks; false or absent: LIVE. Fixed at creation',
+    }),
   })
   .openapi('CreateTenant');
 
@@ -35,6 +40,7 @@ export const TenantView = z
     name: z.string(),
     currency: z.string(),
     status: z.enum(TENANT_STATUSES),
+    mode: z.enum(TENANT_MODES).openapi({ description: 'LIVE, or SANDBOX (may use test clocks)' }),
     owner_email: z.string(),
     onboarding_workflow_id: z.string().nullable(),
     created_at: z.string(),

@@ -31,6 +31,7 @@ export function tenantView(tenant: Tenant) {
     name: tenant.name,
     currency: tenant.currency,
     status: tenant.status,
+    mode: tenant.mode,
     owner_email: tenant.ownerEmail,
     onboarding_workflow_id: tenant.onboardingWorkflowId ?? null,
     created_at: tenant.createdAt.toISOString(),
@@ -64,7 +65,13 @@ export function tenantRoutes(deps: { temporal: Client; metrics: ApiMetrics }): R
       async handle({ em, body, res, log }) {
         const { tenant, workflowId } = await createTenant(
           { em, temporal: deps.temporal },
-          { slug: body.slug, name: body.name, currency: body.currency, ownerEmail: body.owner_email },
+          {
+            slug: body.slug,
+            name: body.name,
+            currency: body.currency,
+            ownerEmail: body.owner_email,
+            sandbox: body.sandbox ?? false,
+          },
         );
         deps.metrics.workflowStarts.inc({ workflow: 'onboardTenant' });
         log.info({ tenantId: tenant.id, workflowId }, 'tenant created; onboarding started');

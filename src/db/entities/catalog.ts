@@ -3,6 +3,7 @@ import { BigIntType, Entity, Enum, Index, ManyToOne, Property, Unique, type Opt 
 import { COLLECTION_METHODS, type CollectionMethod } from '../../domain/billing/states';
 import { Row } from './base';
 import { Tenant } from './tenancy';
+import { TestClock } from './test-clocks';
 
 /** Email is unique per tenant among customers that are not deleted. */
 @Entity({ tableName: 'customers' })
@@ -39,6 +40,11 @@ export class Customer extends Row {
   /** credit owed to the customer, in minor units of the tenant's currency; applied to the next invoices */
   @Property({ type: new BigIntType('number') })
   creditBalance: number & Opt = 0;
+
+  /** the sandbox test clock this customer's billing runs at (null: the wall clock) */
+  @Index()
+  @ManyToOne({ entity: () => TestClock, nullable: true, deleteRule: 'set null' })
+  testClock?: TestClock | null;
 
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   deletedAt?: Date | null;
@@ -85,8 +91,16 @@ export class Product extends Row {
   @Property({ type: 'integer' })
   diskGb!: number;
 
+  /** bandwidth (usage metric `bandwidth_gb`) each period includes */
   @Property({ type: 'integer' })
   includedBandwidthGb!: number;
+
+  /**
+   * the price of each GB beyond `includedBandwidthGb` in a period, in minor units of `currency`,
+   * billed in arrears on the renewal invoice; 0 bills no overage
+   */
+  @Property({ type: 'integer' })
+  bandwidthOverageUnitAmount: number & Opt = 0;
 
   @Property({ type: 'integer' })
   trialDays: number & Opt = 0;

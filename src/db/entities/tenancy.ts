@@ -4,6 +4,10 @@ import type { TokenScope } from '../../domain/api-tokens';
 import { Row } from './base';
 import { DEFAULT_QUOTAS, TENANT_STATUSES, type DunningPolicy, type TenantStatus } from '../../domain/tenants';
 
+/** LIVE: real customers and money; SANDBOX: a tenant for trying billing out, which may drive time with test clocks. */
+export const TENANT_MODES = ['LIVE', 'SANDBOX'] as const;
+export type TenantMode = (typeof TENANT_MODES)[number];
+
 @Entity({ tableName: 'tenants' })
 export class Tenant extends Row {
   static override readonly idKind = 'tenant' as const;
@@ -23,6 +27,10 @@ export class Tenant extends Row {
 
   @Property({ type: 'string', length: 320 })
   ownerEmail!: string;
+
+  /** set at creation, never changed: only a SANDBOX tenant may use test clocks */
+  @Enum({ items: () => TENANT_MODES, type: 'string' })
+  mode: TenantMode & Opt = 'LIVE';
 
   @Property({ type: 'string', length: 200, nullable: true })
   onboardingWorkflowId?: string | null;

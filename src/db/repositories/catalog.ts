@@ -9,6 +9,7 @@ interface CustomerPageRow {
   collection_method: string;
   default_payment_method: string | null;
   credit_balance: string;
+  test_clock_id: string | null;
   created_at: string;
   updated_at: string;
   deleted_at: string | null;
@@ -24,7 +25,7 @@ export function customerPage(
   if (!q.includeDeleted) where.add('l', 'deleted_at is null');
   return textPage<CustomerPageRow>(em, {
     name: where.name('customers_page'),
-    select: `id, email, name, collection_method, default_payment_method, credit_balance, ${utc('created_at')}, ${utc('updated_at')}, ${utc('deleted_at')}`,
+    select: `id, email, name, collection_method, default_payment_method, credit_balance, test_clock_id, ${utc('created_at')}, ${utc('updated_at')}, ${utc('deleted_at')}`,
     table: 'customers',
     where: where.where,
     values: where.values,
@@ -32,7 +33,7 @@ export function customerPage(
     item: (r) =>
       `{"id":${textJson(r.id)},"email":${textJson(r.email)},"name":${textJson(r.name)},` +
       `"collection_method":${textJson(r.collection_method)},"default_payment_method":${textJson(r.default_payment_method)},` +
-      `"credit_balance":${intJson(r.credit_balance)},` +
+      `"credit_balance":${intJson(r.credit_balance)},"test_clock_id":${textJson(r.test_clock_id)},` +
       `"created_at":${isoJson(r.created_at)},"updated_at":${isoJson(r.updated_at)},"deleted_at":${isoJson(r.deleted_at)}}`,
   });
 }
@@ -49,6 +50,7 @@ interface ProductPageRow {
   memory_mb: string;
   disk_gb: string;
   included_bandwidth_gb: string;
+  bandwidth_overage_unit_amount: string;
   trial_days: string;
   backups_included: string;
   created_at: string;
@@ -67,7 +69,7 @@ export function productPage(
   return textPage<ProductPageRow>(em, {
     name: where.name('products_page'),
     select: `id, code, name, kind, interval, unit_amount, currency, vcpu, memory_mb, disk_gb, included_bandwidth_gb,
-             trial_days, backups_included, ${utc('created_at')}, ${utc('updated_at')}, ${utc('deleted_at')}`,
+             bandwidth_overage_unit_amount, trial_days, backups_included, ${utc('created_at')}, ${utc('updated_at')}, ${utc('deleted_at')}`,
     table: 'products',
     where: where.where,
     values: where.values,
@@ -76,7 +78,8 @@ export function productPage(
       `{"id":${textJson(r.id)},"code":${textJson(r.code)},"name":${textJson(r.name)},"kind":${textJson(r.kind)},` +
       `"interval":${textJson(r.interval)},"unit_amount":${intJson(r.unit_amount)},"currency":${textJson(r.currency)},` +
       `"vcpu":${intJson(r.vcpu)},"memory_mb":${intJson(r.memory_mb)},"disk_gb":${intJson(r.disk_gb)},` +
-      `"included_bandwidth_gb":${intJson(r.included_bandwidth_gb)},"trial_days":${intJson(r.trial_days)},` +
+      `"included_bandwidth_gb":${intJson(r.included_bandwidth_gb)},` +
+      `"bandwidth_overage_unit_amount":${intJson(r.bandwidth_overage_unit_amount)},"trial_days":${intJson(r.trial_days)},` +
       `"backups_included":${intJson(r.backups_included)},"created_at":${isoJson(r.created_at)},` +
       `"updated_at":${isoJson(r.updated_at)},"deleted_at":${isoJson(r.deleted_at)}}`,
   });

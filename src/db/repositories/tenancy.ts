@@ -44,6 +44,7 @@ interface TenantPageRow {
   name: string;
   currency: string;
   status: string;
+  mode: string;
   owner_email: string;
   onboarding_workflow_id: string | null;
   created_at: string;
@@ -62,7 +63,7 @@ export function tenantPage(
   const where = new PageWhere(tenantId, 'id').add('s', 'status = $?', q.status).add('a', 'id > $?', q.after);
   return textPage<TenantPageRow>(em, {
     name: where.name('tenants_page'),
-    select: `id, slug, name, currency, status, owner_email, onboarding_workflow_id, ${utc('created_at')},
+    select: `id, slug, name, currency, status, mode, owner_email, onboarding_workflow_id, ${utc('created_at')},
              ${utc('activated_at')}`,
     table: 'tenants',
     where: where.where,
@@ -70,7 +71,8 @@ export function tenantPage(
     limit: q.limit,
     item: (r) =>
       `{"id":${textJson(r.id)},"slug":${textJson(r.slug)},"name":${textJson(r.name)},` +
-      `"currency":${textJson(r.currency)},"status":${textJson(r.status)},"owner_email":${textJson(r.owner_email)},` +
+      `"currency":${textJson(r.currency)},"status":${textJson(r.status)},"mode":${textJson(r.mode)},` +
+      `"owner_email":${textJson(r.owner_email)},` +
       `"onboarding_workflow_id":${textJson(r.onboarding_workflow_id)},"created_at":${isoJson(r.created_at)},` +
       `"activated_at":${isoJson(r.activated_at)}}`,
   });

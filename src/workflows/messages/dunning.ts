@@ -5,7 +5,7 @@
  * (`DunningInput`) and the `paymentSucceeded` signal live in `messages/billing.ts`, where the
  * payment paths find them. Imported by both sides, so it stays deterministic.
  */
-import { WorkflowIdReusePolicy, defineQuery, defineSignal } from '@temporalio/workflow';
+import { WorkflowIdReusePolicy, defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../shared';
 import type { DunningInput } from './billing';
 
@@ -30,6 +30,18 @@ export interface DunningTimeline {
 /** `PodplaneStatus` of a dunning run: DUNNING → SUSPENDED → CANCELED, or PAID/VOID at any point. */
 export type DunningStatus = 'DUNNING' | 'SUSPENDED' | 'PAID' | 'VOID' | 'CANCELED' | 'UNPAID';
 
+/**
+ * The test clock a sandbox customer's dunning runs on: its waits end when the clock reaches their
+ * times (`clockAdvancedUpdate`), not on timers. `now` is the clock's time as the run last heard it.
+ */
+export interface DunningClock {
+  testClockId: string;
+  now: string;
+}
+
+/** The `patched()` id of the test clock support: histories recorded before it replay without it. */
+export const TEST_CLOCKS_PATCH = 'test-clocks';
+
 /** What one run hands the next. */
 export interface DunningCarry {
   invoiceNumber: string;
@@ -43,6 +55,8 @@ export interface DunningCarry {
   /** signals received and not yet acted on */
   paid: boolean;
   stopRequested: boolean;
+  /** the customer's test clock (absent or null: the wall clock) */
+  clock?: DunningClock | null;
 }
 
 /** The workflow's argument: the start input, plus what an earlier run carried over. */
@@ -62,9 +76,25 @@ export interface DunningState {
   remindersOnly: boolean;
   /** the outcome of the latest step (`FAILED`, `HARD_DECLINED`, `SUSPENDED` …) */
   lastOutcome: string | null;
+  /** the time the run waits for now (null: a payment only, or not waiting) */
+  wakeAt: string | null;
+  /** the run waits (true) or is busy with a step (false) */
+  waiting: boolean;
+  /** the customer's test clock and its time as the run last heard it; null on the wall clock */
+  testClockId: string | null;
+  clockNow: string | null;
 }
 
 export const dunningStateQuery = defineQuery<DunningState>('state');
+
+/**
+ * The customer's test clock reached `now`: a run on that clock does what became due by then and
+ * answers once it waits again (or has ended), with its state. Refused by a run not on a clock.
+ */
+export const clockAdvancedUpdate = defineUpdate<DunningState, [{ now: string }]>('clockAdvanced');
+
+/** The customer's test clock was deleted: the run waits on the wall clock from now on. */
+export const testClockDetachedSignal = defineSignal('testClockDetached');
 
 /**
  * Asks a dunning run to look again now rather than at its next retry: sent when the subscription is
