@@ -2,20 +2,72 @@
  * One typed configuration object, parsed once from environment variables.
  * A missing or malformed variable stops the process with one line naming it.
  */
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseFaultSpec } from './domain/faults';
+import { parseMailFrom } from './providers/mail';
 import { parseCustomerAccess, parseTemplates } from './providers/proxmox';
 
-/** Secrets that ship as development defaults; production refuses every one of them. */
+/**
+ * Secrets that once shipped as development defaults and are public in this repository: a `.env`
+ * may still carry one, and production refuses every one of them.
+ */
 export const DEV_DEFAULT_SECRETS = {
   JWT_SECRET: 'podplane-dev-only-jwt-secret-not-for-production',
 } as const;
+
+/**
+ * The development default of JWT_SECRET: random, made once per process, so no secret that signs
+ * access tokens is written in code. Tokens signed with it die with the process (users refresh or
+ * sign in again; refresh tokens live in the database and survive). Production requires JWT_SECRET.
+ */
+const PROCESS_JWT_SECRET = randomBytes(32).toString('base64url');
+
+/** HS256 keys shorter than the hash (32 bytes) weaken it (RFC 7518 §3.2). */
+const MIN_JWT_SECRET_BYTES = 32;
 
 const booleanString = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
 const port = z.coerce.number().int().min(0).max(65535);
 
 const durationMs = z.coerce.number().int().min(1);
+
+/** requests allowed in a rate-limit window */
+const requestLimit = z.coerce.number().int().min(1).max(1_000_000_000);
+
+/** Express's names for address ranges, accepted in `trust proxy` beside addresses and CIDRs. */
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function isProxyAddress(entry: string): boolean {
+  if (PROXY_RANGES.has(entry) || isIP(entry) !== 0) return true;
+  const cidr = /^([^/]+)\/(\d{1,3})$/.exec(entry);
+  const version = cidr ? isIP(cidr[1] ?? '') : 0;
+  return version !== 0 && Number(cidr?.[2]) <= (version === 4 ? 32 : 128);
+}
+
+/**
+ * Express's `trust proxy`: `true`/`false`, or the proxies whose `X-Forwarded-For` is believed —
+ * addresses, CIDRs and range names, comma-separated. Only a list keeps the per-address rate limits
+ * honest behind a proxy: `true` believes every hop, so a client can name any address it likes.
+ */
+const trustProxy = z.string().transform((value, ctx): boolean | string[] => {
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  const entries = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
+  const wrong = entries.find((entry) => !isProxyAddress(entry));
+  if (entries.length === 0 || wrong !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be true, false or proxy addresses, CIDRs, loopback, linklocal, uniquelocal (comma-separated)${wrong === undefined ? '' : `; not ${wrong}`}`,
+    });
+    return z.NEVER;
+  }
+  return entries;
+});
 
 const schema = z
   .object({
@@ -41,10 +93,38 @@ const schema = z
     SWEEP_INTERVAL_MS: durationMs.default(60_000),
     /** how old a queued job must be before the sweeper re-delivers it */
     SWEEP_MIN_AGE_MS: durationMs.default(30_000),
+    /** workflow runs each task queue's worker keeps cached (the SDK's default grows with the heap) */
+    WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(100),
     TEMPORAL_DEV_PORT: port.default(7233),
     TEMPORAL_UI_PORT: port.default(8233),
     TEMPORAL_CLI_PATH: z.string().min(1).optional(),
-    JWT_SECRET: z.string().min(1).default(DEV_DEFAULT_SECRETS.JWT_SECRET),
+    /** signs users' access tokens (HS256), at least 32 bytes; unset outside production: a per-process random secret */
+    JWT_SECRET: z
+      .string()
+      .refine(
+        (secret) => Buffer.byteLength(secret, 'utf8') >= MIN_JWT_SECRET_BYTES,
+        `must be at least ${MIN_JWT_SECRET_BYTES} bytes`,
+      )
+      .optional(),
+    /** how long a user's access token is accepted; their session is also checked on every request */
+    JWT_ACCESS_TTL_S: z.coerce.number().int().min(30).max(86_400).default(900),
+    /** the `iss` of access tokens, checked on every request */
+    JWT_ISSUER: z.string().min(1).max(200).default('podplane'),
+    /** the `aud` of access tokens, checked on every request */
+    JWT_AUDIENCE: z.string().min(1).max(200).default('podplane-api'),
+    /** how long a sign-in lasts: its refresh tokens stop working this long after login, refreshed or not */
+    SESSION_TTL_S: z.coerce
+      .number()
+      .int()
+      .min(300)
+      .max(31_536_000)
+      .default(30 * 86_400),
+    /** argon2id memory per password hash in KiB; at least the OWASP floor of 19 MiB */
+    PASSWORD_HASH_MEMORY_KIB: z.coerce.number().int().min(19_456).max(4_194_304).default(19_456),
+    /** argon2id iterations; at least 2 */
+    PASSWORD_HASH_TIME_COST: z.coerce.number().int().min(2).max(50).default(2),
+    /** argon2id lanes */
+    PASSWORD_HASH_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
     /** unset → the API's own origins on PORT (see `withDefaultOrigins`) */
     ALLOWED_ORIGINS: z
       .string()
@@ -59,8 +139,34 @@ const schema = z
       .string()
       .regex(/^\d+(b|kb|mb)$/, 'must look like 100kb or 1mb')
       .default('100kb'),
-    TRUST_PROXY: booleanString.default(false),
+    TRUST_PROXY: trustProxy.default(false),
     SHUTDOWN_TIMEOUT_MS: durationMs.default(30000),
+    /**
+     * set: the rate-limit counters live in this Redis, shared by every API process
+     * (redis://[user:password@]host:6379[/db], rediss:// for TLS); unset: in each process's memory.
+     * A secret (it may hold a password): never logged or echoed.
+     */
+    REDIS_URL: z
+      .string()
+      .regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL like redis://127.0.0.1:6379')
+      .optional(),
+    /** the Redis key prefix of the rate-limit counters: one per deployment sharing a Redis */
+    RATE_LIMIT_PREFIX: z
+      .string()
+      .regex(/^[\x21-\x7e]{1,100}$/, 'must be 1 to 100 printable characters without spaces')
+      .default('podplane:rl:'),
+    /** false: no rate limits at all (DESIGN.md §8 limits below, each configurable) */
+    RATE_LIMIT_ENABLED: booleanString.default(true),
+    /** requests per client address to /api/v1/auth/… in 15 minutes */
+    RATE_LIMIT_AUTH_PER_15_MIN: requestLimit.default(5),
+    /** requests per client address to /api/v1/auth/password-reset… in an hour */
+    RATE_LIMIT_PASSWORD_RESET_PER_HOUR: requestLimit.default(3),
+    /** requests per client address and tenant to the tenant routes in a minute */
+    RATE_LIMIT_API_PER_MIN: requestLimit.default(100),
+    /** requests per platform principal (administrator or platform token) in a minute */
+    RATE_LIMIT_ADMIN_PER_MIN: requestLimit.default(60),
+    /** requests per client address to /api/v1/billing/webhooks/… in a minute */
+    RATE_LIMIT_WEBHOOK_PER_MIN: requestLimit.default(500),
     WORKER_ACTIVITY_RETRY_INITIAL_MS: durationMs.default(1000),
     PUBLIC_BASE_URL: z.string().url().optional(),
     HYPERVISOR: z.enum(['simulator', 'proxmox']).default('simulator'),
@@ -115,6 +221,26 @@ const schema = z
       .regex(/^https?:\/\/[^/?#\s]+\/?$/, 'must be an http(s)://host[:port] origin without a path')
       .optional(),
     SIMULATED_PAYMENT_DELAY_MS: z.coerce.number().int().min(0).max(60000).default(0),
+    /**
+     * set: the worker delivers the notification outbox by SMTP (smtp://user:pass@host:587 with
+     * STARTTLS when offered, smtps://…:465 for TLS from the start); unset: notifications stay in the
+     * outbox. A secret (it holds the password): never logged or echoed.
+     */
+    SMTP_URL: z
+      .string()
+      .regex(
+        /^smtps?:\/\/[^/?#\s]+(\/?|\/?\?\S*)$/,
+        'must be an smtp:// or smtps:// URL like smtp://user:pass@host:587',
+      )
+      .optional(),
+    /** the sender of every notification, `Name <address>` or `address`; required with SMTP_URL */
+    MAIL_FROM: z.string().max(320).optional(),
+    /** how often the worker looks for notifications to deliver */
+    MAIL_POLL_INTERVAL_MS: durationMs.default(10_000),
+    /** attempts per notification before it is FAILED */
+    MAIL_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+    /** the wait after a first failed attempt; it doubles with each further one (at most an hour) */
+    MAIL_RETRY_INITIAL_MS: durationMs.default(60_000),
   })
   .superRefine((cfg, ctx) => {
     const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
@@ -152,15 +278,27 @@ const schema = z
         if (cfg[key] === undefined) issue(key, 'is required when DNS_PROVIDER=powerdns');
       }
     }
+    if (cfg.MAIL_FROM !== undefined) {
+      try {
+        parseMailFrom(cfg.MAIL_FROM);
+      } catch (err) {
+        issue('MAIL_FROM', err instanceof Error ? err.message : String(err));
+      }
+    } else if (cfg.SMTP_URL !== undefined) {
+      issue('MAIL_FROM', 'is required with SMTP_URL');
+    }
     if (cfg.NODE_ENV !== 'production') return;
     // Without webhooks a payment that settles later (processing, 3-D Secure) would stay PENDING.
     if (cfg.STRIPE_SECRET_KEY && !cfg.STRIPE_WEBHOOK_SECRET) {
       issue('STRIPE_WEBHOOK_SECRET', 'is required with STRIPE_SECRET_KEY in production');
     }
-    if ((Object.values(DEV_DEFAULT_SECRETS) as string[]).includes(cfg.JWT_SECRET)) {
+    if (cfg.JWT_SECRET === undefined) {
+      issue(
+        'JWT_SECRET',
+        'is required in production (the development default, a secret made per process, would log every user out on each restart and differ between API processes)',
+      );
+    } else if ((Object.values(DEV_DEFAULT_SECRETS) as string[]).includes(cfg.JWT_SECRET)) {
       issue('JWT_SECRET', 'the development default secret is refused in production');
-    } else if (Buffer.byteLength(cfg.JWT_SECRET, 'utf8') < 32) {
-      issue('JWT_SECRET', 'must be at least 32 bytes in production');
     }
     if (cfg.ALLOWED_ORIGINS?.includes('*')) {
       issue('ALLOWED_ORIGINS', "'*' is refused in production; list the exact origins");
@@ -168,7 +306,8 @@ const schema = z
     if (!cfg.DATABASE_URL) issue('DATABASE_URL', 'is required in production');
     if (!cfg.TEMPORAL_ADDRESS) issue('TEMPORAL_ADDRESS', 'is required in production');
   })
-  .transform(withDefaultOrigins);
+  .transform(withDefaultOrigins)
+  .transform((cfg) => ({ ...cfg, JWT_SECRET: cfg.JWT_SECRET ?? PROCESS_JWT_SECRET }));
 
 /** Without ALLOWED_ORIGINS, the browser origins of the API itself: localhost and 127.0.0.1 on PORT. */
 function withDefaultOrigins<T extends { PORT: number; ALLOWED_ORIGINS?: string[] | undefined }>(

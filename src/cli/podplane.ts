@@ -1,14 +1,19 @@
 /** The `podplane` operator CLI (`npm run cli -- <command>`). */
+import { randomBytes } from 'node:crypto';
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
 import { loadConfigOrExit } from '../config';
 import { initOrm, migrate, systemEm, type MikroORM } from '../db/orm';
 import { TOKEN_SCOPES, type TokenScope } from '../domain/api-tokens';
+import { authSettings } from '../api/routes/auth';
+import { LoginBody } from '../api/routes/auth.schemas';
 import { CreateTenantBody, TenantQuotasBody } from '../api/routes/tenants.schemas';
 import { isId } from '../domain/ids';
+import { MEMBERSHIP_ROLES, isMembershipRole } from '../domain/permissions';
 import { createLogger } from '../logger';
 import { issueToken } from '../services/api-tokens';
+import { createUser } from '../services/auth';
 import { createTenant, setTenantQuotas, tenantQuotas, type TenantQuotaReport } from '../services/tenants';
 import { syncSchedules } from '../schedules';
 import { retryJob } from '../services/cloudpods';
@@ -197,6 +202,63 @@ program
       });
       process.stdout.write(`tenant token ${token.id} (shown once, store it now):\n${secret}\n`);
     }),
+  );
+
+/** The first line of stdin, without its line break. */
+async function readStdinLine(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return (Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '').trimEnd();
+}
+
+program
+  .command('user:create')
+  .description(
+    'create a user who signs in with email and password: a member of a tenant with a role, or a platform administrator',
+  )
+  .requiredOption('--email <email>', 'the email the user signs in with')
+  .option('--tenant <id>', 'the tenant the user becomes a member of')
+  .option('--role <role>', `the role in that tenant: ${MEMBERSHIP_ROLES.join(', ')}`, 'OWNER')
+  .option('--platform-admin', 'the user administers the platform (signs in without a tenant)')
+  .option('--password-stdin', 'read the password from the first line of stdin instead of generating one')
+  .action(
+    (opts: {
+      email: string;
+      tenant?: string;
+      role: string;
+      platformAdmin?: boolean;
+      passwordStdin?: boolean;
+    }) =>
+      withOrm(async (orm) => {
+        const email = LoginBody.shape.email.safeParse(opts.email);
+        if (!email.success) throw new Error(`--email: '${opts.email}' is not an email address`);
+        if (!isMembershipRole(opts.role)) {
+          throw new Error(`--role: unknown role '${opts.role}' (known: ${MEMBERSHIP_ROLES.join(', ')})`);
+        }
+        if (opts.tenant === undefined && !opts.platformAdmin) {
+          throw new Error('give --tenant <id> (with --role), or --platform-admin, or both');
+        }
+        if (opts.tenant !== undefined && !isId('tenant', opts.tenant)) {
+          throw new Error(`--tenant: '${opts.tenant}' is not a tenant id (ten_…)`);
+        }
+        // 160 random bits: as strong as a password gets, and within every length rule
+        const generated = opts.passwordStdin ? undefined : randomBytes(20).toString('base64url');
+        const password = generated ?? (await readStdinLine());
+        const { user, membership } = await createUser(systemEm(orm), authSettings(config), {
+          email: email.data,
+          password,
+          platformAdmin: opts.platformAdmin ?? false,
+          membership: opts.tenant === undefined ? undefined : { tenantId: opts.tenant, role: opts.role },
+        });
+        const where = [
+          membership ? `${membership.role} of ${opts.tenant}` : null,
+          user.platformAdmin ? 'platform administrator' : null,
+        ]
+          .filter(Boolean)
+          .join(', ');
+        process.stdout.write(`user ${user.id} <${user.email}> created (${where})\n`);
+        if (generated) process.stdout.write(`password (shown once, store it now):\n${generated}\n`);
+      }),
   );
 
 program

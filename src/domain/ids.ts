@@ -23,6 +23,12 @@ export const ID_PREFIXES = {
   payment: 'pay',
   creditNote: 'cn',
   usage: 'use',
+  planChange: 'pch',
+  usageDaily: 'usd',
+  testClock: 'clk',
+  user: 'usr',
+  membership: 'mem',
+  session: 'ses',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

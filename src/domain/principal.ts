@@ -1,6 +1,8 @@
 /**
- * Who is calling: one shape for an API token, a user session (to come) and the system itself.
+ * Who is calling: one shape for an API token, a signed-in user and the system itself.
  * Authentication produces it; authorization, idempotency, logs and the audit trail read it.
+ * A user's principal acts in the tenant of their session with the permissions of their
+ * membership role there (a platform administrator signed in without a tenant acts for the platform).
  */
 import type { Permission, Role } from './permissions';
 
@@ -16,7 +18,7 @@ export interface Principal {
   permissions: ReadonlySet<Permission>;
   /** the API token used, when the caller is one */
   tokenId: string | null;
-  /** the session used, when the caller is a user */
+  /** the session used, when the caller is a user: stable across refreshes (the id of its first row) */
   sessionId: string | null;
 }
 

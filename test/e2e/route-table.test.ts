@@ -7,9 +7,14 @@
  * would confirm the resource exists.
  */
 import request from 'supertest';
+import { systemEm } from '../../src/db/orm';
+import { issueCreditNote } from '../../src/services/credit-notes';
 import type { Route } from '../../src/api/http/route';
 import { openApiPath } from '../../src/api/http/route';
-import { PERMISSIONS } from '../../src/domain/permissions';
+import { PERMISSIONS, SELF_PERMISSIONS, type Permission } from '../../src/domain/permissions';
+import { authSettings } from '../../src/api/routes/auth';
+import { accessTokenSettings, signAccessToken } from '../../src/services/access-tokens';
+import { createUser, login } from '../../src/services/auth';
 import { startTestStack, type TestStack } from '../helpers/app';
 import { podTenant, registerNode, waitPod, type PodTenant } from '../helpers/pods';
 import { waitFor } from '../helpers/wait';
@@ -67,7 +72,30 @@ beforeAll(async () => {
     .set('Authorization', owner.auth)
     .send({ customer_id: owner.customerId, product_id: owner.starter, pod_slug: 'rt-subscribed' });
   expect(subscription.status).toBe(201);
+  // the owner's welcome mail (its onboarding wrote it)
+  const notifications = await request(stack.app)
+    .get('/api/v1/notifications')
+    .set('Authorization', owner.auth);
+  expect(notifications.body.data.length).toBeGreaterThan(0);
+  const creditNote = await issueCreditNote(systemEm(stack.db.orm), {
+    tenantId: owner.id,
+    customerId: owner.customerId,
+    amount: 100,
+    currency: 'EUR',
+    reason: 'Route table',
+    sourceKey: 'route-table',
+  });
+  // Test clocks are a sandbox tenant's: the owner becomes one to reach its clock's routes.
+  await stack.db.query(`update tenants set mode = 'SANDBOX' where id = $1`, [owner.id]);
+  const clock = await request(stack.app)
+    .post('/api/v1/billing/test-clocks')
+    .set('Authorization', owner.auth)
+    .send({ name: 'rt-clock' });
+  expect(clock.status).toBe(201);
   Object.assign(ids, {
+    'test-clocks': clock.body.id,
+    'credit-notes': creditNote.id,
+    notifications: notifications.body.data[0].id,
     cloudpods: pod.body.pod.id,
     customers: owner.customerId,
     products: owner.starter,
@@ -99,13 +127,17 @@ function sampleBody(route: Route): Record<string, unknown> | undefined {
     updateCustomer: { name: 'Renamed' },
     updateProduct: { name: 'Renamed' },
     changePlan: { product_id: owner.pro },
+    changeSubscriptionPlan: { product_id: owner.pro },
+    advanceTestClock: { frozen_time: new Date(Date.now() + 86_400_000).toISOString() },
   };
   return bodies[route.operationId] ?? (route.body ? {} : undefined);
 }
 
 /** A query each route accepts. */
 function sampleQuery(route: Route): Record<string, string> {
-  return route.operationId === 'previewPlanChange' ? { product_id: owner.pro } : {};
+  return ['previewPlanChange', 'previewSubscriptionPlanChange'].includes(route.operationId)
+    ? { product_id: owner.pro }
+    : {};
 }
 
 function call(route: Route, auth?: string) {
@@ -140,6 +172,8 @@ describe('the route table', () => {
     }
     const open = routes.filter((r) => 'public' in r.access).map((r) => r.path);
     expect(open.sort()).toEqual([
+      '/api/v1/auth/login',
+      '/api/v1/auth/refresh',
       '/api/v1/billing/webhooks/stripe',
       '/health',
       '/health/ready',
@@ -198,8 +232,14 @@ describe('every route, called', () => {
   });
 
   it('answers 404 to another tenant’s token on every route naming a tenant’s resource', async () => {
+    // A route whose permission only signed-in users hold answers any API token 403 before it looks
+    // anything up (so nothing is confirmed); it is walked with users below.
     const tenantRoutes = routes.filter(
-      (r) => !('public' in r.access) && r.access.caller !== 'platform' && r.path.includes('/:'),
+      (r) =>
+        !('public' in r.access) &&
+        r.access.caller !== 'platform' &&
+        r.path.includes('/:') &&
+        !userOnly(r.access.permission),
     );
     expect(tenantRoutes.length).toBeGreaterThan(15);
     for (const r of tenantRoutes) {
@@ -211,6 +251,60 @@ describe('every route, called', () => {
       });
       // and the owner reaches the same resource (the 404 is about the caller, not the id)
       const own = await call(r, owner.auth);
+      expect({ route: r.operationId, found: own.status !== 404 }).toEqual({
+        route: r.operationId,
+        found: true,
+      });
+    }
+  });
+});
+
+/** Permissions no API token holds: a user's own sign-in. */
+function userOnly(permission: Permission): boolean {
+  return (SELF_PERMISSIONS as readonly Permission[]).includes(permission);
+}
+
+const USER_PASSWORD = 'route table passphrase';
+
+/** Signs a user in through the login service (an HTTP login would spend the auth rate limit). */
+async function signIn(email: string): Promise<{ auth: string; sessionId: string }> {
+  const signedIn = await login(
+    systemEm(stack.db.orm),
+    authSettings(stack.config),
+    { email, password: USER_PASSWORD },
+    { ip: null, userAgent: null },
+  );
+  const { token } = await signAccessToken(accessTokenSettings(stack.config), signedIn);
+  return { auth: `Bearer ${token}`, sessionId: signedIn.sessionId };
+}
+
+/** A new OWNER of `tenantId`, signed in. */
+async function newUser(tenantId: string, email: string): Promise<{ auth: string; sessionId: string }> {
+  await createUser(systemEm(stack.db.orm), authSettings(stack.config), {
+    email,
+    password: USER_PASSWORD,
+    membership: { tenantId, role: 'OWNER' },
+  });
+  return signIn(email);
+}
+
+describe('every route for signed-in users only, called', () => {
+  it('answers 404 to any other user on every one naming a user’s resource, and the user reaches it', async () => {
+    const userRoutes = routes.filter(
+      (r) => !('public' in r.access) && userOnly(r.access.permission) && r.path.includes('/:'),
+    );
+    expect(userRoutes.length).toBeGreaterThan(0);
+    const user = await newUser(owner.id, 'rt-user@rt.test');
+    const colleague = await newUser(owner.id, 'rt-colleague@rt.test');
+    const outsider = await newUser(stranger.id, 'rt-outsider@rt.test');
+    // the routes name the user's other session, which a call may end
+    ids.sessions = (await signIn('rt-user@rt.test')).sessionId;
+    for (const r of userRoutes) {
+      for (const intruder of [outsider, colleague]) {
+        const res = await call(r, intruder.auth);
+        expect({ route: r.operationId, status: res.status }).toEqual({ route: r.operationId, status: 404 });
+      }
+      const own = await call(r, user.auth);
       expect({ route: r.operationId, found: own.status !== 404 }).toEqual({
         route: r.operationId,
         found: true,

@@ -1,15 +1,24 @@
 /**
- * Bearer API-token authentication, and authorization by the permission a route declares.
- * A tenant principal gets a tenant-filtered EntityManager, so its queries cannot reach
- * another tenant's rows even if a route forgets a where clause.
+ * Bearer authentication — an API token, or a user's access token (JWT) — and authorization by the
+ * permission a route declares. Both credentials produce the same principal. A tenant principal
+ * gets a tenant-filtered EntityManager, so its queries cannot reach another tenant's rows even if
+ * a route forgets a where clause.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { hotQuery } from '../../db/hot';
 import { systemEm, tenantEm, type EntityManager, type MikroORM } from '../../db/orm';
 import { TOKEN_SHAPE, hashToken, type TokenScope } from '../../domain/api-tokens';
 import { AppError } from '../../domain/errors';
-import { ROLE_PERMISSIONS, tokenRole, type Permission } from '../../domain/permissions';
+import {
+  ROLE_PERMISSIONS,
+  isMembershipRole,
+  tokenRole,
+  userPermissions,
+  type Permission,
+  type UserRole,
+} from '../../domain/permissions';
 import { can, type Principal } from '../../domain/principal';
+import { verifyAccessToken, type AccessTokenSettings } from '../../services/access-tokens';
 
 /** last_used_at is written at most this often per token, to keep reads free of writes. */
 const LAST_USED_GRANULARITY_MS = 60_000;
@@ -70,20 +79,177 @@ export function forgetToken(tokenId?: string): void {
   }
 }
 
+/** Raw driver values of a session's first row, its user, membership and tenant. */
+interface SessionRow {
+  id: string;
+  user_id: string;
+  tenant_id: string | null;
+  revoked_at: string | Date | null;
+  expires_at: string | Date;
+  last_used_at: string | Date | null;
+  disabled_at: string | Date | null;
+  platform_admin: boolean;
+  role: string | null;
+  tenant_status: string | null;
+}
+
+/**
+ * Session rows by id, kept like token rows for at most SESSION_CACHE_MS: a logout, a revocation
+ * or a password change in this process forgets them at once (`forgetSessions`), so the access
+ * tokens of an ended session stop working on the next request; one made elsewhere (another API
+ * process) takes effect here within SESSION_CACHE_MS, well inside the access tokens' lifetime.
+ * A role change or a removed membership is seen within the same bound.
+ */
+export const SESSION_CACHE_MS = 1000;
+type SessionCache = Map<string, { row: SessionRow; until: number }>;
+const sessionCaches = new Set<SessionCache>();
+
+/**
+ * How each app's user access tokens are verified, keyed by its ORM: registered by the auth routes
+ * (`acceptAccessTokens`), which sign them. An app without them takes API tokens only.
+ */
+const accessTokenSettings = new WeakMap<MikroORM, AccessTokenSettings>();
+
+export function acceptAccessTokens(orm: MikroORM, settings: AccessTokenSettings): void {
+  accessTokenSettings.set(orm, settings);
+}
+
+/** Sessions ended in this process (or all of a user's) are looked up afresh next time. */
+export function forgetSessions(which: { sessionId?: string; userId?: string }): void {
+  for (const cache of sessionCaches) {
+    for (const [id, entry] of cache) {
+      if (id === which.sessionId || entry.row.user_id === which.userId) cache.delete(id);
+    }
+  }
+}
+
+async function lookUpSession(
+  orm: MikroORM,
+  cache: SessionCache,
+  sessionId: string,
+): Promise<{ row: SessionRow | undefined; queried: boolean }> {
+  const cached = cache.get(sessionId);
+  if (cached && cached.until > Date.now()) return { row: cached.row, queried: false };
+  const [row] = await hotQuery<SessionRow>(
+    orm.em,
+    'auth_session',
+    `select s.id, s.user_id, s.tenant_id, s.revoked_at, s.expires_at, s.last_used_at,
+            u.disabled_at, u.platform_admin, m.role, n.status as tenant_status
+       from sessions s
+       join users u on u.id = s.user_id
+       left join memberships m on m.user_id = s.user_id and m.tenant_id = s.tenant_id
+       left join tenants n on n.id = s.tenant_id
+      where s.id = $1 and s.parent_id is null`,
+    [sessionId],
+  );
+  // Only signed tokens reach this lookup, so its ids cannot be made up to fill the cache.
+  if (row) {
+    if (cache.size >= TOKEN_CACHE_MAX) cache.delete(cache.keys().next().value as string);
+    cache.set(sessionId, { row, until: Date.now() + SESSION_CACHE_MS });
+  } else {
+    cache.delete(sessionId);
+  }
+  return { row, queried: true };
+}
+
+const sessionEnded = () =>
+  new AppError('unauthenticated', 'the access token is invalid or expired, or its session has ended');
+
+/** The principal of a user's access token: its session must stand and its user still belong where it acts. */
+async function userPrincipal(
+  orm: MikroORM,
+  cache: SessionCache,
+  jwt: string,
+  res: Response,
+): Promise<Principal> {
+  const settings = accessTokenSettings.get(orm);
+  const claims = settings ? await verifyAccessToken(settings, jwt) : null;
+  if (!claims) throw sessionEnded();
+  const { row: session, queried } = await lookUpSession(orm, cache, claims.sessionId);
+  if (queried) res.locals.databaseAnswered = true;
+  const now = new Date();
+  if (
+    !session ||
+    session.user_id !== claims.userId ||
+    session.tenant_id !== claims.tenantId ||
+    session.revoked_at ||
+    new Date(session.expires_at) <= now ||
+    session.disabled_at
+  ) {
+    throw sessionEnded();
+  }
+  let role: UserRole;
+  if (session.tenant_id) {
+    // the membership was removed since the sign-in
+    if (!session.role || !isMembershipRole(session.role)) throw sessionEnded();
+    if (session.tenant_status !== 'ACTIVE') {
+      throw new AppError('forbidden', `the tenant is ${session.tenant_status}; its members cannot act in it`);
+    }
+    role = session.role;
+  } else {
+    if (!session.platform_admin) throw sessionEnded();
+    role = 'platform_admin';
+  }
+  if (
+    !session.last_used_at ||
+    now.getTime() - new Date(session.last_used_at).getTime() > LAST_USED_GRANULARITY_MS
+  ) {
+    await hotQuery(orm.em, 'auth_session_used', 'update sessions set last_used_at = $2 where id = $1', [
+      session.id,
+      now,
+    ]);
+    session.last_used_at = now;
+  }
+  return {
+    actorType: 'user',
+    actorId: session.user_id,
+    tenantId: session.tenant_id,
+    role,
+    permissions: userPermissions(role),
+    tokenId: null,
+    sessionId: session.id,
+  };
+}
+
+/** The request's EntityManager, forked on first use: routes that read through prepared statements never pay for a fork. */
+function bindEm(req: Request, orm: MikroORM, principal: Principal): void {
+  let em: EntityManager | undefined;
+  Object.defineProperty(req, 'em', {
+    configurable: true,
+    get: () => (em ??= principal.tenantId ? tenantEm(orm, principal.tenantId) : systemEm(orm)),
+  });
+}
+
+/** Three base64url segments: a compact JWS. */
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
 export function authenticate(orm: MikroORM): RequestHandler {
   const tokenCache: TokenCache = new Map();
   caches.add(tokenCache);
+  const sessionCache: SessionCache = new Map();
+  sessionCaches.add(sessionCache);
   return async (req: Request, res: Response, next: NextFunction) => {
     const header = req.get('authorization');
     if (!header)
-      throw new AppError('unauthenticated', 'send an API token as `Authorization: Bearer <token>`');
+      throw new AppError(
+        'unauthenticated',
+        'send an API token or an access token as `Authorization: Bearer <token>`',
+      );
     const match = /^Bearer ([^\s]+)$/i.exec(header.trim());
     const secret = match?.[1];
     if (!secret || !TOKEN_SHAPE.test(secret)) {
-      throw new AppError(
-        'unauthenticated',
-        'the Authorization header must be `Bearer <token>` with a Podplane API token',
-      );
+      // Anything not shaped like an API token is tried as a user's access token; API tokens pay nothing for it.
+      if (!secret || !JWT_SHAPE.test(secret)) {
+        throw new AppError(
+          'unauthenticated',
+          'the Authorization header must be `Bearer <token>` with a Podplane API token or access token',
+        );
+      }
+      const principal = await userPrincipal(orm, sessionCache, secret, res);
+      req.principal = principal;
+      bindEm(req, orm, principal);
+      next();
+      return;
     }
     const { row: token, queried } = await lookUpToken(orm, tokenCache, hashToken(secret));
     // the database answered this request (a cached lookup proves nothing about it)
@@ -116,12 +282,7 @@ export function authenticate(orm: MikroORM): RequestHandler {
       sessionId: null,
     };
     req.principal = principal;
-    // Forked on first use: routes that read through prepared statements never pay for a fork.
-    let em: EntityManager | undefined;
-    Object.defineProperty(req, 'em', {
-      configurable: true,
-      get: () => (em ??= principal.tenantId ? tenantEm(orm, principal.tenantId) : systemEm(orm)),
-    });
+    bindEm(req, orm, principal);
     // req.log binds the caller from here on (the request log's child logger reads req.principal)
     next();
   };
@@ -143,13 +304,14 @@ export function authorize(access: {
   return (req, _res, next) => {
     const principal = principalOf(req);
     if (access.caller === 'tenant' && !principal.tenantId) {
-      throw new AppError('forbidden', 'this route needs a tenant API token');
+      throw new AppError('forbidden', 'this route needs a tenant API token or a user signed in to a tenant');
     }
     if (access.caller === 'platform' && principal.tenantId) {
       throw new AppError('forbidden', 'this route is for platform administrators');
     }
     if (!can(principal, access.permission)) {
-      throw new AppError('forbidden', `this token lacks the '${access.permission}' permission`);
+      const who = principal.actorType === 'user' ? `your role (${principal.role})` : 'this token';
+      throw new AppError('forbidden', `${who} lacks the '${access.permission}' permission`);
     }
     next();
   };

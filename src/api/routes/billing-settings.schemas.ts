@@ -7,12 +7,9 @@ const DunningPolicyView = z
       .array(z.number())
       .openapi({ description: 'days after the due date on which a failed charge is retried, increasing' }),
     suspend_after_last_retry: z.boolean(),
-    terminate_after_days_overdue: z
-      .number()
-      .nullable()
-      .openapi({
-        description: 'cancel the subscription and terminate its pod this many days overdue; null never',
-      }),
+    terminate_after_days_overdue: z.number().nullable().openapi({
+      description: 'cancel the subscription and terminate its pod this many days overdue; null never',
+    }),
     notify_on_every_failure: z.boolean(),
   })
   .openapi('DunningPolicy', {

@@ -6,6 +6,7 @@ import { createPayments } from '../../providers';
 import type { FaultInjector } from '../../providers/simulator';
 import type { Route } from '../http/route';
 import type { ApiMetrics } from '../middleware/metrics';
+import { authRoutes } from './auth';
 import { billingSettingsRoutes } from './billing-settings';
 import { cloudPodRoutes } from './cloudpods';
 import { customerRoutes } from './customers';
@@ -13,6 +14,7 @@ import { debugRoutes } from './debug';
 import { healthRoutes } from './health';
 import { invoiceRoutes } from './invoices';
 import { nodeRoutes } from './nodes';
+import { notificationRoutes } from './notifications';
 import { opsRoutes } from './ops';
 import { productRoutes } from './products';
 import { scheduleRoutes } from './schedules';
@@ -20,6 +22,7 @@ import { simulatorRoutes } from './simulator';
 import { subscriptionRoutes } from './subscriptions';
 import { systemRoutes } from './system';
 import { tenantRoutes } from './tenants';
+import { testClockRoutes } from './test-clocks';
 import { tokenRoutes } from './tokens';
 import { usageRoutes } from './usage';
 import { webhookRoutes } from './webhooks';
@@ -44,6 +47,7 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     ...healthRoutes({ orm, temporalConnection: temporal.connection }),
     ...systemRoutes({ metrics, openApi: deps.openApi }),
     ...debugRoutes({ config, version: deps.version, commit: deps.commit }),
+    ...authRoutes({ orm, config }),
     ...tenantRoutes({ temporal, metrics }),
     ...tokenRoutes(),
     ...customerRoutes({ payments }),
@@ -51,6 +55,8 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     ...subscriptionRoutes({ temporal, metrics, config }),
     ...invoiceRoutes({ orm, temporal, config, payments }),
     ...billingSettingsRoutes(),
+    ...testClockRoutes({ temporal, config, metrics }),
+    ...notificationRoutes({ orm }),
     ...usageRoutes(),
     ...webhookRoutes({ config, temporal, metrics }),
     ...cloudPodRoutes({ orm, temporal, config, metrics }),

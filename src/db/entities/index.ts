@@ -6,24 +6,31 @@ import {
   InvoiceLine,
   Payment,
   Subscription,
+  UsageDaily,
   UsageRecord,
   WebhookEvent,
 } from './billing';
 import { Customer, Product } from './catalog';
 import { Backup, CloudPod, CoreNode, OpsEvent, ProvisioningJob } from './cloudpods';
 import { IdempotencyKey } from './idempotency';
+import { Membership, Session, User } from './identity';
 import { Notification } from './notifications';
+import { SubscriptionPlanChange } from './plan-changes';
 import { SimBackup, SimDnsRecord, SimFaultRule, SimVm } from './simulator';
 import { ApiToken, Tenant, TenantBillingSettings, TenantQuota, TenantUsage } from './tenancy';
+import { TestClock } from './test-clocks';
 
 export * from './base';
 export * from './billing';
 export * from './catalog';
 export * from './cloudpods';
 export * from './idempotency';
+export * from './identity';
 export * from './notifications';
+export * from './plan-changes';
 export * from './simulator';
 export * from './tenancy';
+export * from './test-clocks';
 
 export const ENTITIES = [
   Tenant,
@@ -52,6 +59,12 @@ export const ENTITIES = [
   DocumentCounter,
   WebhookEvent,
   UsageRecord,
+  SubscriptionPlanChange,
+  UsageDaily,
+  TestClock,
+  User,
+  Membership,
+  Session,
 ];
 
 /** Entities whose rows belong to one tenant (a `tenant` relation); the tenant filter covers them. */
@@ -73,4 +86,8 @@ export const TENANT_SCOPED_ENTITIES = [
   CreditNote,
   DocumentCounter,
   UsageRecord,
+  SubscriptionPlanChange,
+  UsageDaily,
+  TestClock,
+  Membership,
 ];

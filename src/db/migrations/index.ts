@@ -9,6 +9,11 @@ import { Migration20261123173107 } from './Migration20261123173107';
 import { Migration20261123192701 } from './Migration20261123192701';
 import { Migration20261123194415 } from './Migration20261123194415';
 import { Migration20261123211636 } from './Migration20261123211636';
+import { Migration20261123220000 } from './Migration20261123220000';
+import { Migration20261123220100 } from './Migration20261123220100';
+import { Migration20261123220200 } from './Migration20261123220200';
+import { Migration20261123220300 } from './Migration20261123220300';
+import { Migration20261123221000 } from './Migration20261123221000';
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261121220725', class: Migration20261121220725 },
@@ -20,4 +25,9 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261123192701', class: Migration20261123192701 },
   { name: 'Migration20261123194415', class: Migration20261123194415 },
   { name: 'Migration20261123211636', class: Migration20261123211636 },
+  { name: 'Migration20261123220000', class: Migration20261123220000 },
+  { name: 'Migration20261123220100', class: Migration20261123220100 },
+  { name: 'Migration20261123220200', class: Migration20261123220200 },
+  { name: 'Migration20261123220300', class: Migration20261123220300 },
+  { name: 'Migration20261123221000', class: Migration20261123221000 },
 ];
