@@ -13,6 +13,7 @@ import type { Logger } from '../logger';
 import type { FaultInjector } from '../providers/simulator';
 import { mountRoutes, servedRoutes } from './http/route';
 import { createApiMetrics, type ApiMetrics } from './middleware/metrics';
+import { createRateLimits } from './middleware/rate-limit';
 import { requestLog } from './middleware/request-log';
 import { noteDatabaseReachable, notFoundHandler, problemHandler } from './middleware/problem';
 import { refuseHostileInput, type RouteShape } from './middleware/validate';
@@ -117,7 +118,16 @@ export function createApp(deps: AppDeps): Express {
       origin: (origin, cb) => cb(null, origin !== undefined && config.ALLOWED_ORIGINS.includes(origin)),
       methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
       allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id'],
-      exposedHeaders: ['X-Request-Id', 'Location', 'Retry-After'],
+      exposedHeaders: [
+        'X-Request-Id',
+        'Location',
+        'Retry-After',
+        'RateLimit',
+        'RateLimit-Policy',
+        'X-RateLimit-Limit',
+        'X-RateLimit-Remaining',
+        'X-RateLimit-Reset',
+      ],
       maxAge: 600,
     }),
   );
@@ -135,7 +145,10 @@ export function createApp(deps: AppDeps): Express {
     config,
   );
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(undefined, { swaggerOptions: { url: '/openapi.json' } }));
-  mountRoutes(app, served, { orm: deps.orm, config });
+  const rateLimits = createRateLimits(config, deps.logger);
+  /** the rate limits, whose Redis connection `rateLimitsOf(app).close()` ends */
+  app.locals.rateLimits = rateLimits;
+  mountRoutes(app, served, { orm: deps.orm, config, rateLimits });
   /** the served route table, for the tests that walk it */
   app.locals.routes = served;
 

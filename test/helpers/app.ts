@@ -44,6 +44,12 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
     PROVISION_HEARTBEAT_TIMEOUT_MS: '5000',
     SIMULATOR_LATENCY_MS: '0',
     SIMULATOR_BOOT_MS: '0',
+    // Tests send many requests from one address; the rate-limit tests set the limits they test.
+    RATE_LIMIT_AUTH_PER_15_MIN: '1000000',
+    RATE_LIMIT_PASSWORD_RESET_PER_HOUR: '1000000',
+    RATE_LIMIT_API_PER_MIN: '1000000',
+    RATE_LIMIT_ADMIN_PER_MIN: '1000000',
+    RATE_LIMIT_WEBHOOK_PER_MIN: '1000000',
     ...env,
   });
   const logLines: Record<string, unknown>[] = [];

@@ -15,6 +15,7 @@ import type { Principal } from '../../domain/principal';
 import type { Logger } from '../../logger';
 import { authenticate, authorize } from '../middleware/auth';
 import { idempotency } from '../middleware/idempotency';
+import type { RateLimits, RouteRateLimit } from '../middleware/rate-limit';
 import { parse, refuseHostileBody } from '../middleware/validate';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -79,6 +80,13 @@ interface RouteMeta {
   responses: Record<number, ResponseConfig>;
   /** mounted only when this holds for the configuration (the simulator's routes) */
   when?: (config: Config) => boolean;
+  /**
+   * the rate limit this route spends (DESIGN.md §8); unset: `auth` under /api/v1/auth/,
+   * `password-reset` under /api/v1/auth/password-reset, `webhook` under /api/v1/billing/webhooks/,
+   * none for other public routes, and the caller's budget on authenticated ones (`api` for a
+   * tenant's principal, `admin` for a platform principal) — see middleware/rate-limit.ts
+   */
+  rateLimit?: RouteRateLimit;
 }
 
 export interface RouteDefinition<
@@ -166,6 +174,8 @@ const requireJsonBody: RequestHandler = (req, _res, next) => {
 export interface MountDeps {
   orm: MikroORM;
   config: Config;
+  /** absent: no rate limits */
+  rateLimits?: RateLimits;
 }
 
 /** The routes this configuration serves (`when` applied). */
@@ -191,14 +201,20 @@ export function mountRoutes(app: Express, routes: readonly Route[], deps: MountD
         next();
       },
     ];
+    // Before the body is read: a refused request costs no parsing. After authentication on
+    // authenticated routes: the budget is the caller's.
+    const limit = deps.rateLimits?.forRoute(r);
     if ('public' in r.access) {
+      if (limit) chain.push(limit);
       chain.push((req, _res, next) => {
         let em: EntityManager | undefined;
         Object.defineProperty(req, 'em', { configurable: true, get: () => (em ??= systemEm(deps.orm)) });
         next();
       });
     } else {
-      chain.push(authenticated, authorize(r.access));
+      chain.push(authenticated);
+      if (limit) chain.push(limit);
+      chain.push(authorize(r.access));
     }
     if (r.rawBody) {
       chain.push(express.raw({ type: r.rawBody.contentType, limit: deps.config.BODY_LIMIT }));
