@@ -38,7 +38,7 @@ describe('rate-limit configuration', () => {
     expect(parseConfig({ TRUST_PROXY: value }).TRUST_PROXY).toEqual(expected);
   });
 
-  it.each([
+  it.each<Record<string, string>>([
     { TRUST_PROXY: 'yes' },
     { TRUST_PROXY: '10.0.0.0/33' },
     { TRUST_PROXY: 'fd00::/129' },

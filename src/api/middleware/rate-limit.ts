@@ -31,8 +31,11 @@ import type { Access } from '../http/route';
 export const RATE_LIMIT_CLASSES = ['auth', 'password-reset', 'api', 'admin', 'webhook'] as const;
 export type RateLimitClass = (typeof RATE_LIMIT_CLASSES)[number];
 
-/** What a route may declare: a class whose budget it spends, or `none`. */
-export type RouteRateLimit = RateLimitClass | 'none';
+/**
+ * What a route may declare: a class whose budget it spends, `caller` (the principal's own budget,
+ * for an authenticated route under a path that would otherwise pick a class), or `none`.
+ */
+export type RouteRateLimit = RateLimitClass | 'caller' | 'none';
 
 /**
  * The limit a route spends: declared, else by path, else none for a public route and, for an

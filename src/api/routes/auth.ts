@@ -145,6 +145,8 @@ export function authRoutes(deps: { orm: MikroORM; config: Config }): Route[] {
     }),
     route({
       operationId: 'logout',
+      // signed in already: the caller's own budget, not the sign-in one
+      rateLimit: 'caller',
       tag: 'Tokens',
       method: 'post',
       path: '/api/v1/auth/logout',
@@ -161,6 +163,8 @@ export function authRoutes(deps: { orm: MikroORM; config: Config }): Route[] {
     }),
     route({
       operationId: 'listSessions',
+      // signed in already: the caller's own budget, not the sign-in one
+      rateLimit: 'caller',
       tag: 'Tokens',
       method: 'get',
       path: '/api/v1/auth/sessions',
@@ -177,6 +181,8 @@ export function authRoutes(deps: { orm: MikroORM; config: Config }): Route[] {
     }),
     route({
       operationId: 'revokeSession',
+      // signed in already: the caller's own budget, not the sign-in one
+      rateLimit: 'caller',
       tag: 'Tokens',
       method: 'delete',
       path: '/api/v1/auth/sessions/:id',
