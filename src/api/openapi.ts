@@ -4,6 +4,7 @@
  */
 import { OpenAPIRegistry, OpenApiGeneratorV31, type ResponseConfig } from '@asteasolutions/zod-to-openapi';
 import { TAGS, openApiPath, type Route } from './http/route';
+import { rateLimitOf } from './middleware/rate-limit';
 import { z } from './zod';
 
 export const Problem = z
@@ -44,7 +45,8 @@ function problem(status: number): ResponseConfig {
 /**
  * The problem answers a route can give, from its shape: credentials (401, 403), input (400),
  * a path naming a resource (404), a JSON body (413, 415), an idempotency key (409, 422), and
- * under /api/v1 a database or Temporal that cannot be reached (503) — plus what it declares.
+ * under /api/v1 a database or Temporal that cannot be reached (503), a rate limit it spends (429)
+ * — plus what it declares.
  */
 export function problemStatuses(route: Route): number[] {
   const statuses = new Set<number>(route.problems);
@@ -63,6 +65,7 @@ export function problemStatuses(route: Route): number[] {
     statuses.add(422);
   }
   if (route.path.startsWith('/api/v1/')) statuses.add(503);
+  if (rateLimitOf(route) !== 'none') statuses.add(429);
   return [...statuses].sort((a, b) => a - b);
 }
 

@@ -13,6 +13,7 @@ import { notFound } from '../domain/errors';
 import { periodAt, trialEnd } from '../domain/billing';
 import { createPod, startPodWorkflow } from './cloudpods';
 import { recordNotification } from './notifications';
+import { subscriptionBillingClock } from './test-clocks';
 
 /**
  * The subscription's pod: the one it has, the one an earlier attempt created before it could
@@ -116,10 +117,17 @@ export async function notifyActivationFailed(
   });
 }
 
-/** When the subscription's pod became ACTIVE: its periods (or trial) are anchored there. */
-async function podActivatedAt(orm: MikroORM, podId: string): Promise<Date> {
-  const pod = await systemEm(orm).findOneOrFail(CloudPod, { id: podId }, { fields: ['activatedAt'] });
-  if (!pod.activatedAt) throw new Error(`pod ${podId} has no activation time`);
+/**
+ * Where the subscription's periods (or trial) are anchored: when its pod became ACTIVE, or, for a
+ * customer on a test clock, the clock's time at that point (the clock, not the wall, is the
+ * customer's time, so its renewals fall due as the clock advances).
+ */
+async function periodAnchor(orm: MikroORM, sub: Pick<Subscription, 'id' | 'podId'>): Promise<Date> {
+  const em = systemEm(orm);
+  const clock = await subscriptionBillingClock(em, sub.id);
+  if (clock.testClockId) return clock.now;
+  const pod = await em.findOneOrFail(CloudPod, { id: sub.podId ?? '' }, { fields: ['activatedAt'] });
+  if (!pod.activatedAt) throw new Error(`pod ${sub.podId} has no activation time`);
   return pod.activatedAt;
 }
 
@@ -139,7 +147,7 @@ export async function startTrialIfAny(
     );
     if (sub.trialDays <= 0) return null;
     if (sub.status === 'PENDING') {
-      const start = await podActivatedAt(orm, sub.podId ?? '');
+      const start = await periodAnchor(orm, sub);
       const end = trialEnd(start, sub.trialDays);
       sub.status = 'TRIALING';
       sub.billingAnchor = start;
@@ -153,7 +161,7 @@ export async function startTrialIfAny(
 
 /** The first period of a subscription whose pod is ACTIVE: from the pod's activation, anchored there. */
 export async function firstPeriod(orm: MikroORM, sub: Subscription): Promise<{ start: Date; end: Date }> {
-  const anchor = sub.billingAnchor ?? (await podActivatedAt(orm, sub.podId ?? ''));
+  const anchor = sub.billingAnchor ?? (await periodAnchor(orm, sub));
   const period = periodAt(anchor, sub.interval, 0);
   return { start: period.start, end: period.end };
 }

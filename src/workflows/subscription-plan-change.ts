@@ -13,20 +13,16 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
-  ParentClosePolicy,
-  TemporalFailure,
   isCancellation,
   proxyActivities,
   setCurrentDetails,
   setHandler,
-  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { BillingActivities } from '../activities/billing';
 import type { PlanChangeActivities } from '../activities/plan-change';
-import { dunning } from './dunning';
-import { dunningStartOptions } from './messages/dunning';
+import { startDunningChild } from './dunning-child';
 import {
   planChangeStateQuery,
   type ChangeSubscriptionPlanInput,
@@ -236,31 +232,17 @@ async function withinWindow<T>(fn: () => Promise<T>, ms: number): Promise<T | nu
   }
 }
 
-/**
- * Starts the invoice's dunning as an abandoned child (as activation does): the start is a command in
- * this history, and dunning runs on for weeks after this workflow has finished. Reuse is rejected, so
- * a dunning already started for the invoice is found, not duplicated.
- */
-async function startDunning(
+/** Dunning of the proration invoice, as activation starts it for a first invoice. */
+function startDunning(
   input: ChangeSubscriptionPlanInput,
   invoiceId: string,
   failedAt: string | null,
 ): Promise<void> {
-  const dunningInput = {
+  return startDunningChild({
     invoiceId,
     subscriptionId: input.subscriptionId,
     tenantId: input.tenantId,
     customerId: input.customerId,
     failedAt: failedAt ?? new Date().toISOString(),
-  };
-  try {
-    await startChild(dunning, {
-      ...dunningStartOptions(dunningInput),
-      args: [dunningInput],
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-    });
-  } catch (err) {
-    // The SDK's workflow package does not export this error's class; its type name identifies it.
-    if (!(err instanceof TemporalFailure && err.name === 'WorkflowExecutionAlreadyStartedError')) throw err;
-  }
+  });
 }

@@ -7,18 +7,9 @@
  * so no pod ever runs unbilled. A first charge that fails leaves the subscription PAST_DUE and
  * hands the invoice to `dunning-<invoiceId>`, started as an abandoned child.
  */
-import {
-  ParentClosePolicy,
-  TemporalFailure,
-  proxyActivities,
-  setCurrentDetails,
-  setHandler,
-  startChild,
-  upsertSearchAttributes,
-} from '@temporalio/workflow';
+import { proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { BillingActivities } from '../activities/billing';
-import { dunning } from './dunning';
-import { dunningStartOptions } from './messages/dunning';
+import { startDunningChild } from './dunning-child';
 import { SEARCH_ATTRIBUTES } from './shared';
 import {
   activationStateQuery,
@@ -116,29 +107,13 @@ export async function activateSubscription(input: ActivateSubscriptionInput): Pr
   return state;
 }
 
-/**
- * Starts the invoice's dunning as a child rather than through an activity: the start is a command
- * in this history (deterministic, no client needed, linked parent → child in the UI), and
- * ABANDON lets dunning run on for weeks after activation has finished. Reuse is rejected, so a
- * dunning already started for the invoice (a reset of this workflow) is found, not duplicated.
- * `failedAt` is this workflow's clock right after the failed charge was settled.
- */
-async function startDunning(input: ActivateSubscriptionInput, invoiceId: string): Promise<void> {
-  const dunningInput = {
+/** `failedAt` is this workflow's clock right after the failed charge was settled. */
+function startDunning(input: ActivateSubscriptionInput, invoiceId: string): Promise<void> {
+  return startDunningChild({
     invoiceId,
     subscriptionId: input.subscriptionId,
     tenantId: input.tenantId,
     customerId: input.customerId,
     failedAt: new Date().toISOString(),
-  };
-  try {
-    await startChild(dunning, {
-      ...dunningStartOptions(dunningInput),
-      args: [dunningInput],
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-    });
-  } catch (err) {
-    // The SDK's workflow package does not export this error's class; its type name identifies it.
-    if (!(err instanceof TemporalFailure && err.name === 'WorkflowExecutionAlreadyStartedError')) throw err;
-  }
+  });
 }

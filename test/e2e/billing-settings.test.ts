@@ -146,6 +146,10 @@ it('records a payment made outside the provider once per reference, and settles 
   expect(again.status).toBe(200);
   expect(again.body.payment.id).toBe(paid.body.payment.id);
   expectProblem(await pay({ manual_reference: 'TRF-2' }), 409, 'conflict');
+  const detail = await http().get(`/api/v1/billing/invoices/${invoice.id}`).set('Authorization', b.auth);
+  expect(detail.status).toBe(200);
+  expect(detail.body).toMatchObject({ status: 'PAID', lines: [expect.objectContaining({ amount: 5_000 })] });
+  expect(detail.body.payments).toEqual([paid.body.payment]);
   const rows = await stack.db.query<{ status: string; provider: string }>(
     'select status, provider from payments where invoice_id = $1',
     [invoice.id],

@@ -245,6 +245,22 @@ describe('auth: 5 requests per address in 15 minutes', () => {
     expectUnlimited(open);
   });
 
+  it('answers the sixth sign-in attempt from one address in the production app with 429', async () => {
+    const { app } = limitedApp();
+    const attempt = () =>
+      request(app)
+        .post('/api/v1/auth/login')
+        .send({ email: 'nobody@rl-a.test', password: 'not the password at all' });
+    for (let i = 0; i < 5; i++) {
+      const res = await attempt();
+      expectProblem(res, 401, 'unauthenticated');
+      expectLimitHeaders(res, { name: 'auth', quota: 5, window: 900, remaining: 4 - i });
+    }
+    const sixth = await attempt();
+    expectRefused(sixth, 900);
+    expectLimitHeaders(sixth, { name: 'auth', quota: 5, window: 900, remaining: 0 });
+  });
+
   it('keeps password reset to 3 per address an hour, on a budget of its own', async () => {
     const { app, calls } = authApp();
     for (let i = 0; i < 3; i++) {

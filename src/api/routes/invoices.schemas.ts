@@ -222,6 +222,10 @@ export const PaymentView = z
 
 export type PaymentView = z.infer<typeof PaymentView>;
 
+export const InvoiceDetail = InvoiceView.extend({
+  payments: z.array(PaymentView).openapi({ description: 'every attempt to collect it, oldest first' }),
+}).openapi('InvoiceDetail');
+
 export const InvoicePayment = z
   .object({ invoice: InvoiceView, payment: PaymentView })
   .openapi('InvoicePayment');

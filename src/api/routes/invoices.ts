@@ -6,7 +6,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../config';
-import { CreditNote, Customer, Invoice, InvoiceLine, Tenant, type Payment } from '../../db/entities';
+import { CreditNote, Customer, Invoice, InvoiceLine, Payment, Tenant } from '../../db/entities';
 import type { EntityManager, MikroORM } from '../../db/orm';
 import { creditNotePage, invoicePage } from '../../db/repositories/billing';
 import { pageBody } from '../../db/repositories/pages';
@@ -32,6 +32,7 @@ import {
   CreditNoteList,
   CreditNoteView,
   CustomerBalance,
+  InvoiceDetail,
   InvoiceIdParams,
   InvoiceList,
   InvoiceView,
@@ -136,12 +137,23 @@ export function invoiceRoutes(deps: InvoiceRouteDeps): Route[] {
       tag: 'Billing',
       method: 'get',
       path: '/api/v1/billing/invoices/:id',
-      summary: 'Get an invoice with its lines',
+      summary: 'Get an invoice with its lines and its payments',
       access: read,
       params: InvoiceIdParams,
-      responses: oneInvoice('The invoice'),
+      responses: {
+        200: {
+          description: 'The invoice, its lines and every attempt to collect it',
+          content: { 'application/json': { schema: InvoiceDetail } },
+        },
+      },
       async handle({ em, params, res }) {
-        res.json(invoiceView(await findInvoice(em, params.id)));
+        const found = await findInvoice(em, params.id);
+        const payments = await em.find(
+          Payment,
+          { invoice: found.invoice.id },
+          { orderBy: { attempt: 'asc', createdAt: 'asc' } },
+        );
+        res.json({ ...invoiceView(found), payments: payments.map(paymentView) });
       },
     }),
     route({
