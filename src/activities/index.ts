@@ -51,7 +51,12 @@ export function createActivities(deps: ActivityDeps): Activities {
       payments: deps.providers.payments,
       logger: deps.logger,
     }),
-    ...createRenewalActivities({ orm: deps.orm, config: deps.config, logger: deps.logger }),
+    ...createRenewalActivities({
+      orm: deps.orm,
+      config: deps.config,
+      logger: deps.logger,
+      payments: deps.providers.payments,
+    }),
     ...createStripeEventActivities({ orm: deps.orm, config: deps.config, logger: deps.logger }),
     ...createUsageActivities({ orm: deps.orm, logger: deps.logger }),
     ...createDunningActivities({

@@ -9,6 +9,7 @@ import type { Config } from '../config';
 import { Subscription } from '../db/entities';
 import { systemEm, type MikroORM } from '../db/orm';
 import type { Logger } from '../logger';
+import type { PaymentProvider } from '../providers/payments';
 import { startDunning } from '../services/dunning';
 import * as renewals from '../services/renewals';
 import { terminateSubscriptionPod } from '../services/subscriptions';
@@ -20,6 +21,8 @@ export interface RenewalActivityDeps {
   orm: MikroORM;
   config: Config;
   logger: Logger;
+  /** charges the final invoice of a subscription canceled at its period end; without it that invoice is left OPEN */
+  payments?: PaymentProvider;
 }
 
 /** Renewals started at once within a page: enough to keep the engine busy, bounded for it. */
@@ -45,6 +48,18 @@ export interface RenewalPage {
 export function createRenewalActivities(deps: RenewalActivityDeps) {
   const { orm, config, logger } = deps;
   const em = () => systemEm(orm);
+
+  // The cancellation has committed: a provider that cannot be reached leaves the final invoice
+  // OPEN (collected by `POST …/pay`) rather than failing the renewal before its pod is terminated.
+  const chargeFinal = async (subscriptionId: string): Promise<void> => {
+    if (!deps.payments) return;
+    try {
+      const charged = await renewals.chargeFinalInvoice({ orm, payments: deps.payments }, subscriptionId);
+      if (charged.invoiceId) logger.info({ subscriptionId, ...charged }, 'final invoice charged');
+    } catch (err) {
+      logger.warn({ subscriptionId, err }, 'final invoice not charged: left OPEN');
+    }
+  };
 
   return {
     /**
@@ -93,7 +108,10 @@ export function createRenewalActivities(deps: RenewalActivityDeps) {
       );
     },
 
-    /** CANCELED at the end of the period, for a subscription set to cancel then. */
+    /**
+     * CANCELED at the end of the period, for a subscription set to cancel then, with its final
+     * invoice (usage overage up to the period's end) charged; a retry charges the same attempt.
+     */
     async cancelEndedSubscription(
       subscriptionId: string,
       periodStart: string,
@@ -106,8 +124,10 @@ export function createRenewalActivities(deps: RenewalActivityDeps) {
           await billingNow(em(), subscriptionId),
         ),
       );
-      if (result.canceled)
+      if (result.canceled) {
         logger.info({ subscriptionId, periodStart }, 'subscription canceled at period end');
+        await chargeFinal(subscriptionId);
+      }
       return result;
     },
 

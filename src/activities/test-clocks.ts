@@ -109,6 +109,16 @@ export function createTestClockActivities(deps: TestClockActivityDeps) {
       return state ? { status: state.status, lastOutcome: state.lastOutcome } : null;
     },
 
+    /** The usage of the clock's customers rolled up into `usage_daily` until the day of `until` (the clock's time). */
+    async rollupUsageOnTestClock(
+      clockId: string,
+      until: string,
+    ): Promise<{ subscriptions: number; rows: number }> {
+      const result = await clocks.rollupUsageOnClock(orm, clockId, new Date(until));
+      logger.info({ clockId, until, ...result }, 'test clock usage rolled up');
+      return result;
+    },
+
     /** The clock at its target and READY; false when another advance now drives the clock. */
     async finishTestClockAdvance(clockId: string, seq: number): Promise<boolean> {
       return clocks.finishAdvance(orm, clockId, seq);

@@ -36,6 +36,8 @@ import {
 import { PAYABLE_INVOICE_STATUSES, type SubscriptionStatus } from '../domain/billing/states';
 import type { renewSubscription } from '../workflows/renewals';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../workflows/shared';
+import type { PaymentProvider } from '../providers/payments';
+import { chargeInvoice, type ChargeOutcome } from './collection';
 import { createDraftInvoice, finalizeInvoice } from './invoices';
 import { recordNotification } from './notifications';
 import { freezeUsage, planAllowances, unbilledUsage } from './usage';
@@ -191,7 +193,8 @@ export async function planRenewal(
 
 /**
  * Cancels a subscription set to cancel at the end of the period that just ended: CANCELED as of
- * `now`. Repeatable: one already CANCELED (by an earlier attempt, or by `cancel now`) answers
+ * `now`, its usage overage up to the period's end on its final invoice in the same transaction
+ * (`issueFinalInvoice`; the caller charges it after the commit). Repeatable: one already CANCELED (by an earlier attempt, or by `cancel now`) answers
  * canceled; one no longer due (renewed, un-set) is left alone.
  */
 export async function cancelEndedSubscription(
@@ -206,6 +209,8 @@ export async function cancelEndedSubscription(
     const reason =
       notRenewable(sub, periodStart, now) ?? (sub?.cancelAtPeriodEnd ? null : 'it is not set to cancel');
     if (!sub || reason) return { canceled: false, reason };
+    // The subscription ends with the period: its usage up to the period's end is billed with it.
+    await issueFinalInvoice(tx, sub, periodStart, now);
     sub.status = 'CANCELED';
     sub.canceledAt = now;
     await tx.flush();
@@ -232,13 +237,106 @@ function subscriptionLine(sub: Subscription, product: Product, period: BillingPe
  * invoice but not billed: a trial costs nothing.
  */
 function usageOverageLines(
-  sub: Subscription,
+  sub: Pick<Subscription, 'status'>,
   product: Product,
   ended: BillingPeriod,
   used: ReadonlyMap<string, bigint>,
 ): InvoiceLineInput[] {
   if (sub.status === 'TRIALING') return [];
   return overageLines(planAllowances(product), used, ended);
+}
+
+/** Subscriptions whose end bills their usage: ones that ran (a trial's usage costs nothing). */
+const FINAL_BILLED: readonly SubscriptionStatus[] = ['ACTIVE', 'PAST_DUE', 'SUSPENDED'];
+
+export interface FinalInvoice {
+  invoiceId: string;
+  number: string;
+  amountDue: number;
+  /** charge it: collected automatically and something is left due after the credit balance */
+  charge: boolean;
+}
+
+function finalView(invoice: Invoice): FinalInvoice {
+  return {
+    invoiceId: invoice.id,
+    number: invoice.number ?? invoice.id,
+    amountDue: invoice.amountDue - invoice.amountPaid,
+    charge:
+      invoice.collectionMethod === 'AUTOMATIC' &&
+      PAYABLE_INVOICE_STATUSES.includes(invoice.status) &&
+      invoice.amountDue > invoice.amountPaid,
+  };
+}
+
+/**
+ * The final invoice of a subscription that ends at `end` — canceled at its period's end, now, or
+ * by dunning: the overage of its usage not billed yet from before `end`, by the same rule as a
+ * renewal bills the ended period (`usageOverageLines`, the plan it is on, its current period's
+ * allowance), frozen with the invoice and finalized as of `now`, in the caller's transaction,
+ * which holds the subscription's row lock and marks it CANCELED. Null when nothing is to be billed
+ * (no usage beyond the allowance, a trial, never activated): no invoice then. Repeatable: one
+ * SUBSCRIPTION_FINAL invoice per subscription (a unique index backs it), so a retried
+ * cancellation finds the one it issued. Charging it is the caller's, after the commit
+ * (`chargeFinalInvoice`); a charge that fails leaves it OPEN and due — a canceled subscription has
+ * nothing left to suspend, so it is not dunned; the tenant collects it (`POST …/pay`) or writes it off.
+ */
+export async function issueFinalInvoice(
+  tx: EntityManager,
+  sub: Subscription,
+  end: Date,
+  now: Date,
+): Promise<FinalInvoice | null> {
+  const existing = await tx.findOne(
+    Invoice,
+    { subscription: sub.id, billingReason: 'SUBSCRIPTION_FINAL' },
+    { refresh: true },
+  );
+  if (existing) return finalView(existing);
+  if (!FINAL_BILLED.includes(sub.status)) return null;
+  const product = await tx.findOneOrFail(
+    Product,
+    { id: sub.product.id },
+    { filters: { [SOFT_DELETED]: false } },
+  );
+  // The period it was in: a PAST_DUE one never moved past the period its unpaid renewal invoiced,
+  // whose usage that invoice froze, so its usage since runs from that period's end.
+  const periodEnd = sub.currentPeriodEnd;
+  const start = periodEnd && periodEnd < end ? periodEnd : (sub.currentPeriodStart ?? end);
+  const ended = { start: start < end ? start : end, end };
+  const used = await unbilledUsage(tx, sub.id, end);
+  const lines = usageOverageLines(sub, product, ended, used);
+  if (lines.length === 0) return null;
+  const { invoice: draft } = await createDraftInvoice(tx, {
+    tenantId: sub.tenant.id,
+    customerId: sub.customer.id,
+    subscriptionId: sub.id,
+    billingReason: 'SUBSCRIPTION_FINAL',
+    currency: sub.currency,
+    periodStart: ended.start,
+    periodEnd: ended.end,
+    lines,
+  });
+  await freezeUsage(tx, { subscriptionId: sub.id, before: end, invoiceId: draft.id, billed: used });
+  return finalView((await finalizeInvoice(tx, draft.id, now)).invoice);
+}
+
+/**
+ * Charges the subscription's final invoice once (attempt 1, its idempotency key the provider's
+ * dedupe), when it is collected automatically and something is due; a decline is recorded on the
+ * invoice, which stays OPEN. `none`: there is no final invoice, or nothing to charge.
+ */
+export async function chargeFinalInvoice(
+  deps: { orm: MikroORM; payments: PaymentProvider },
+  subscriptionId: string,
+): Promise<{ invoiceId: string | null; status: ChargeOutcome | 'none' }> {
+  const invoice = await systemEm(deps.orm).findOne(
+    Invoice,
+    { subscription: subscriptionId, billingReason: 'SUBSCRIPTION_FINAL' },
+    { refresh: true },
+  );
+  if (!invoice || !finalView(invoice).charge) return { invoiceId: invoice?.id ?? null, status: 'none' };
+  return { invoiceId: invoice.id, ...(await chargeInvoice(deps, invoice.id, 1)) };
 }
 
 export interface RenewalInvoice {

@@ -6,14 +6,17 @@
 import { LockMode } from '@mikro-orm/core';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
+import type { PaymentProvider } from '../providers/payments';
 import { CloudPod, Customer, Product, Subscription } from '../db/entities';
-import type { EntityManager } from '../db/orm';
+import type { EntityManager, MikroORM } from '../db/orm';
 import { AppError, conflict, notFound } from '../domain/errors';
 import { isId } from '../domain/ids';
 import { requestOperation } from './cloudpods';
 import { workflowIds } from '../workflows/shared';
 import { startActivationWorkflow } from './activation-start';
 import { invoicesInDunning, nudgeDunning } from './dunning-signals';
+import { chargeFinalInvoice, issueFinalInvoice } from './renewals';
+import { customerBillingClock } from './test-clocks';
 
 /** A body field that names nothing of the tenant's: 422, as the pod routes answer it. */
 const unknownField = (field: string, what: string) =>
@@ -173,14 +176,21 @@ export async function terminateSubscriptionPod(
  * - PENDING while its activation runs: 409 (the pod is being provisioned; cancel once it is up);
  * - `period_end` (the default): `cancel_at_period_end` is set and the subscription keeps running
  *   for the period paid for; the renewal at the period's end cancels it and terminates the pod;
- * - `now`: CANCELED at once and the pod terminated. The period already invoiced is not refunded:
+ * - `now`: CANCELED at once and the pod terminated; usage overage not billed yet goes on a final
+ *   invoice, charged after the commit (services/renewals.ts `issueFinalInvoice`). The period already invoiced is not refunded:
  *   periods are billed in advance and a cancellation stops the next one; money goes back only by
  *   an explicit, audited credit note.
  * A CANCELED subscription is returned as it is; `now` then requests its pod's termination again,
  * so a request that met an unreachable workflow engine (503) is finished by repeating it.
  */
 export async function cancelSubscription(
-  deps: { em: EntityManager; temporal: Client; config: Config },
+  deps: {
+    em: EntityManager;
+    temporal: Client;
+    config: Config;
+    /** charges the final invoice of a subscription canceled now; without it that invoice is left OPEN */
+    collect?: { orm: MikroORM; payments: PaymentProvider };
+  },
   tenantId: string,
   subscriptionId: string,
   at: CancelAt = 'period_end',
@@ -195,14 +205,18 @@ export async function cancelSubscription(
     if (sub.status !== 'PENDING' && at === 'period_end') {
       sub.cancelAtPeriodEnd = true;
     } else {
+      // It ends now, in its customer's billing time: its usage until now is billed on its final invoice.
+      const now = (await customerBillingClock(tx, sub.customer.id)).now;
+      await issueFinalInvoice(tx, sub, now, now);
       sub.status = 'CANCELED';
-      sub.canceledAt = new Date();
+      sub.canceledAt = now;
     }
     await tx.flush();
     return sub;
   });
   // The status is committed before the engine is called (no transaction held across the call).
   if (subscription.status === 'CANCELED' && at === 'now') {
+    if (deps.collect) await chargeFinalInvoice(deps.collect, subscription.id);
     await nudgeDunning(
       deps.temporal,
       await invoicesInDunning(deps.em, subscription.id),

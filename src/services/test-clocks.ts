@@ -43,6 +43,7 @@ import { workflowIds } from '../workflows/shared';
 import type { renewSubscription } from '../workflows/renewals';
 import type { advanceTestClock } from '../workflows/test-clocks';
 import { remindEndingTrials, startRenewal, trialReminderKey } from './renewals';
+import { rollupSubscriptionsUsage } from './usage-rollup';
 
 /** A customer's billing time: its test clock's frozen time, or the wall clock (`testClockId` null). */
 export interface BillingClock {
@@ -568,4 +569,25 @@ export async function advanceDunningClock(
     if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError) return null;
     throw err;
   }
+}
+
+/**
+ * The usage of the clock's customers' subscriptions rolled up into `usage_daily` until the day of
+ * `until` (the clock's time): the global daily rollup runs on the wall clock's days, so a clock's
+ * advance rolls up the days it passed itself. Repeatable.
+ */
+export async function rollupUsageOnClock(
+  orm: MikroORM,
+  clockId: string,
+  until: Date,
+): Promise<{ subscriptions: number; rows: number }> {
+  const em = systemEm(orm);
+  const subs = await em.execute<{ id: string }[]>(
+    `select s.id from subscriptions s join customers c on c.id = s.customer_id
+      where c.test_clock_id = ? order by s.id`,
+    [clockId],
+  );
+  const ids = subs.map((r) => r.id);
+  const { rows } = await rollupSubscriptionsUsage(em, { subscriptionIds: ids, until });
+  return { subscriptions: ids.length, rows };
 }

@@ -7,10 +7,10 @@
  * has not run yet never changes what is billed.
  */
 import type { EntityManager } from '../db/orm';
-import { MS_PER_DAY, utcDayStart } from '../domain/billing';
+import { MS_PER_DAY, isoDate, utcDayStart } from '../domain/billing';
 
 /**
- * Sums the records that occurred in `[from, to)` — of one subscription, or of every tenant's —
+ * Sums the records that occurred in `[from, to)` — of one subscription, of a set, or of every tenant's —
  * into their days' rows. `from` and `to` are UTC midnights, so each day is summed whole. A row's
  * id derives from its key (subscription, metric, day), so the one statement names new rows itself
  * and a row is the same row however often it is rolled up. Returns how many rows it wrote:
@@ -18,8 +18,9 @@ import { MS_PER_DAY, utcDayStart } from '../domain/billing';
  */
 export async function upsertUsageDays(
   em: EntityManager,
-  q: { from: Date; to: Date; subscriptionId?: string },
+  q: { from: Date; to: Date; subscriptionId?: string; subscriptionIds?: readonly string[] },
 ): Promise<number> {
+  if (q.subscriptionIds?.length === 0) return 0;
   const rows = await em.execute<{ id: string }[]>(
     `insert into usage_daily as d (id, tenant_id, subscription_id, metric, day, quantity)
      select 'usd_' || left(md5(r.subscription_id || '/' || r.metric || '/' || r.day::text), 26),
@@ -29,12 +30,18 @@ export async function upsertUsageDays(
                from usage_records
               where occurred_at >= ?::timestamptz and occurred_at < ?::timestamptz
                 ${q.subscriptionId ? 'and subscription_id = ?' : ''}
+                ${q.subscriptionIds ? 'and subscription_id = any(array[?]::varchar[])' : ''}
               group by 1, 2, 3, 4) r
      on conflict (subscription_id, metric, day) do update
         set quantity = excluded.quantity, updated_at = now()
       where d.invoice_id is null and d.quantity <> excluded.quantity
      returning d.id`,
-    [q.from.toISOString(), q.to.toISOString(), ...(q.subscriptionId ? [q.subscriptionId] : [])],
+    [
+      q.from.toISOString(),
+      q.to.toISOString(),
+      ...(q.subscriptionId ? [q.subscriptionId] : []),
+      ...(q.subscriptionIds ? [q.subscriptionIds] : []),
+    ],
   );
   return rows.length;
 }
@@ -53,4 +60,19 @@ export async function rollupUsage(em: EntityManager, day: string): Promise<Rollu
   const from = utcDayStart(day);
   const rows = await upsertUsageDays(em, { from, to: new Date(from.getTime() + MS_PER_DAY) });
   return { day, rows };
+}
+
+/**
+ * Rolls up the usage of a set of subscriptions (a test clock's customers': their days are the
+ * clock's, which the global daily rollup never reaches) until the end of the UTC day of `until`:
+ * every day of theirs that is not frozen is summed again, so the days a clock passed, however far
+ * it jumped, are in `usage_daily`. Idempotent, like the global rollup.
+ */
+export async function rollupSubscriptionsUsage(
+  em: EntityManager,
+  q: { subscriptionIds: readonly string[]; until: Date },
+): Promise<{ rows: number }> {
+  const to = new Date(utcDayStart(isoDate(q.until)).getTime() + MS_PER_DAY);
+  const rows = await upsertUsageDays(em, { from: new Date(0), to, subscriptionIds: q.subscriptionIds });
+  return { rows };
 }

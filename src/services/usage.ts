@@ -68,37 +68,79 @@ export function planAllowances(
 /** Field issues listed in a 422: enough to find the records, not one line per record of a big batch. */
 const MAX_LISTED_ISSUES = 20;
 
+/** Clocks drift: usage stamped a little ahead of the billing time is accepted, anything further is a mistake. */
+export const MAX_CLOCK_AHEAD_MS = 5 * 60_000;
+
 /**
  * The batch's subscriptions that are the tenant's (not deleted), key-share locked until the
- * transaction ends so no renewal can close one of their periods meanwhile.
+ * transaction ends so no renewal can close one of their periods meanwhile, each with its billing
+ * time: its customer's test clock's time, or null for the wall clock.
  */
 async function lockKnownSubscriptions(
   tx: EntityManager,
   tenantId: string,
   ids: readonly string[],
-): Promise<Set<string>> {
-  const rows = await tx.execute<{ id: string }[]>(
-    `select id from subscriptions
-      where tenant_id = ? and deleted_at is null and id = any(array[?]::varchar[])
-      order by id for key share`,
+): Promise<Map<string, Date | null>> {
+  const rows = await tx.execute<{ id: string; clock_time: Date | null }[]>(
+    `select s.id, t.frozen_time as clock_time from subscriptions s
+       join customers c on c.id = s.customer_id
+       left join test_clocks t on t.id = c.test_clock_id and t.deleted_at is null
+      where s.tenant_id = ? and s.deleted_at is null and s.id = any(array[?]::varchar[])
+      order by s.id for key share of s`,
     [tenantId, ids],
   );
-  return new Set(rows.map((r) => r.id));
+  return new Map(rows.map((r) => [r.id, r.clock_time ? new Date(r.clock_time) : null]));
+}
+
+/**
+ * Records stamped further ahead than their subscription's billing time allows: usage is reported
+ * after it happened, and a customer on a test clock lives at the clock's time, so usage in the
+ * clock's future (from the wall clock's view) is accepted up to the clock.
+ */
+function futureRecords(
+  records: readonly UsageRecordInput[],
+  clocks: ReadonlyMap<string, Date | null>,
+): AppError | null {
+  const wall = Date.now();
+  const ahead = records.flatMap((r, i) => {
+    const now = clocks.get(r.subscriptionId)?.getTime() ?? wall;
+    return r.occurredAt.getTime() > now + MAX_CLOCK_AHEAD_MS ? [i] : [];
+  });
+  if (ahead.length === 0) return null;
+  return new AppError(
+    'validation_failed',
+    `records ${ahead.slice(0, MAX_LISTED_ISSUES).join(', ')} occurred in the future: nothing was stored`,
+    {
+      errors: ahead.slice(0, MAX_LISTED_ISSUES).map((i) => ({
+        field: `records.${i}.occurred_at`,
+        message:
+          'must not be more than 5 minutes after the billing time (the test clock’s, for its customers)',
+      })),
+    },
+  );
 }
 
 /**
  * Per subscription, the instant before which its usage is frozen: the start of the latest period
- * a renewal invoiced (that invoice froze everything before it). Read after the lock, in a
+ * a renewal invoiced (that invoice froze everything before it); for one that has ended, its end
+ * (its final invoice billed its usage until then, or there was nothing to bill, and nothing later
+ * is billed any more). Read after the lock, in a
  * statement of its own, so it sees a renewal that committed while the lock was awaited.
  */
 async function closedBefore(tx: EntityManager, ids: readonly string[]): Promise<Map<string, number>> {
-  const rows = await tx.execute<{ subscription_id: string; closed_before: Date }[]>(
-    `select subscription_id, max(period_start) as closed_before from invoices
-      where subscription_id = any(array[?]::varchar[]) and billing_reason = 'SUBSCRIPTION_CYCLE'
-      group by subscription_id`,
+  const rows = await tx.execute<{ subscription_id: string; closed_before: Date | null }[]>(
+    `select s.id as subscription_id,
+            greatest((select max(i.period_start) from invoices i
+                       where i.subscription_id = s.id and i.billing_reason = 'SUBSCRIPTION_CYCLE'),
+                     (select max(i.period_end) from invoices i
+                       where i.subscription_id = s.id and i.billing_reason = 'SUBSCRIPTION_FINAL'),
+                     case when s.status = 'CANCELED' then s.canceled_at end) as closed_before
+       from subscriptions s where s.id = any(array[?]::varchar[])`,
     [ids],
   );
-  return new Map(rows.map((r) => [r.subscription_id, new Date(r.closed_before).getTime()]));
+  return new Map(
+    rows.flatMap((r) => (r.closed_before ? [[r.subscription_id, new Date(r.closed_before).getTime()]] : [])),
+  );
 }
 
 function unknownSubscriptions(unknown: number[]): AppError {
@@ -195,6 +237,8 @@ export async function recordUsage(
     const known = await lockKnownSubscriptions(tx, tenantId, ids);
     const unknown = records.flatMap((r, i) => (known.has(r.subscriptionId) ? [] : [i]));
     if (unknown.length > 0) throw unknownSubscriptions(unknown);
+    const future = futureRecords(records, known);
+    if (future) throw future;
 
     const firsts = new Map<string, UsageRecordInput>();
     for (const record of records) {

@@ -4,7 +4,8 @@
  * for the clock's customers — a period's end (renewal, or a trial's conversion), a trial reminder,
  * a dunning retry, suspension or termination — moves the clock there, runs it as of that time and
  * waits for it to settle (the renewal's result, the dunning run's answer) before looking again.
- * Then the clock stands at the target, READY.
+ * Then its customers' usage is rolled up until the target's day, and the clock stands at the
+ * target, READY.
  *
  *   ADVANCING ──nothing left before the target──▶ READY
  *       │ a renewal failed, or a step gave up after its retries
@@ -18,6 +19,7 @@
 import {
   CancellationScope,
   continueAsNew,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -56,6 +58,9 @@ const waiting = proxyActivities<TestClockActivities>({
     maximumAttempts: 5,
   },
 });
+
+/** The `patched()` id of the usage rollup at the end of an advance. */
+const USAGE_ON_TEST_CLOCKS_PATCH = 'usage-on-test-clocks';
 
 /** Stops per run before the history rolls over. */
 const STEPS_PER_RUN = 100;
@@ -119,6 +124,12 @@ export async function advanceTestClock(input: AdvanceTestClockInput): Promise<Ad
     setStatus('INTERNAL_FAILURE');
     setCurrentDetails(`INTERNAL_FAILURE at ${when(state.frozenTime ?? input.target)}: ${outcome.failure}`);
     return state;
+  }
+  // The days the clock passed, in `usage_daily` for its customers (histories from before this
+  // step replay without it).
+  if (patched(USAGE_ON_TEST_CLOCKS_PATCH)) {
+    setCurrentDetails(`Test clock at ${when(input.target)}: rolling up its customers' usage`);
+    await quick.rollupUsageOnTestClock(input.clockId, input.target);
   }
   if (!(await quick.finishTestClockAdvance(input.clockId, input.seq))) {
     setStatus('SUPERSEDED');

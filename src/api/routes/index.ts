@@ -52,7 +52,7 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     ...tokenRoutes(),
     ...customerRoutes({ payments }),
     ...productRoutes(),
-    ...subscriptionRoutes({ temporal, metrics, config }),
+    ...subscriptionRoutes({ temporal, metrics, config, orm, payments }),
     ...invoiceRoutes({ orm, temporal, config, payments }),
     ...billingSettingsRoutes(),
     ...testClockRoutes({ temporal, config, metrics }),

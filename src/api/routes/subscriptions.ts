@@ -6,6 +6,8 @@
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../config';
 import type { Subscription, SubscriptionPlanChange } from '../../db/entities';
+import type { MikroORM } from '../../db/orm';
+import type { PaymentProvider } from '../../providers/payments';
 import { subscriptionPage } from '../../db/repositories/subscriptions';
 import { pageBody } from '../../db/repositories/pages';
 import {
@@ -133,7 +135,14 @@ const json = (schema: z.ZodType, description: string) => ({
   content: { 'application/json': { schema } },
 });
 
-export function subscriptionRoutes(deps: { temporal: Client; metrics: ApiMetrics; config: Config }): Route[] {
+export function subscriptionRoutes(deps: {
+  temporal: Client;
+  metrics: ApiMetrics;
+  config: Config;
+  /** `cancel now` charges the final invoice with them */
+  orm?: MikroORM;
+  payments?: PaymentProvider;
+}): Route[] {
   return [
     route({
       operationId: 'createSubscription',
@@ -240,8 +249,14 @@ export function subscriptionRoutes(deps: { temporal: Client; metrics: ApiMetrics
       },
       problems: [409],
       async handle({ principal, em, params, body, res, log }) {
+        const { orm, payments } = deps;
         const subscription = await cancelSubscription(
-          { em, temporal: deps.temporal, config: deps.config },
+          {
+            em,
+            temporal: deps.temporal,
+            config: deps.config,
+            ...(orm && payments ? { collect: { orm, payments } } : {}),
+          },
           tenantOf(principal),
           params.id,
           body.at,

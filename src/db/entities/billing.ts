@@ -129,6 +129,12 @@ export class Subscription extends Row {
     `create unique index "invoices_subscription_period_unique" on "invoices" ("subscription_id", "period_start") ` +
     `where "billing_reason" in ('SUBSCRIPTION_CREATE', 'SUBSCRIPTION_CYCLE')`,
 })
+@Unique({
+  name: 'invoices_subscription_final_unique',
+  expression:
+    `create unique index "invoices_subscription_final_unique" on "invoices" ("subscription_id") ` +
+    `where "billing_reason" = 'SUBSCRIPTION_FINAL'`,
+})
 @Index({ properties: ['status', 'dueDate'] })
 @Index({ properties: ['tenant', 'customer'] })
 @Check({ name: 'invoices_number_check', expression: "((status = 'DRAFT') = (number IS NULL))" })

@@ -50,6 +50,8 @@ export const BILLING_REASONS = [
   'SUBSCRIPTION_CREATE',
   'SUBSCRIPTION_CYCLE',
   'SUBSCRIPTION_UPDATE',
+  /** a subscription's last invoice, when it ends: its unbilled usage overage */
+  'SUBSCRIPTION_FINAL',
   'MANUAL',
 ] as const;
 export type BillingReason = (typeof BILLING_REASONS)[number];
