@@ -229,16 +229,23 @@ export async function cancelSubscription(
 
 /**
  * Ends the subscription that pays for a pod being terminated through the pod's own route, so a
- * terminated pod is never renewed: a live subscription is CANCELED at once (the period already
- * invoiced is not refunded, as with `cancel now`) and its dunning told; one still PENDING (its pod
+ * terminated pod is never renewed: a live subscription is CANCELED at once, as with `cancel now`
+ * (the period already invoiced is not refunded; usage overage not billed yet goes on its final
+ * invoice, charged after the commit) and its dunning told; one still PENDING (its pod
  * never came up, or is being provisioned) is CANCELED with nothing billed, and its activation ends
  * when it sees the pod terminating. Repeatable; a pod without a subscription has nothing to end.
  */
 export async function cancelSubscriptionOfPod(
-  deps: { em: EntityManager; temporal: Client },
+  deps: {
+    em: EntityManager;
+    temporal: Client;
+    /** charges the final invoice of its unbilled usage; without it that invoice is left OPEN */
+    collect?: { orm: MikroORM; payments: PaymentProvider };
+  },
   tenantId: string,
   podId: string,
 ): Promise<Subscription | null> {
+  let ended = false;
   const subscription = await deps.em.transactional(async (tx) => {
     const sub = await tx.findOne(
       Subscription,
@@ -246,12 +253,17 @@ export async function cancelSubscriptionOfPod(
       { lockMode: LockMode.PESSIMISTIC_WRITE },
     );
     if (!sub || sub.status === 'CANCELED') return sub;
+    // It ends now, in its customer's billing time: its usage until now goes on its final invoice.
+    const now = (await customerBillingClock(tx, sub.customer.id)).now;
+    await issueFinalInvoice(tx, sub, now, now);
     sub.status = 'CANCELED';
-    sub.canceledAt = new Date();
+    sub.canceledAt = now;
     await tx.flush();
+    ended = true;
     return sub;
   });
   if (subscription) {
+    if (ended && deps.collect) await chargeFinalInvoice(deps.collect, subscription.id);
     await nudgeDunning(
       deps.temporal,
       await invoicesInDunning(deps.em, subscription.id),

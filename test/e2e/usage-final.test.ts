@@ -258,4 +258,21 @@ describe('final invoice', () => {
     expect((await invoicesOf(subId)).map((i) => i.billing_reason)).toEqual(['SUBSCRIPTION_CREATE']);
     expect(await frozenBy(subId)).toEqual({ 'fc-1': null });
   });
+
+  it('bills the usage until now when the subscribed pod is terminated through the pod route', async () => {
+    const subId = await activated('final-d');
+    const sub = await http().get(`/api/v1/billing/subscriptions/${subId}`).set('Authorization', t.auth);
+    const reported = await report(subId, [{ key: 'fd-1', at: new Date(Date.now() - 1000), quantity: 112 }]);
+    expect(statuses(reported)).toEqual(['accepted']);
+    const gone = await http().delete(`/api/v1/cloudpods/${sub.body.pod_id}`).set('Authorization', t.auth);
+    expect(gone.status).toBe(202);
+    const canceled = await http().get(`/api/v1/billing/subscriptions/${subId}`).set('Authorization', t.auth);
+    expect(canceled.body.status).toBe('CANCELED');
+    const invoice = await finalInvoice(subId);
+    expect(invoice).toMatchObject({ status: 'PAID', subtotal: 60, total: 60, amount_paid: 60 });
+    expect(invoice.lines.map(usageLine)).toEqual([
+      expect.objectContaining({ kind: 'USAGE', quantity: 12, unit_amount: 5, amount: 60 }),
+    ]);
+    expect(await frozenBy(subId)).toEqual({ 'fd-1': invoice.id });
+  });
 });

@@ -21,6 +21,7 @@ import { backupView, jobView, podView } from './cloudpods.views';
 import { route, type Method, type Route } from '../http/route';
 import { tenantOf } from '../middleware/auth';
 import type { ApiMetrics } from '../middleware/metrics';
+import type { PaymentProvider } from '../../providers/payments';
 import { z } from '../zod';
 import {
   BackupParams,
@@ -72,6 +73,8 @@ export function cloudPodRoutes(deps: {
   temporal: Client;
   config: Config;
   metrics: ApiMetrics;
+  /** charges the final invoice of a subscribed pod's usage when the pod is terminated */
+  payments: PaymentProvider;
 }): Route[] {
   const services = (em: EntityManager) => ({ em, temporal: deps.temporal, config: deps.config });
 
@@ -112,7 +115,11 @@ export function cloudPodRoutes(deps: {
         const { job } = await requestOperation(services(em), pod, type);
         // A terminated pod is never billed again: its subscription ends with it.
         if (type === 'TERMINATE') {
-          const ended = await cancelSubscriptionOfPod(services(em), tenantOf(principal), pod.id);
+          const ended = await cancelSubscriptionOfPod(
+            { ...services(em), collect: { orm: deps.orm, payments: deps.payments } },
+            tenantOf(principal),
+            pod.id,
+          );
           if (ended)
             log.info({ podId: pod.id, subscriptionId: ended.id }, 'subscription of the pod canceled');
         }

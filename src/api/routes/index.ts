@@ -59,7 +59,7 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     ...notificationRoutes({ orm }),
     ...usageRoutes(),
     ...webhookRoutes({ config, temporal, metrics }),
-    ...cloudPodRoutes({ orm, temporal, config, metrics }),
+    ...cloudPodRoutes({ orm, temporal, config, metrics, payments }),
     ...nodeRoutes(),
     ...simulatorRoutes({ orm, config, faults: deps.faults }),
     ...opsRoutes({ orm, temporal, config }),
