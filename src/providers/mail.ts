@@ -4,7 +4,7 @@
  * outbox keeps its rows (DESIGN §9). A failure is a `MailDeliveryError` whose message is safe to
  * show the tenant: the receiving server's answer about the message, never our SMTP host or login.
  */
-import nodemailer, { type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Config } from '../config';
 
 export interface MailMessage {
@@ -141,26 +141,34 @@ export interface SmtpMailerOptions {
   timeoutMs?: number;
 }
 
-/** Sends with nodemailer over SMTP, one connection per message. */
+/**
+ * Sends with nodemailer over SMTP, one connection per message. nodemailer is loaded with the first
+ * mailer, so the processes that never send (the API) do not carry it.
+ */
 export class SmtpMailer implements Mailer {
-  private readonly transport: Transporter;
+  private readonly transport: Promise<Transporter>;
   private readonly from: MailFrom;
 
   constructor(opts: SmtpMailerOptions) {
     this.from = parseMailFrom(opts.from);
     const timeout = opts.timeoutMs ?? 30_000;
-    this.transport = nodemailer.createTransport({
-      url: opts.url,
-      connectionTimeout: timeout,
-      greetingTimeout: timeout,
-      socketTimeout: timeout,
-    });
+    this.transport = import('nodemailer').then(({ default: nodemailer }) =>
+      nodemailer.createTransport({
+        url: opts.url,
+        connectionTimeout: timeout,
+        greetingTimeout: timeout,
+        socketTimeout: timeout,
+      }),
+    );
+    // a transport that cannot be made fails each send, where the failure is recorded; never the process
+    this.transport.catch(() => undefined);
   }
 
   async send(msg: MailMessage): Promise<{ messageId: string }> {
     const messageId = messageIdFor(msg.key, this.from.domain);
+    const transport = await this.transport;
     try {
-      await this.transport.sendMail({
+      await transport.sendMail({
         from: this.from.header,
         to: msg.to,
         subject: msg.subject,
@@ -174,7 +182,7 @@ export class SmtpMailer implements Mailer {
   }
 
   close(): void {
-    this.transport.close();
+    void this.transport.then((transport) => transport.close());
   }
 }
 

@@ -22,7 +22,7 @@ import {
   type Store,
 } from 'express-rate-limit';
 import { RedisStore, type RedisReply } from 'rate-limit-redis';
-import { createClient } from 'redis';
+import type { createClient } from 'redis';
 import type { Config } from '../../config';
 import { AppError } from '../../domain/errors';
 import type { Logger } from '../../logger';
@@ -212,28 +212,43 @@ class RecoveringRedisStore implements Store {
 
 type RedisClient = ReturnType<typeof createClient>;
 
-/** A Redis client that never holds a request up for long, and never keeps the process alive. */
-function connectRedis(url: string, outage: OutageLog): { client: RedisClient; sendCommand: SendCommand } {
-  const client = createClient({ url, commandOptions: { timeout: STORE_TIMEOUT_MS } });
+/**
+ * A Redis client that never holds a request up for long, and never keeps the process alive. The
+ * client library is loaded only when REDIS_URL is set (it costs the process about 19 MB).
+ */
+function connectRedis(url: string, outage: OutageLog): { close(): Promise<void>; sendCommand: SendCommand } {
   // The first connection is waited for (a request at start-up is counted); once it has succeeded
   // or failed, a request does not wait for a reconnection but passes at once.
   let connecting = true;
-  client.on('ready', () => {
-    connecting = false;
-    outage.up();
+  const connected: Promise<RedisClient> = import('redis').then(({ createClient: create }) => {
+    const client = create({ url, commandOptions: { timeout: STORE_TIMEOUT_MS } });
+    client.on('ready', () => {
+      connecting = false;
+      outage.up();
+    });
+    // Without a listener an 'error' event would end the process; the client reconnects by itself.
+    client.on('error', (err: unknown) => {
+      connecting = false;
+      outage.down(err);
+    });
+    client.unref();
+    client.connect().catch((err: unknown) => outage.down(err));
+    return client;
   });
-  // Without a listener an 'error' event would end the process; the client reconnects by itself.
-  client.on('error', (err: unknown) => {
-    connecting = false;
-    outage.down(err);
-  });
-  client.unref();
-  client.connect().catch((err: unknown) => outage.down(err));
-  const sendCommand: SendCommand = (...args) =>
-    !connecting && !client.isReady
-      ? Promise.reject(new Error('Redis is not connected'))
-      : client.sendCommand<RedisReply>(args);
-  return { client, sendCommand };
+  // a client that cannot be made fails each command, and a failing store lets requests pass
+  connected.catch((err: unknown) => outage.down(err));
+  const sendCommand: SendCommand = async (...args) => {
+    const client = await connected;
+    if (!connecting && !client.isReady) throw new Error('Redis is not connected');
+    return client.sendCommand<RedisReply>(args);
+  };
+  return {
+    sendCommand,
+    close: async () => {
+      const client = await connected;
+      if (client.isOpen) client.destroy();
+    },
+  };
 }
 
 export interface RateLimits {
@@ -307,10 +322,7 @@ export function createRateLimits(config: Config, logger: Logger): RateLimits {
       if (limit !== 'caller') return limiters[limit];
       return (req, res, next) => (req.principal?.tenantId ? limiters.api : limiters.admin)(req, res, next);
     },
-    close: () => {
-      if (redis?.client.isOpen) redis.client.destroy();
-      return Promise.resolve();
-    },
+    close: () => redis?.close() ?? Promise.resolve(),
   };
 }
 
