@@ -249,15 +249,19 @@ function usageOverageLines(
 /** Subscriptions whose end bills their usage: ones that ran (a trial's usage costs nothing). */
 const FINAL_BILLED: readonly SubscriptionStatus[] = ['ACTIVE', 'PAST_DUE', 'SUSPENDED'];
 
-export interface FinalInvoice {
+/** An issued invoice of a subscription — a renewal's or its final one — as its collection sees it. */
+export interface InvoiceToCollect {
   invoiceId: string;
   number: string;
   amountDue: number;
-  /** charge it: collected automatically and something is left due after the credit balance */
+  /** charge it now: collected automatically and something is left due after the credit balance */
   charge: boolean;
 }
 
-function finalView(invoice: Invoice): FinalInvoice {
+export type FinalInvoice = InvoiceToCollect;
+
+/** An issued invoice as its collection sees it: what is left due, and whether to charge it now. */
+function invoiceToCollect(invoice: Invoice): InvoiceToCollect {
   return {
     invoiceId: invoice.id,
     number: invoice.number ?? invoice.id,
@@ -292,7 +296,7 @@ export async function issueFinalInvoice(
     { subscription: sub.id, billingReason: 'SUBSCRIPTION_FINAL' },
     { refresh: true },
   );
-  if (existing) return finalView(existing);
+  if (existing) return invoiceToCollect(existing);
   if (!FINAL_BILLED.includes(sub.status)) return null;
   const product = await tx.findOneOrFail(
     Product,
@@ -318,7 +322,7 @@ export async function issueFinalInvoice(
     lines,
   });
   await freezeUsage(tx, { subscriptionId: sub.id, before: end, invoiceId: draft.id, billed: used });
-  return finalView((await finalizeInvoice(tx, draft.id, now)).invoice);
+  return invoiceToCollect((await finalizeInvoice(tx, draft.id, now)).invoice);
 }
 
 /**
@@ -335,17 +339,12 @@ export async function chargeFinalInvoice(
     { subscription: subscriptionId, billingReason: 'SUBSCRIPTION_FINAL' },
     { refresh: true },
   );
-  if (!invoice || !finalView(invoice).charge) return { invoiceId: invoice?.id ?? null, status: 'none' };
+  if (!invoice || !invoiceToCollect(invoice).charge)
+    return { invoiceId: invoice?.id ?? null, status: 'none' };
   return { invoiceId: invoice.id, ...(await chargeInvoice(deps, invoice.id, 1)) };
 }
 
-export interface RenewalInvoice {
-  invoiceId: string;
-  number: string;
-  amountDue: number;
-  /** charge it now: collected automatically and something is left due after the credit balance */
-  charge: boolean;
-}
+export type RenewalInvoice = InvoiceToCollect;
 
 /**
  * Drafts and finalizes the invoice of the period starting at `periodStart` — the plan's line for
@@ -392,15 +391,7 @@ export async function issueRenewalInvoice(
     // Only a draft is finalized (and locked): an issued invoice of this period, found by a repeated
     // renewal, is read as it is, so this never takes an issued invoice's lock after the subscription's.
     const invoice = draft.status === 'DRAFT' ? (await finalizeInvoice(tx, draft.id, now)).invoice : draft;
-    return {
-      invoiceId: invoice.id,
-      number: invoice.number ?? invoice.id,
-      amountDue: invoice.amountDue - invoice.amountPaid,
-      charge:
-        invoice.collectionMethod === 'AUTOMATIC' &&
-        PAYABLE_INVOICE_STATUSES.includes(invoice.status) &&
-        invoice.amountDue > invoice.amountPaid,
-    };
+    return invoiceToCollect(invoice);
   });
 }
 
