@@ -119,6 +119,15 @@ const schema = z
       .min(300)
       .max(31_536_000)
       .default(30 * 86_400),
+    /** wrong passwords in a row after which an account is locked (whatever address they came from) */
+    LOGIN_LOCKOUT_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(10),
+    /** how long a locked account refuses logins; attempts during the lock do not extend it */
+    LOGIN_LOCKOUT_MS: z.coerce
+      .number()
+      .int()
+      .min(1000)
+      .max(86_400_000)
+      .default(15 * 60_000),
     /** argon2id memory per password hash in KiB; at least the OWASP floor of 19 MiB */
     PASSWORD_HASH_MEMORY_KIB: z.coerce.number().int().min(19_456).max(4_194_304).default(19_456),
     /** argon2id iterations; at least 2 */

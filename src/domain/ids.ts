@@ -29,6 +29,7 @@ export const ID_PREFIXES = {
   user: 'usr',
   membership: 'mem',
   session: 'ses',
+  securityEvent: 'sev',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

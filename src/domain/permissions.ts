@@ -36,13 +36,21 @@ const PLATFORM_PERMISSIONS = [
  */
 export const SELF_PERMISSIONS = ['account:self'] as const;
 
+/**
+ * Reading security events. Kept apart from the tenant's reads: a READONLY member or a read token
+ * does not see who failed to sign in; OWNER, ADMIN and a tenant write token see their tenant's
+ * events, a platform administrator (or platform write token) everyone's.
+ */
+const SECURITY_PERMISSIONS = ['security:read'] as const;
+
 export type Permission =
   | (typeof TENANT_PERMISSIONS)[number]
   | (typeof PLATFORM_PERMISSIONS)[number]
-  | (typeof SELF_PERMISSIONS)[number];
+  | (typeof SELF_PERMISSIONS)[number]
+  | (typeof SECURITY_PERMISSIONS)[number];
 
 export const PERMISSIONS: readonly Permission[] = [
-  ...new Set([...TENANT_PERMISSIONS, ...PLATFORM_PERMISSIONS, ...SELF_PERMISSIONS]),
+  ...new Set([...TENANT_PERMISSIONS, ...PLATFORM_PERMISSIONS, ...SELF_PERMISSIONS, ...SECURITY_PERMISSIONS]),
 ];
 
 const reads = (permissions: readonly Permission[]) => permissions.filter((p) => p.endsWith(':read'));
@@ -63,14 +71,14 @@ export type Role =
   'tenant_editor' | 'tenant_viewer' | 'platform_admin' | 'platform_viewer' | 'anonymous' | MembershipRole;
 
 export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
-  tenant_editor: new Set(TENANT_PERMISSIONS),
+  tenant_editor: new Set([...TENANT_PERMISSIONS, ...SECURITY_PERMISSIONS]),
   tenant_viewer: new Set(reads(TENANT_PERMISSIONS)),
-  platform_admin: new Set(PLATFORM_PERMISSIONS),
+  platform_admin: new Set([...PLATFORM_PERMISSIONS, ...SECURITY_PERMISSIONS]),
   platform_viewer: new Set(reads(PLATFORM_PERMISSIONS)),
   anonymous: new Set(),
   // OWNER and ADMIN act alike on every route; what sets an OWNER apart concerns the memberships themselves.
-  OWNER: new Set(TENANT_PERMISSIONS),
-  ADMIN: new Set(TENANT_PERMISSIONS),
+  OWNER: new Set([...TENANT_PERMISSIONS, ...SECURITY_PERMISSIONS]),
+  ADMIN: new Set([...TENANT_PERMISSIONS, ...SECURITY_PERMISSIONS]),
   BILLING: new Set([...area('billing'), 'catalog:read', 'pods:read']),
   SUPPORT: new Set([...area('pods'), 'catalog:read', 'billing:read']),
   READONLY: new Set(reads(TENANT_PERMISSIONS)),

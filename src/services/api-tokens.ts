@@ -6,6 +6,14 @@ import type { EntityManager } from '../db/orm';
 import { TOKEN_PREFIX, hashToken, visiblePrefix, type TokenScope } from '../domain/api-tokens';
 import { conflict, notFound } from '../domain/errors';
 import { isId } from '../domain/ids';
+import { recordSecurityEvent } from './security-events';
+
+/** Who made a change, for its security event: the signed-in user (if one did) and where from. */
+export interface TokenActor {
+  userId?: string | null;
+  ip?: string | null;
+  userAgent?: string | null;
+}
 
 export interface IssueTokenInput {
   /** null issues a platform-admin token */
@@ -14,6 +22,7 @@ export interface IssueTokenInput {
   scopes: TokenScope[];
   expiresInDays?: number | undefined;
   createdByTokenId?: string | null;
+  actor?: TokenActor;
 }
 
 export interface IssuedToken {
@@ -48,6 +57,20 @@ export async function issueToken(em: EntityManager, input: IssueTokenInput): Pro
       expiresAt: input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : null,
     });
     await tx.flush();
+    await recordSecurityEvent(tx, {
+      kind: 'TOKEN_CREATED',
+      severity: input.tenantId === null ? 'MEDIUM' : 'LOW',
+      tenantId: input.tenantId,
+      userId: input.actor?.userId,
+      ip: input.actor?.ip,
+      userAgent: input.actor?.userAgent,
+      details: {
+        token_id: token.id,
+        prefix: token.prefix,
+        scopes: token.scopes,
+        created_by_token_id: input.createdByTokenId ?? null,
+      },
+    });
     return { token, secret };
   });
 }
@@ -64,7 +87,7 @@ export interface RevokedToken {
  */
 export async function revokeToken(
   em: EntityManager,
-  input: { tenantId: string; tokenId: string },
+  input: { tenantId: string; tokenId: string; byTokenId?: string | null; actor?: TokenActor },
 ): Promise<RevokedToken> {
   return em.transactional(async (tx) => {
     const token = isId('token', input.tokenId)
@@ -78,6 +101,15 @@ export async function revokeToken(
     if (token.revokedAt) return { token, revokedNow: false };
     token.revokedAt = new Date();
     await tx.flush();
+    await recordSecurityEvent(tx, {
+      kind: 'TOKEN_REVOKED',
+      severity: 'LOW',
+      tenantId: input.tenantId,
+      userId: input.actor?.userId,
+      ip: input.actor?.ip,
+      userAgent: input.actor?.userAgent,
+      details: { token_id: token.id, prefix: token.prefix, revoked_by_token_id: input.byTokenId ?? null },
+    });
     return { token, revokedNow: true };
   });
 }

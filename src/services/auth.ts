@@ -15,12 +15,19 @@ import { needsRehash, passwordProblem, type HashParams } from '../domain/passwor
 import type { MembershipRole } from '../domain/permissions';
 import { REFRESH_TOKEN_SHAPE, generateRefreshToken, refreshOutcome } from '../domain/sessions';
 import { hashPassword, verifyAgainstNobody, verifyPassword } from './passwords';
+import { emailFingerprint, recordSecurityEvent } from './security-events';
 
 export interface AuthSettings {
   hashParams: HashParams;
   /** how long a sign-in lasts from login, refreshed or not */
   sessionTtlSeconds: number;
+  /** wrong passwords in a row that lock an account, and for how long; 10 and 15 minutes unless set */
+  lockout?: { threshold: number; durationMs: number };
 }
+
+const DEFAULT_LOCKOUT = { threshold: 10, durationMs: 15 * 60_000 };
+/** this many wrong passwords in a row for one account make its failure events HIGH */
+const FAILURES_HIGH = 3;
 
 /** Where a login or refresh came from, kept on the session it creates. */
 export interface RequestOrigin {
@@ -182,9 +189,53 @@ function clip(value: string | null, max: number): string | null {
 }
 
 /**
- * Checks an email and password and opens a session. A wrong email, a wrong password and a disabled
- * account are the same 401 after the same work (an unknown email is checked against a dummy
- * hash). A hash weaker than the current parameters is replaced while the password is at hand.
+ * Counts one wrong password against the user, in one statement so that concurrent attempts each
+ * count: the threshold'th locks the account for the lock's duration and starts the count afresh. An
+ * attempt while locked changes nothing (it never extends the lock), so a stranger guessing cannot
+ * keep an account locked beyond one lock per threshold of attempts.
+ */
+async function countFailure(
+  tx: EntityManager,
+  userId: string,
+  lockout: { threshold: number; durationMs: number },
+  now: Date,
+): Promise<{ failures: number; lockedNow: boolean; lockedUntil: Date | null }> {
+  const until = new Date(now.getTime() + lockout.durationMs);
+  const rows: { failed_login_count: number; locked_until: Date | string | null; locked_now: boolean }[] =
+    await tx.getConnection().execute(
+      `update "users" set
+         "failed_login_count" = case
+           when "locked_until" > ? then "failed_login_count"
+           when "failed_login_count" + 1 >= ? then 0
+           else "failed_login_count" + 1 end,
+         "locked_until" = case
+           when "locked_until" > ? then "locked_until"
+           when "failed_login_count" + 1 >= ? then ?::timestamptz
+           else "locked_until" end
+       where "id" = ?
+       returning "failed_login_count", "locked_until", ("locked_until" = ?::timestamptz) as locked_now`,
+      [now, lockout.threshold, now, lockout.threshold, until, userId, until],
+      'all',
+      tx.getTransactionContext(),
+    );
+  const row = rows[0];
+  if (!row) return { failures: 0, lockedNow: false, lockedUntil: null };
+  return {
+    // the attempt that locked started the count afresh; it was the threshold'th
+    failures: row.locked_now ? lockout.threshold : row.failed_login_count,
+    lockedNow: row.locked_now,
+    lockedUntil: row.locked_until === null ? null : new Date(row.locked_until),
+  };
+}
+
+/**
+ * Checks an email and password and opens a session. A wrong email, a wrong password, a disabled
+ * account and a locked one are the same 401 after the same work (an unknown email, and any
+ * attempt on a locked account, is checked against a dummy hash: a locked account's password is
+ * never tried). Each failure is recorded as a security event (HIGH from the third in a row);
+ * `lockout.threshold` wrong passwords in a row lock the account for `lockout.durationMs`, and a
+ * successful login starts the count afresh. A hash weaker than the current parameters is replaced
+ * while the password is at hand.
  */
 export async function login(
   em: EntityManager,
@@ -192,13 +243,63 @@ export async function login(
   input: { email: string; password: string; tenantId?: string | undefined },
   origin: RequestOrigin,
 ): Promise<SignedIn> {
+  const lockout = settings.lockout ?? DEFAULT_LOCKOUT;
+  const seen = { ip: origin.ip, userAgent: origin.userAgent };
   const user = await findUserByEmail(em, input.email);
   if (!user) {
     await verifyAgainstNobody(input.password, settings.hashParams);
+    await recordSecurityEvent(em, {
+      kind: 'LOGIN_FAILED',
+      severity: 'LOW',
+      ...seen,
+      details: { reason: 'unknown_email', ...emailFingerprint(normalizeEmail(input.email)) },
+    });
+    throw badCredentials();
+  }
+  if (user.lockedUntil && user.lockedUntil > new Date()) {
+    await verifyAgainstNobody(input.password, settings.hashParams);
+    await recordSecurityEvent(em, {
+      kind: 'LOGIN_FAILED',
+      severity: 'HIGH',
+      userId: user.id,
+      ...seen,
+      details: { reason: 'locked', locked_until: user.lockedUntil.toISOString() },
+    });
     throw badCredentials();
   }
   const matches = await verifyPassword(user.passwordHash, input.password);
-  if (!matches || user.disabledAt) throw badCredentials();
+  if (!matches) {
+    await em.transactional(async (tx) => {
+      const { failures, lockedNow, lockedUntil } = await countFailure(tx, user.id, lockout, new Date());
+      await recordSecurityEvent(tx, {
+        kind: 'LOGIN_FAILED',
+        severity: failures >= FAILURES_HIGH ? 'HIGH' : 'LOW',
+        userId: user.id,
+        ...seen,
+        details: { reason: 'wrong_password', consecutive_failures: failures },
+      });
+      if (lockedNow) {
+        await recordSecurityEvent(tx, {
+          kind: 'LOGIN_LOCKED',
+          severity: 'HIGH',
+          userId: user.id,
+          ...seen,
+          details: { consecutive_failures: failures, locked_until: lockedUntil?.toISOString() ?? null },
+        });
+      }
+    });
+    throw badCredentials();
+  }
+  if (user.disabledAt) {
+    await recordSecurityEvent(em, {
+      kind: 'LOGIN_FAILED',
+      severity: 'MEDIUM',
+      userId: user.id,
+      ...seen,
+      details: { reason: 'disabled' },
+    });
+    throw badCredentials();
+  }
   const tenant = await tenantForLogin(em, user, input.tenantId);
   const rehashed = needsRehash(user.passwordHash, settings.hashParams)
     ? await hashPassword(input.password, settings.hashParams)
@@ -212,6 +313,11 @@ export async function login(
         { passwordHash: rehashed, updatedAt: new Date() },
       );
     }
+    await tx.nativeUpdate(
+      User,
+      { id: user.id },
+      { failedLoginCount: 0, lockedUntil: null, lastLoginAt: new Date() },
+    );
     const id = newId('session');
     const refreshToken = generateRefreshToken();
     tx.create(Session, {
@@ -302,6 +408,15 @@ export async function refresh(
     );
     if (outcome === 'reused') {
       await revokeFamilyRows(tx, root.id, 'REFRESH_TOKEN_REUSED', now);
+      await recordSecurityEvent(tx, {
+        kind: 'REFRESH_REUSE_DETECTED',
+        severity: 'HIGH',
+        tenantId: root.tenant?.id ?? null,
+        userId: row.user.id,
+        ip: origin.ip,
+        userAgent: origin.userAgent,
+        details: { session_id: root.id },
+      });
       familyRevoked = true;
       return { kind: 'refused' };
     }
@@ -348,6 +463,7 @@ export async function refresh(
 export async function revokeSession(
   em: EntityManager,
   input: { userId: string; sessionId: string; reason: SessionRevokeReason },
+  origin?: RequestOrigin,
 ): Promise<{ revokedNow: boolean }> {
   if (!isId('session', input.sessionId)) throw notFound('session');
   return em.transactional(async (tx) => {
@@ -355,6 +471,18 @@ export async function revokeSession(
     if (!root || root.user.id !== input.userId || root.parent) throw notFound('session');
     if (root.revokedAt) return { revokedNow: false };
     await revokeFamilyRows(tx, root.id, input.reason, new Date());
+    // signing out is the everyday end of a session, not a security event
+    if (input.reason !== 'LOGOUT') {
+      await recordSecurityEvent(tx, {
+        kind: 'SESSION_REVOKED',
+        severity: 'LOW',
+        tenantId: root.tenant?.id ?? null,
+        userId: input.userId,
+        ip: origin?.ip,
+        userAgent: origin?.userAgent,
+        details: { session_id: root.id, reason: input.reason },
+      });
+    }
     return { revokedNow: true };
   });
 }
@@ -378,7 +506,7 @@ export async function changePassword(
   userId: string,
   current: string,
   next: string,
-  opts: { keepSessionId?: string | null } = {},
+  opts: { keepSessionId?: string | null; tenantId?: string | null; origin?: RequestOrigin } = {},
 ): Promise<{ revokedSessionIds: string[] }> {
   refusePassword(next, 'new_password');
   const user = isId('user', userId) ? await em.findOne(User, { id: userId }) : null;
@@ -413,6 +541,15 @@ export async function changePassword(
         { revokedAt: now, revokeReason: 'PASSWORD_CHANGED', updatedAt: now },
       );
     }
+    await recordSecurityEvent(tx, {
+      kind: 'PASSWORD_CHANGED',
+      severity: 'MEDIUM',
+      tenantId: opts.tenantId ?? null,
+      userId: user.id,
+      ip: opts.origin?.ip,
+      userAgent: opts.origin?.userAgent,
+      details: { revoked_sessions: families.length },
+    });
     return { revokedSessionIds: families.map((f) => f.id) };
   });
 }

@@ -25,18 +25,20 @@ const TENANT = [
   'tokens:write',
 ];
 const PLATFORM = ['nodes:read', 'nodes:write', 'ops:admin', 'ops:read', 'tenants:admin', 'tenants:read'];
+/** reading security events: not a plain read, so READONLY and read tokens lack it */
+const SECURITY = ['security:read'];
 
 describe('role × permission', () => {
   it.each<[Role, string[]]>([
-    ['OWNER', TENANT],
-    ['ADMIN', TENANT],
+    ['OWNER', [...TENANT, ...SECURITY]],
+    ['ADMIN', [...TENANT, ...SECURITY]],
     ['BILLING', ['billing:read', 'billing:write', 'catalog:read', 'pods:read']],
     ['SUPPORT', ['billing:read', 'catalog:read', 'pods:read', 'pods:write']],
     ['READONLY', ['billing:read', 'catalog:read', 'pods:read', 'tenants:read', 'tokens:read']],
     // the API token roles, unchanged
-    ['tenant_editor', TENANT],
+    ['tenant_editor', [...TENANT, ...SECURITY]],
     ['tenant_viewer', ['billing:read', 'catalog:read', 'pods:read', 'tenants:read', 'tokens:read']],
-    ['platform_admin', PLATFORM],
+    ['platform_admin', [...PLATFORM, ...SECURITY]],
     ['platform_viewer', ['nodes:read', 'ops:read', 'tenants:read']],
     ['anonymous', []],
   ])('%s holds exactly %j', (role, permissions) => {
@@ -50,6 +52,7 @@ describe('role × permission', () => {
     ['tokens:write', ['OWNER', 'ADMIN']],
     ['catalog:read', ['OWNER', 'ADMIN', 'BILLING', 'SUPPORT', 'READONLY']],
     ['tenants:admin', []],
+    ['security:read', ['OWNER', 'ADMIN']],
   ])('%s is held by the membership roles %j', (permission, roles) => {
     expect(MEMBERSHIP_ROLES.filter((r) => ROLE_PERMISSIONS[r].has(permission as Permission))).toEqual(roles);
   });

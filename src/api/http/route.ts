@@ -28,6 +28,8 @@ export const TAGS = {
   Billing:
     'Subscriptions, invoices, credit notes and payments: amounts are integers in minor units of their currency',
   Tokens: 'API tokens',
+  Auth: 'Sign-in: users, access and refresh tokens, sessions, passwords',
+  Security: 'Security events and the signed-in user’s profile',
   Tenants: 'Tenants and their quotas (platform administrators)',
   Nodes: 'Hypervisor nodes and their capacity (platform administrators)',
   Operations: 'Jobs, dead letters and ops events (platform administrators)',

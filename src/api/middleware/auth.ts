@@ -19,6 +19,7 @@ import {
 } from '../../domain/permissions';
 import { can, type Principal } from '../../domain/principal';
 import { verifyAccessToken, type AccessTokenSettings } from '../../services/access-tokens';
+import { recordSecurityEvent } from '../../services/security-events';
 
 /** last_used_at is written at most this often per token, to keep reads free of writes. */
 const LAST_USED_GRANULARITY_MS = 60_000;
@@ -293,27 +294,72 @@ export function principalOf(req: Request): Principal {
   return req.principal;
 }
 
+type Access = { caller: 'tenant' | 'platform' | 'any'; permission: Permission };
+
+/** Why the principal may not call the route, or null when it may. */
+function refusal(access: Access, principal: Principal): AppError | null {
+  if (access.caller === 'tenant' && !principal.tenantId) {
+    return new AppError('forbidden', 'this route needs a tenant API token or a user signed in to a tenant');
+  }
+  if (access.caller === 'platform' && principal.tenantId) {
+    return new AppError('forbidden', 'this route is for platform administrators');
+  }
+  if (!can(principal, access.permission)) {
+    const who = principal.actorType === 'user' ? `your role (${principal.role})` : 'this token';
+    return new AppError('forbidden', `${who} lacks the '${access.permission}' permission`);
+  }
+  return null;
+}
+
+/**
+ * A 403 on a platform route is someone reaching for the platform: it is recorded (MEDIUM) before
+ * it is answered. A failure to record is logged, never a reason to answer differently.
+ */
+async function refusePlatform(
+  req: Request,
+  principal: Principal,
+  access: Access,
+  denial: AppError,
+): Promise<never> {
+  try {
+    if (req.em) {
+      await recordSecurityEvent(req.em, {
+        kind: 'PERMISSION_DENIED',
+        severity: 'MEDIUM',
+        tenantId: principal.tenantId,
+        userId: principal.actorType === 'user' ? principal.actorId : null,
+        ip: req.ip ?? null,
+        userAgent: req.get('user-agent') ?? null,
+        details: {
+          method: req.method,
+          path: req.path.slice(0, 200),
+          permission: access.permission,
+          role: principal.role,
+          token_id: principal.tokenId,
+        },
+      });
+    }
+  } catch (err) {
+    req.log?.error({ err }, 'could not record a permission denial');
+  }
+  throw denial;
+}
+
 /**
  * The route's declared access, checked before anything else runs: whose principals may call it,
  * then the permission. A tenant's token on a platform route is 403 (the route itself is no secret).
+ * The allowed path does no more than the checks; only a refusal on a platform route writes.
  */
-export function authorize(access: {
-  caller: 'tenant' | 'platform' | 'any';
-  permission: Permission;
-}): RequestHandler {
+export function authorize(access: Access): RequestHandler {
   return (req, _res, next) => {
     const principal = principalOf(req);
-    if (access.caller === 'tenant' && !principal.tenantId) {
-      throw new AppError('forbidden', 'this route needs a tenant API token or a user signed in to a tenant');
+    const denial = refusal(access, principal);
+    if (!denial) {
+      next();
+      return;
     }
-    if (access.caller === 'platform' && principal.tenantId) {
-      throw new AppError('forbidden', 'this route is for platform administrators');
-    }
-    if (!can(principal, access.permission)) {
-      const who = principal.actorType === 'user' ? `your role (${principal.role})` : 'this token';
-      throw new AppError('forbidden', `${who} lacks the '${access.permission}' permission`);
-    }
-    next();
+    if (access.caller === 'platform') return refusePlatform(req, principal, access, denial);
+    throw denial;
   };
 }
 

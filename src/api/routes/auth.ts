@@ -38,7 +38,11 @@ import {
 } from './auth.schemas';
 
 export function authSettings(config: Config): AuthSettings {
-  return { hashParams: hashParamsOf(config), sessionTtlSeconds: config.SESSION_TTL_S };
+  return {
+    hashParams: hashParamsOf(config),
+    sessionTtlSeconds: config.SESSION_TTL_S,
+    lockout: { threshold: config.LOGIN_LOCKOUT_THRESHOLD, durationMs: config.LOGIN_LOCKOUT_MS },
+  };
 }
 
 function originOf(req: Request): RequestOrigin {
@@ -96,12 +100,14 @@ export function authRoutes(deps: { orm: MikroORM; config: Config }): Route[] {
   return [
     route({
       operationId: 'login',
-      tag: 'Tokens',
+      tag: 'Auth',
       method: 'post',
       path: '/api/v1/auth/login',
       summary: 'Sign in with email and password: an access token and a refresh token',
       description:
-        'A wrong email and a wrong password get the same 401 after the same work, so the answer never tells whether an account exists.',
+        'A wrong email and a wrong password get the same 401 after the same work, so the answer never tells whether an account exists. ' +
+        'LOGIN_LOCKOUT_THRESHOLD wrong passwords in a row (10 by default, from any address) lock the account for LOGIN_LOCKOUT_MS (15 minutes): ' +
+        'during the lock every login answers the same 401 without the password being checked, and attempts do not extend it.',
       access: { public: 'signing in is how a user gets a credential; the body is the credential' },
       body: LoginBody,
       problems: [401, 403],
@@ -121,7 +127,7 @@ export function authRoutes(deps: { orm: MikroORM; config: Config }): Route[] {
     }),
     route({
       operationId: 'refreshSession',
-      tag: 'Tokens',
+      tag: 'Auth',
       method: 'post',
       path: '/api/v1/auth/refresh',
       summary: 'Exchange a refresh token for a new access token and the next refresh token',
@@ -147,7 +153,7 @@ export function authRoutes(deps: { orm: MikroORM; config: Config }): Route[] {
       operationId: 'logout',
       // signed in already: the caller's own budget, not the sign-in one
       rateLimit: 'caller',
-      tag: 'Tokens',
+      tag: 'Auth',
       method: 'post',
       path: '/api/v1/auth/logout',
       summary: 'Sign out: end the session of this access token',
@@ -165,7 +171,7 @@ export function authRoutes(deps: { orm: MikroORM; config: Config }): Route[] {
       operationId: 'listSessions',
       // signed in already: the caller's own budget, not the sign-in one
       rateLimit: 'caller',
-      tag: 'Tokens',
+      tag: 'Auth',
       method: 'get',
       path: '/api/v1/auth/sessions',
       summary: 'List your sessions that have not ended',
@@ -183,16 +189,20 @@ export function authRoutes(deps: { orm: MikroORM; config: Config }): Route[] {
       operationId: 'revokeSession',
       // signed in already: the caller's own budget, not the sign-in one
       rateLimit: 'caller',
-      tag: 'Tokens',
+      tag: 'Auth',
       method: 'delete',
       path: '/api/v1/auth/sessions/:id',
       summary: 'End one of your sessions (its refresh and access tokens stop working)',
       access: self,
       params: SessionIdParams,
       responses: { 204: { description: 'Ended' } },
-      async handle({ principal, em, params, res, log }) {
+      async handle({ req, principal, em, params, res, log }) {
         const { userId } = sessionOf(principal);
-        const { revokedNow } = await revokeSession(em, { userId, sessionId: params.id, reason: 'REVOKED' });
+        const { revokedNow } = await revokeSession(
+          em,
+          { userId, sessionId: params.id, reason: 'REVOKED' },
+          originOf(req),
+        );
         forgetSessions({ sessionId: params.id });
         if (revokedNow) log.info({ revokedSessionId: params.id }, 'session revoked');
         res.status(204).end();
@@ -200,7 +210,7 @@ export function authRoutes(deps: { orm: MikroORM; config: Config }): Route[] {
     }),
     route({
       operationId: 'changePassword',
-      tag: 'Tokens',
+      tag: 'Auth',
       method: 'post',
       path: '/api/v1/auth/password',
       summary: 'Change your password; every other session of yours ends',
@@ -209,7 +219,7 @@ export function authRoutes(deps: { orm: MikroORM; config: Config }): Route[] {
       responses: {
         200: { description: 'Changed', content: { 'application/json': { schema: PasswordChanged } } },
       },
-      async handle({ principal, em, body, res, log }) {
+      async handle({ req, principal, em, body, res, log }) {
         const { userId, sessionId } = sessionOf(principal);
         const { revokedSessionIds } = await changePassword(
           em,
@@ -217,7 +227,7 @@ export function authRoutes(deps: { orm: MikroORM; config: Config }): Route[] {
           userId,
           body.current_password,
           body.new_password,
-          { keepSessionId: sessionId },
+          { keepSessionId: sessionId, tenantId: principal.tenantId, origin: originOf(req) },
         );
         forgetSessions({ userId });
         log.info({ revokedSessions: revokedSessionIds.length }, 'password changed');

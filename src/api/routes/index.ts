@@ -18,6 +18,7 @@ import { notificationRoutes } from './notifications';
 import { opsRoutes } from './ops';
 import { productRoutes } from './products';
 import { scheduleRoutes } from './schedules';
+import { securityRoutes } from './security';
 import { simulatorRoutes } from './simulator';
 import { subscriptionRoutes } from './subscriptions';
 import { systemRoutes } from './system';
@@ -50,6 +51,7 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     ...authRoutes({ orm, config }),
     ...tenantRoutes({ temporal, metrics }),
     ...tokenRoutes(),
+    ...securityRoutes({ orm }),
     ...customerRoutes({ payments }),
     ...productRoutes(),
     ...subscriptionRoutes({ temporal, metrics, config, orm, payments }),

@@ -1,11 +1,12 @@
 /** /api/v1/tokens: a tenant token manages its own tenant's API tokens. */
+import type { Request } from 'express';
 import type { ApiToken } from '../../db/entities';
 import { dataBody } from '../../db/repositories/pages';
 import { tokenPage } from '../../db/repositories/tenancy';
 import { scopesWithin, type TokenScope } from '../../domain/api-tokens';
 import { AppError } from '../../domain/errors';
 import type { Principal } from '../../domain/principal';
-import { issueToken, revokeToken } from '../../services/api-tokens';
+import { issueToken, revokeToken, type TokenActor } from '../../services/api-tokens';
 import { route, type Route } from '../http/route';
 import { forgetToken, tenantOf } from '../middleware/auth';
 import type { z } from '../zod';
@@ -29,6 +30,15 @@ export function tokenView(token: ApiToken): z.infer<typeof TokenView> {
 const read = { caller: 'tenant', permission: 'tokens:read' } as const;
 const write = { caller: 'tenant', permission: 'tokens:write' } as const;
 
+/** Who is acting, for the security event of a token created or revoked. */
+function actorOf(principal: Principal, req: Request): TokenActor {
+  return {
+    userId: principal.actorType === 'user' ? principal.actorId : null,
+    ip: req.ip ?? null,
+    userAgent: req.get('user-agent') ?? null,
+  };
+}
+
 /** The scopes the caller holds: a token may only mint tokens with these. */
 function heldScopes(principal: Principal): TokenScope[] {
   return principal.permissions.has('tokens:write') ? ['read', 'write'] : ['read'];
@@ -47,7 +57,7 @@ export function tokenRoutes(): Route[] {
       responses: {
         201: { description: 'Token created', content: { 'application/json': { schema: TokenCreated } } },
       },
-      async handle({ principal, em, body, res, log }) {
+      async handle({ req, principal, em, body, res, log }) {
         const held = heldScopes(principal);
         if (!scopesWithin(body.scopes, held)) {
           throw new AppError('forbidden', 'a token can only create tokens with scopes it holds itself', {
@@ -60,6 +70,7 @@ export function tokenRoutes(): Route[] {
           scopes: body.scopes,
           expiresInDays: body.expires_in_days,
           createdByTokenId: principal.tokenId,
+          actor: actorOf(principal, req),
         });
         log.info({ issuedTokenId: issued.token.id }, 'tenant token created');
         res.status(201).json({ token: tokenView(issued.token), secret: issued.secret });
@@ -90,9 +101,14 @@ export function tokenRoutes(): Route[] {
       responses: {
         200: { description: 'Revoked', content: { 'application/json': { schema: TokenView } } },
       },
-      async handle({ principal, em, params, res, log }) {
+      async handle({ req, principal, em, params, res, log }) {
         const { id } = params;
-        const { token, revokedNow } = await revokeToken(em, { tenantId: tenantOf(principal), tokenId: id });
+        const { token, revokedNow } = await revokeToken(em, {
+          tenantId: tenantOf(principal),
+          tokenId: id,
+          byTokenId: principal.tokenId,
+          actor: actorOf(principal, req),
+        });
         forgetToken(token.id);
         if (revokedNow) log.info({ revokedTokenId: id }, 'tenant token revoked');
         res.json(tokenView(token));

@@ -33,6 +33,17 @@ export class User extends Row {
   /** set: the user can no longer sign in, and their sessions stop working */
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   disabledAt?: Date | null;
+
+  /** wrong passwords in a row since the last successful login (or the last lock) */
+  @Property({ type: 'integer' })
+  failedLoginCount: number & Opt = 0;
+
+  /** set: logins are refused without checking the password until then; attempts never extend it */
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  lockedUntil?: Date | null;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  lastLoginAt?: Date | null;
 }
 
 /** A user's role in one tenant; a user has at most one membership per tenant. */

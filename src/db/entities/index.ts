@@ -16,6 +16,7 @@ import { IdempotencyKey } from './idempotency';
 import { Membership, Session, User } from './identity';
 import { Notification } from './notifications';
 import { SubscriptionPlanChange } from './plan-changes';
+import { SecurityEvent } from './security';
 import { SimBackup, SimDnsRecord, SimFaultRule, SimVm } from './simulator';
 import { ApiToken, Tenant, TenantBillingSettings, TenantQuota, TenantUsage } from './tenancy';
 import { TestClock } from './test-clocks';
@@ -28,6 +29,7 @@ export * from './idempotency';
 export * from './identity';
 export * from './notifications';
 export * from './plan-changes';
+export * from './security';
 export * from './simulator';
 export * from './tenancy';
 export * from './test-clocks';
@@ -65,6 +67,7 @@ export const ENTITIES = [
   User,
   Membership,
   Session,
+  SecurityEvent,
 ];
 
 /** Entities whose rows belong to one tenant (a `tenant` relation); the tenant filter covers them. */

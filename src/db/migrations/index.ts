@@ -15,6 +15,7 @@ import { Migration20261123220200 } from './Migration20261123220200';
 import { Migration20261123220300 } from './Migration20261123220300';
 import { Migration20261123221000 } from './Migration20261123221000';
 import { Migration20261123231000 } from './Migration20261123231000';
+import { Migration20261123234500 } from './Migration20261123234500';
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261121220725', class: Migration20261121220725 },
@@ -32,4 +33,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261123220300', class: Migration20261123220300 },
   { name: 'Migration20261123221000', class: Migration20261123221000 },
   { name: 'Migration20261123231000', class: Migration20261123231000 },
+  { name: 'Migration20261123234500', class: Migration20261123234500 },
 ];
