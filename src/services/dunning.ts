@@ -39,8 +39,7 @@ import type { dunning } from '../workflows/dunning';
 import { requestOperation } from './cloudpods';
 import { chargeInvoice } from './collection';
 import { settleInvoicePaid } from './settlement';
-import { issueFinalInvoice } from './renewals';
-import { terminateSubscriptionPod } from './subscriptions';
+import { endSubscriptionNow, terminateSubscriptionPod } from './subscriptions';
 import { recordNotification } from './notifications';
 import { customerBillingClock } from './test-clocks';
 
@@ -421,12 +420,9 @@ export async function cancelForNonPayment(deps: DunningDeps, invoiceId: string):
       if (standing === 'PAID' || standing === 'VOID') return { outcome: standing };
       if (!sub) return { outcome: 'NO_SUBSCRIPTION' };
       if (sub.status !== 'CANCELED') {
-        const now = (await customerBillingClock(tx, invoice.customer.id)).now;
-        // Usage until the end goes on a final invoice, issued OPEN and not charged: the card has
-        // just failed every retry, and there is nothing left to suspend for not paying it.
-        await issueFinalInvoice(tx, sub, now, now);
-        sub.status = 'CANCELED';
-        sub.canceledAt = now;
+        // Its final invoice is left OPEN, not charged: the card has just failed every retry, and
+        // there is nothing left to suspend for not paying it.
+        await endSubscriptionNow(tx, sub);
         const customer = await recipientOf(tx, invoice);
         const number = invoice.number ?? invoice.id;
         await tx.flush();

@@ -143,6 +143,19 @@ export async function requestActivation(
   return { subscription, workflowId };
 }
 
+/**
+ * Ends a subscription now, in its customer's billing time (a test clock's, or the wall's): its
+ * usage not billed yet goes on its final invoice (issued, not charged: that is the caller's, after
+ * the commit) and it is CANCELED then. In the caller's transaction, which holds its row lock; the
+ * one way every immediate end — `cancel now`, its pod terminated, dunning's threshold — happens.
+ */
+export async function endSubscriptionNow(tx: EntityManager, sub: Subscription): Promise<void> {
+  const now = (await customerBillingClock(tx, sub.customer.id)).now;
+  await issueFinalInvoice(tx, sub, now, now);
+  sub.status = 'CANCELED';
+  sub.canceledAt = now;
+}
+
 /** When a cancellation takes effect: at the end of the period paid for, or at once. */
 export type CancelAt = 'period_end' | 'now';
 
@@ -205,11 +218,7 @@ export async function cancelSubscription(
     if (sub.status !== 'PENDING' && at === 'period_end') {
       sub.cancelAtPeriodEnd = true;
     } else {
-      // It ends now, in its customer's billing time: its usage until now is billed on its final invoice.
-      const now = (await customerBillingClock(tx, sub.customer.id)).now;
-      await issueFinalInvoice(tx, sub, now, now);
-      sub.status = 'CANCELED';
-      sub.canceledAt = now;
+      await endSubscriptionNow(tx, sub);
     }
     await tx.flush();
     return sub;
@@ -253,11 +262,7 @@ export async function cancelSubscriptionOfPod(
       { lockMode: LockMode.PESSIMISTIC_WRITE },
     );
     if (!sub || sub.status === 'CANCELED') return sub;
-    // It ends now, in its customer's billing time: its usage until now goes on its final invoice.
-    const now = (await customerBillingClock(tx, sub.customer.id)).now;
-    await issueFinalInvoice(tx, sub, now, now);
-    sub.status = 'CANCELED';
-    sub.canceledAt = now;
+    await endSubscriptionNow(tx, sub);
     await tx.flush();
     ended = true;
     return sub;
