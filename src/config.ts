@@ -80,6 +80,14 @@ const schema = z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
       .optional(),
+    /**
+     * the schema owner's connection, used only to run migrations (`podplane migrate`, npm start);
+     * unset: migrations run through DATABASE_URL, which then must be the owner
+     */
+    DATABASE_OWNER_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
     DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
     EMBEDDED_POSTGRES_PORT: port.default(54329),
     TEMPORAL_ADDRESS: z
@@ -128,6 +136,17 @@ const schema = z
       .min(1000)
       .max(86_400_000)
       .default(15 * 60_000),
+    /**
+     * seals stored secrets (users' TOTP secrets) with AES-256-GCM; at least 32 bytes, a secret. Unset:
+     * derived from JWT_SECRET (so in development without JWT_SECRET, MFA set up before a restart
+     * needs a recovery code after it). Set it in production: rotating JWT_SECRET then leaves MFA intact.
+     */
+    TENANT_SECRETS_ENCRYPTION_KEY: z
+      .string()
+      .refine((secret) => Buffer.byteLength(secret, 'utf8') >= 32, 'must be at least 32 bytes')
+      .optional(),
+    /** the issuer name authenticator apps show beside a TOTP code */
+    MFA_ISSUER: z.string().min(1).max(100).default('Podplane'),
     /** argon2id memory per password hash in KiB; at least the OWASP floor of 19 MiB */
     PASSWORD_HASH_MEMORY_KIB: z.coerce.number().int().min(19_456).max(4_194_304).default(19_456),
     /** argon2id iterations; at least 2 */

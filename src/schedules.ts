@@ -82,6 +82,22 @@ export function scheduleDefinitions(): ScheduleOptions[] {
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '2 days' },
       state: { note: MANAGED_NOTE },
     },
+    {
+      scheduleId: SCHEDULE_IDS.auditVerify,
+      spec: { cronExpressions: ['0 4 * * 0'], timezone: 'UTC' },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'auditVerify',
+        workflowId: SCHEDULE_IDS.auditVerify,
+        taskQueue: TASK_QUEUES.maintenance,
+        args: [],
+        staticSummary:
+          'Weekly, Sunday 04:00 UTC: recompute every audit chain; a break raises a CRITICAL security event',
+      },
+      // A week late is still worth a check; the next one comes a week later anyway.
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
+      state: { note: MANAGED_NOTE },
+    },
   ];
 }
 

@@ -10,6 +10,7 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
+import { auditActivityInterceptor } from './db/audit-context';
 import type { Logger } from './logger';
 import { TASK_QUEUES, type TaskQueue } from './workflows/shared';
 
@@ -58,6 +59,8 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
         taskQueue,
         workflowBundle: bundle,
         activities,
+        // every change an activity makes is audited as its workflow's
+        interceptors: { activity: [auditActivityInterceptor] },
         shutdownGraceTime: opts.shutdownGraceTimeMs ?? 30_000,
         // Bounded: the SDK sizes the cache from the heap, per worker, and this process runs one
         // worker per task queue, which took the worker past its memory budget under a billing run.

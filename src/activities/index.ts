@@ -3,6 +3,7 @@ import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { MikroORM } from '../db/orm';
 import type { Providers } from '../providers';
+import { createAuditActivities, type AuditActivities } from './audit';
 import { createBillingActivities, type BillingActivities } from './billing';
 import { createCloudPodActivities, type CloudPodActivities } from './cloudpods';
 import { createDunningActivities, type DunningActivities } from './dunning';
@@ -33,7 +34,8 @@ export type Activities = TenantActivities &
   DunningActivities &
   UsageActivities &
   PlanChangeActivities &
-  TestClockActivities;
+  TestClockActivities &
+  AuditActivities;
 
 export function createActivities(deps: ActivityDeps): Activities {
   return {
@@ -67,6 +69,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     }),
     ...createPlanChangeActivities({ orm: deps.orm, config: deps.config, logger: deps.logger }),
     ...createTestClockActivities({ orm: deps.orm, logger: deps.logger }),
+    ...createAuditActivities({ orm: deps.orm }),
   };
 }
 
@@ -81,4 +84,5 @@ export type {
   UsageActivities,
   PlanChangeActivities,
   TestClockActivities,
+  AuditActivities,
 };

@@ -87,7 +87,10 @@ export function buildOpenApiDocument(routes: readonly Route[], version: string) 
   const bearerAuth = registry.registerComponent('securitySchemes', 'bearerAuth', {
     type: 'http',
     scheme: 'bearer',
-    description: 'A Podplane API token (`ppt_…`), tenant-scoped or platform-admin.',
+    description:
+      'Either a Podplane API token (`ppt_…`, tenant or platform, holding its scopes) or a user’s access ' +
+      'token from `POST /api/v1/auth/login` (a short-lived JWT carrying the permissions of the user’s role ' +
+      'in the tenant signed into). Both give the same principal; each route names the permission it needs.',
   });
   for (const r of routes) {
     const isPublic = 'public' in r.access;

@@ -1,7 +1,7 @@
 /** `npm run start:api`: the HTTP API, configured by environment; drains on SIGTERM. */
 import { createApp } from '../api/app';
 import { loadConfigOrExit } from '../config';
-import { initOrm } from '../db/orm';
+import { initOrm, ownerConnectionWarning } from '../db/orm';
 import { createLogger } from '../logger';
 import { connectTemporal } from '../temporal-client';
 import { describeError } from './errors';
@@ -18,6 +18,13 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const orm = await initOrm({ databaseUrl: config.DATABASE_URL, poolMax: config.DATABASE_POOL_MAX });
+  // Production keeps the audit trail's guarantee: the application's role must own nothing.
+  const ownerWarning = await ownerConnectionWarning(orm);
+  if (ownerWarning && config.NODE_ENV === 'production') {
+    process.stderr.write(`invalid configuration for start:api: ${ownerWarning}\n`);
+    process.exit(1);
+  }
+  if (ownerWarning) logger.warn(ownerWarning);
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   // Of the providers the API calls only payments (a customer paying an invoice, saving a card),
   // which the route table builds from config; it builds no Proxmox or PowerDNS client, and the

@@ -12,12 +12,17 @@ const pkg = require('../../../package.json') as { version: string };
 export const VERSION: string = pkg.version;
 export const COMMIT: string = process.env.GIT_COMMIT ?? 'unknown';
 
-/** DATABASE_URL, or the embedded PostgreSQL under DATA_DIR (reused if already running). */
+/**
+ * The application's connection and the owner's (for migrations): DATABASE_URL and
+ * DATABASE_OWNER_URL (DATABASE_URL when unset), or the embedded PostgreSQL under DATA_DIR (reused
+ * if already running), whose superuser owns the schema and whose `podplane_app_login` is the application.
+ */
 export async function databaseFor(
   config: Config,
   logger: Logger,
-): Promise<{ url: string; embedded?: EmbeddedPostgresHandle }> {
-  if (config.DATABASE_URL) return { url: config.DATABASE_URL };
+): Promise<{ url: string; ownerUrl: string; embedded?: EmbeddedPostgresHandle }> {
+  if (config.DATABASE_URL)
+    return { url: config.DATABASE_URL, ownerUrl: config.DATABASE_OWNER_URL ?? config.DATABASE_URL };
   const embedded = await startEmbeddedPostgres({
     dataDir: path.join(config.DATA_DIR, 'postgres'),
     port: config.EMBEDDED_POSTGRES_PORT,
@@ -25,7 +30,7 @@ export async function databaseFor(
     persistent: true,
     log: (line) => logger.info(line),
   });
-  return { url: embedded.url, embedded };
+  return { url: embedded.appUrl, ownerUrl: embedded.url, embedded };
 }
 
 /** TEMPORAL_ADDRESS, or a dev server (file database under DATA_DIR, UI on TEMPORAL_UI_PORT). */

@@ -1,11 +1,17 @@
 /** The `podplane` operator CLI (`npm run cli -- <command>`). */
 import { randomBytes } from 'node:crypto';
+import { userInfo } from 'node:os';
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
 import { loadConfigOrExit } from '../config';
 import { initOrm, migrate, systemEm, type MikroORM } from '../db/orm';
-import { TOKEN_SCOPES, type TokenScope } from '../domain/api-tokens';
+import {
+  DEFAULT_TOKEN_LIFETIME_DAYS,
+  MAX_TOKEN_LIFETIME_DAYS,
+  TOKEN_SCOPES,
+  type TokenScope,
+} from '../domain/api-tokens';
 import { authSettings } from '../api/routes/auth';
 import { LoginBody } from '../api/routes/auth.schemas';
 import { CreateTenantBody, TenantQuotasBody } from '../api/routes/tenants.schemas';
@@ -18,7 +24,10 @@ import { createTenant, setTenantQuotas, tenantQuotas, type TenantQuotaReport } f
 import { syncSchedules } from '../schedules';
 import { retryJob } from '../services/cloudpods';
 import { connectTemporal, type TemporalClientHandle } from '../temporal-client';
+import { auditVerifyCommand } from './audit-verify';
 import { describeError } from './errors';
+import { appUrlOf } from '../db/roles';
+import { withAuditContext } from '../db/audit-context';
 import { databaseFor } from './infra';
 import { liveRunFile, postgresHolding, runFilePath, type RunFile } from './run-file';
 
@@ -45,9 +54,19 @@ function runningStack(): RunFile | undefined {
   return stack;
 }
 
-/** DATABASE_URL; else the running npm start's database; else the embedded PostgreSQL under DATA_DIR. */
-async function database(): Promise<{ url: string; from?: string; stop?: () => Promise<void> }> {
-  if (config.DATABASE_URL) return { url: config.DATABASE_URL };
+/**
+ * DATABASE_URL (and DATABASE_OWNER_URL for migrations); else the running npm start's database; else
+ * the embedded PostgreSQL under DATA_DIR. `url` is the application's role, `ownerUrl` the schema owner's.
+ */
+async function database(): Promise<{
+  url: string;
+  ownerUrl: string;
+  from?: string;
+  stop?: () => Promise<void>;
+}> {
+  if (config.DATABASE_URL) {
+    return { url: config.DATABASE_URL, ownerUrl: config.DATABASE_OWNER_URL ?? config.DATABASE_URL };
+  }
   const stack = runningStack();
   if (stack) {
     if (!stack.databaseEmbedded || !stack.databaseUrl) {
@@ -56,8 +75,10 @@ async function database(): Promise<{ url: string; from?: string; stop?: () => Pr
           'set DATABASE_URL to reach it',
       );
     }
+    // npm start records its embedded superuser's URL; commands other than migrations act as the application
     return {
-      url: stack.databaseUrl,
+      url: appUrlOf(stack.databaseUrl),
+      ownerUrl: stack.databaseUrl,
       from: `npm start's PostgreSQL (pid ${stack.pid}, ${runFilePath(dataDir)})`,
     };
   }
@@ -73,20 +94,29 @@ async function database(): Promise<{ url: string; from?: string; stop?: () => Pr
   // reuses a server on EMBEDDED_POSTGRES_PORT, else runs one for this command
   const db = await databaseFor(config, logger);
   const embedded = db.embedded;
-  return { url: db.url, ...(embedded?.owned ? { stop: () => embedded.stop() } : {}) };
+  return { url: db.url, ownerUrl: db.ownerUrl, ...(embedded?.owned ? { stop: () => embedded.stop() } : {}) };
 }
 
-async function withOrm<T>(run: (orm: MikroORM) => Promise<T>): Promise<T> {
+/** The command being run, for the audit trail. */
+let command = 'podplane';
+
+/**
+ * Runs `run` with an ORM on the application's role (`as: 'owner'`: the schema owner's, for
+ * migrations); every change it makes is audited as the CLI's, naming the command and the OS user.
+ */
+async function withOrm<T>(run: (orm: MikroORM) => Promise<T>, opts: { as?: 'owner' } = {}): Promise<T> {
   const db = await database();
   try {
     let orm: MikroORM;
     try {
-      orm = await initOrm({ databaseUrl: db.url, poolMax: 2 });
+      orm = await initOrm({ databaseUrl: opts.as === 'owner' ? db.ownerUrl : db.url, poolMax: 2 });
     } catch (err) {
       throw db.from ? new Error(`cannot reach ${db.from}: ${describeError(err)}`) : err;
     }
     try {
-      return await run(orm);
+      return await withAuditContext({ actorType: 'cli', actorId: osUser(), operation: command }, () =>
+        run(orm),
+      );
     } finally {
       await orm.close();
     }
@@ -118,8 +148,9 @@ async function withTemporal<T>(run: (t: TemporalClientHandle) => Promise<T>): Pr
   }
 }
 
+/** `--scopes pods:read,billing:read`: known scopes, each once. */
 function parseScopes(value: string): TokenScope[] {
-  const scopes = value.split(',').map((s) => s.trim());
+  const scopes = [...new Set(value.split(',').map((s) => s.trim()))];
   for (const s of scopes) {
     if (!(TOKEN_SCOPES as readonly string[]).includes(s))
       throw new Error(`unknown scope '${s}' (known: ${TOKEN_SCOPES.join(', ')})`);
@@ -127,16 +158,50 @@ function parseScopes(value: string): TokenScope[] {
   return scopes as TokenScope[];
 }
 
+/** `--expires-in-days` / `--expires-at`, as `issueToken` bounds them (the default lifetime without either). */
+function parseLifetime(opts: { expiresInDays?: string; expiresAt?: string }): { inDays?: number; at?: Date } {
+  const lifetime: { inDays?: number; at?: Date } = {};
+  if (opts.expiresInDays !== undefined) {
+    if (!/^\d+$/.test(opts.expiresInDays)) throw new Error('--expires-in-days: a whole number of days');
+    lifetime.inDays = Number(opts.expiresInDays);
+  }
+  if (opts.expiresAt !== undefined) {
+    const at = new Date(opts.expiresAt);
+    if (Number.isNaN(at.getTime()))
+      throw new Error('--expires-at: an ISO 8601 time, e.g. 2027-01-31T00:00:00Z');
+    lifetime.at = at;
+  }
+  return lifetime;
+}
+
+const SCOPES_HELP = `comma-separated scopes: ${TOKEN_SCOPES.join(', ')}`;
+const EXPIRES_IN_DAYS_HELP = `days until the token expires (1-${MAX_TOKEN_LIFETIME_DAYS}; default ${DEFAULT_TOKEN_LIFETIME_DAYS})`;
+const EXPIRES_AT_HELP = `when the token expires (ISO 8601, at most ${MAX_TOKEN_LIFETIME_DAYS} days ahead)`;
+
+function osUser(): string | null {
+  try {
+    return userInfo().username;
+  } catch {
+    return null;
+  }
+}
+
 const program = new Command('podplane').description('Podplane operator CLI').showHelpAfterError();
+program.hook('preAction', (_program, action) => {
+  command = action.name();
+});
 
 program
   .command('migrate')
   .description('apply pending committed migrations')
   .action(() =>
-    withOrm(async (orm) => {
-      const applied = await migrate(orm);
-      process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'schema up to date\n');
-    }),
+    withOrm(
+      async (orm) => {
+        const applied = await migrate(orm);
+        process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'schema up to date\n');
+      },
+      { as: 'owner' },
+    ),
   );
 
 program
@@ -144,46 +209,56 @@ program
   .description('generate a migration from the difference between the entities and the migrated database')
   .option('--blank', 'create an empty migration to fill in by hand')
   .action((opts: { blank?: boolean }) =>
-    withOrm(async (orm) => {
-      await migrate(orm);
-      const dir = path.resolve(__dirname, '../../../src/db/migrations');
-      const result = await orm.getMigrator().createMigration(dir, opts.blank ?? false);
-      if (!result.fileName) {
-        process.stdout.write('no changes: the entities match the migrations\n');
-        return;
-      }
-      const files = (await readdir(dir)).filter((f) => /^Migration\d+.*\.ts$/.test(f)).sort();
-      const names = files.map((f) => f.replace(/\.ts$/, ''));
-      const index = [
-        '/** Generated by `npm run migration:create`: every committed migration, in order. */',
-        "import type { MigrationObject } from '@mikro-orm/core';",
-        ...names.map((n) => `import { ${n} } from './${n}';`),
-        '',
-        'export const MIGRATIONS: MigrationObject[] = [',
-        ...names.map((n) => `  { name: '${n}', class: ${n} },`),
-        '];',
-        '',
-      ].join('\n');
-      await writeFile(path.join(dir, 'index.ts'), index);
-      process.stdout.write(`created src/db/migrations/${result.fileName}\n`);
-    }),
+    withOrm(
+      async (orm) => {
+        await migrate(orm);
+        const dir = path.resolve(__dirname, '../../../src/db/migrations');
+        const result = await orm.getMigrator().createMigration(dir, opts.blank ?? false);
+        if (!result.fileName) {
+          process.stdout.write('no changes: the entities match the migrations\n');
+          return;
+        }
+        const files = (await readdir(dir)).filter((f) => /^Migration\d+.*\.ts$/.test(f)).sort();
+        const names = files.map((f) => f.replace(/\.ts$/, ''));
+        const index = [
+          '/** Generated by `npm run migration:create`: every committed migration, in order. */',
+          "import type { MigrationObject } from '@mikro-orm/core';",
+          ...names.map((n) => `import { ${n} } from './${n}';`),
+          '',
+          'export const MIGRATIONS: MigrationObject[] = [',
+          ...names.map((n) => `  { name: '${n}', class: ${n} },`),
+          '];',
+          '',
+        ].join('\n');
+        await writeFile(path.join(dir, 'index.ts'), index);
+        process.stdout.write(`created src/db/migrations/${result.fileName}\n`);
+      },
+      { as: 'owner' },
+    ),
   );
 
 program
   .command('admin:create')
   .description('create a platform admin API token and print it once')
   .requiredOption('--name <name>', 'who or what the token is for')
-  .option('--scopes <scopes>', 'comma-separated scopes', 'read,write')
-  .option('--expires-in-days <days>', 'expiry in days', (v) => Number.parseInt(v, 10))
-  .action((opts: { name: string; scopes: string; expiresInDays?: number }) =>
+  .option(
+    '--scopes <scopes>',
+    `${SCOPES_HELP} (a platform token: read, write, admin, tenants:read, security:*, audit:read)`,
+    'read,write',
+  )
+  .option('--expires-in-days <days>', EXPIRES_IN_DAYS_HELP)
+  .option('--expires-at <time>', EXPIRES_AT_HELP)
+  .action((opts: { name: string; scopes: string; expiresInDays?: string; expiresAt?: string }) =>
     withOrm(async (orm) => {
       const { token, secret } = await issueToken(systemEm(orm), {
         tenantId: null,
         name: opts.name,
         scopes: parseScopes(opts.scopes),
-        expiresInDays: opts.expiresInDays,
+        lifetime: parseLifetime(opts),
       });
-      process.stdout.write(`platform admin token ${token.id} (shown once, store it now):\n${secret}\n`);
+      process.stdout.write(
+        `platform admin token ${token.id} (${token.scopes.join(',')}, expires ${token.expiresAt?.toISOString()}; shown once, store it now):\n${secret}\n`,
+      );
     }),
   );
 
@@ -192,16 +267,22 @@ program
   .description("issue a tenant's API token and print it once")
   .requiredOption('--tenant <id>', 'tenant id')
   .requiredOption('--name <name>', 'what the token is for')
-  .option('--scopes <scopes>', 'comma-separated scopes', 'read,write')
-  .action((opts: { tenant: string; name: string; scopes: string }) =>
-    withOrm(async (orm) => {
-      const { token, secret } = await issueToken(systemEm(orm), {
-        tenantId: opts.tenant,
-        name: opts.name,
-        scopes: parseScopes(opts.scopes),
-      });
-      process.stdout.write(`tenant token ${token.id} (shown once, store it now):\n${secret}\n`);
-    }),
+  .option('--scopes <scopes>', SCOPES_HELP, 'read,write')
+  .option('--expires-in-days <days>', EXPIRES_IN_DAYS_HELP)
+  .option('--expires-at <time>', EXPIRES_AT_HELP)
+  .action(
+    (opts: { tenant: string; name: string; scopes: string; expiresInDays?: string; expiresAt?: string }) =>
+      withOrm(async (orm) => {
+        const { token, secret } = await issueToken(systemEm(orm), {
+          tenantId: opts.tenant,
+          name: opts.name,
+          scopes: parseScopes(opts.scopes),
+          lifetime: parseLifetime(opts),
+        });
+        process.stdout.write(
+          `tenant token ${token.id} (${token.scopes.join(',')}, expires ${token.expiresAt?.toISOString()}; shown once, store it now):\n${secret}\n`,
+        );
+      }),
   );
 
 /** The first line of stdin, without its line break. */
@@ -358,6 +439,21 @@ program
         });
         printQuotas(report);
       }),
+  );
+
+program
+  .command('audit:verify')
+  .description(
+    'recompute every audit chain (or one tenant’s): hashes, prev_hash links, seqs without gaps and the heads; ' +
+      'exit code 1 naming each broken chain and its first broken seq',
+  )
+  .option('--tenant <id>', 'only this tenant’s chain (`platform`: the platform’s)')
+  .action((opts: { tenant?: string }) =>
+    withOrm(async (orm) => {
+      const { exitCode, output } = await auditVerifyCommand(systemEm(orm), opts);
+      process.stdout.write(output);
+      process.exitCode = exitCode;
+    }),
   );
 
 program

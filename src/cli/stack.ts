@@ -13,7 +13,7 @@
 import path from 'node:path';
 import { createApp } from '../api/app';
 import { loadConfigOrExit } from '../config';
-import { initOrm, migrate } from '../db/orm';
+import { initOrm, migrateAsOwner, ownerConnectionWarning } from '../db/orm';
 import { createLogger } from '../logger';
 import { createProviders, loadFaultsFromConfig } from '../providers';
 import { seedSimulatedNodes } from '../services/nodes';
@@ -186,10 +186,13 @@ async function main(): Promise<void> {
       stack.push({ name: 'Temporal dev server', stop: () => dev.stop() });
     }
 
+    // As the schema's owner; the pool below connects as the application's role, which owns nothing.
+    const applied = await migrateAsOwner(db.ownerUrl);
+    logger.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
     const orm = await initOrm({ databaseUrl: db.url, poolMax: config.DATABASE_POOL_MAX });
     stack.push({ name: 'database pool', stop: () => orm.close() });
-    const applied = await migrate(orm);
-    logger.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
+    const ownerWarning = await ownerConnectionWarning(orm);
+    if (ownerWarning) logger.warn(ownerWarning);
 
     const temporal = await connectTemporal(temporalInfra.address, config.TEMPORAL_NAMESPACE);
     stack.push({ name: 'Temporal client', stop: () => temporal.close() });
@@ -241,8 +244,9 @@ async function main(): Promise<void> {
       ...record,
       state: 'running',
       apiUrl: api.url,
-      // the embedded server's local development credentials, as the CLI has always used them
-      databaseUrl: db.embedded ? db.url : withoutPassword(db.url),
+      // the embedded server's local development credentials (its superuser, which migrations need),
+      // as the CLI has always used them
+      databaseUrl: db.embedded ? db.ownerUrl : withoutPassword(db.url),
       databaseEmbedded: db.embedded !== undefined,
       temporalAddress: temporalInfra.address,
       temporalNamespace: config.TEMPORAL_NAMESPACE,

@@ -1,6 +1,6 @@
 /** `npm run start:worker`: every task queue, schedules synced at boot; finishes in-flight activities on SIGTERM. */
 import { loadConfigOrExit } from '../config';
-import { initOrm } from '../db/orm';
+import { initOrm, ownerConnectionWarning } from '../db/orm';
 import { createLogger } from '../logger';
 import { createProviders, loadFaultsFromConfig } from '../providers';
 import { syncSchedules } from '../schedules';
@@ -23,6 +23,13 @@ async function main(): Promise<void> {
   // We own shutdown: stop polling, let activities finish, then close the database.
   installRuntime(logger);
   const orm = await initOrm({ databaseUrl: config.DATABASE_URL, poolMax: config.DATABASE_POOL_MAX });
+  // Production keeps the audit trail's guarantee: the application's role must own nothing.
+  const ownerWarning = await ownerConnectionWarning(orm);
+  if (ownerWarning && config.NODE_ENV === 'production') {
+    process.stderr.write(`invalid configuration for start:worker: ${ownerWarning}\n`);
+    process.exit(1);
+  }
+  if (ownerWarning) logger.warn(ownerWarning);
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const synced = await syncSchedules(temporal.client);
   logger.info({ schedules: synced }, 'schedules synced');

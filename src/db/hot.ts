@@ -3,6 +3,7 @@
  * run as named prepared statements on a connection of the ORM's own pool, so PostgreSQL plans them
  * once per connection and the API spends no CPU on building SQL or hydrating entities.
  */
+import { autocommitWrite, type PgConnection } from './audit-context';
 import type { EntityManager } from './orm';
 
 interface PgClient {
@@ -36,8 +37,10 @@ export async function hotQuery<R>(
   const client = (em.getConnection().getKnex() as unknown as { client: KnexClient }).client;
   const connection = await client.acquireConnection();
   try {
-    return (await connection.query<R>({ name, text, values, ...(opts.asText ? { types: AS_TEXT } : {}) }))
-      .rows;
+    // a write names who makes it, for the audit trail (src/db/audit-context.ts)
+    const run = async () =>
+      (await connection.query<R>({ name, text, values, ...(opts.asText ? { types: AS_TEXT } : {}) })).rows;
+    return await autocommitWrite(connection as unknown as PgConnection, text, run);
   } finally {
     await client.releaseConnection(connection);
   }

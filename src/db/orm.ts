@@ -2,6 +2,7 @@
 import 'reflect-metadata';
 import { MikroORM, defineConfig, type EntityManager, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
+import { AuditContextSubscriber, carryAuditContextToAutocommitWrites } from './audit-context';
 import { ENTITIES, TENANT_SCOPED_ENTITIES, Tenant } from './entities';
 import { MIGRATIONS } from './migrations';
 
@@ -41,6 +42,10 @@ export function ormConfig(opts: OrmOptions): Options {
     },
     debug: opts.debug ?? false,
     allowGlobalContext: false,
+    // Each transaction tells the audit triggers who is acting (src/db/audit-context.ts).
+    subscribers: [new AuditContextSubscriber()],
+    // Written only by triggers and read by plain SQL (src/services/audit.ts): no entities.
+    schemaGenerator: { skipTables: ['audit_events', 'audit_heads'] },
     pool: { min: 0, max: opts.poolMax ?? 10 },
     migrations: {
       migrationsList: MIGRATIONS,
@@ -57,13 +62,47 @@ export function ormConfig(opts: OrmOptions): Options {
 }
 
 export async function initOrm(opts: OrmOptions): Promise<MikroORM> {
-  return MikroORM.init(ormConfig(opts));
+  const orm = await MikroORM.init(ormConfig(opts));
+  carryAuditContextToAutocommitWrites(orm.em.getConnection().getKnex().client);
+  return orm;
 }
 
 /** Applies pending committed migrations; returns the names applied. */
 export async function migrate(orm: MikroORM): Promise<string[]> {
   const applied = await orm.getMigrator().up();
   return applied.map((m) => m.name);
+}
+
+/**
+ * Migrates through a connection of its own, as the schema's owner (DATABASE_OWNER_URL): the
+ * application's own pool connects as a role that owns nothing and could not.
+ */
+export async function migrateAsOwner(ownerUrl: string): Promise<string[]> {
+  const orm = await initOrm({ databaseUrl: ownerUrl, poolMax: 1 });
+  try {
+    return await migrate(orm);
+  } finally {
+    await orm.close();
+  }
+}
+
+/**
+ * Why the role `orm` connects as defeats the database-enforced guarantees (a superuser, or the
+ * owner of the audit trail, may alter it), or undefined when it does not.
+ */
+export async function ownerConnectionWarning(orm: MikroORM): Promise<string | undefined> {
+  const [row] = await orm.em.getConnection().execute<{ role: string; superuser: boolean; owner: boolean }[]>(
+    `select current_user as role, r.rolsuper as superuser,
+            exists (select 1 from pg_tables t where t.schemaname = 'public' and t.tablename = 'audit_events'
+                       and pg_has_role(current_user, t.tableowner, 'USAGE')) as owner
+       from pg_roles r where r.rolname = current_user`,
+  );
+  if (!row || (!row.superuser && !row.owner)) return undefined;
+  return (
+    `DATABASE_URL connects as ${row.role}, ${row.superuser ? 'a superuser' : 'the owner of the schema'}: ` +
+    'the audit trail is append-only only for a role that owns nothing — connect as a member of podplane_app ' +
+    'and run migrations with DATABASE_OWNER_URL'
+  );
 }
 
 /**

@@ -6,10 +6,20 @@ export type ErrorKind =
   | 'malformed_request'
   | 'validation_failed'
   | 'unauthenticated'
+  /** the password was right; the account has MFA on and the sign-in needs its code */
+  | 'mfa_required'
   | 'forbidden'
+  /** the tenant requires MFA and the user has not enabled it: they may only set it up */
+  | 'mfa_setup_required'
+  /** the tenant's shield refuses the client's address (403 `ip-blocked`) */
+  | 'ip_blocked'
+  /** the client's address is outside the tenant's IP allowlist (403 `ip-not-allowed`) */
+  | 'ip_not_allowed'
   | 'quota_exceeded'
   | 'not_found'
   | 'conflict'
+  /** a change that would leave a tenant without an OWNER */
+  | 'last_owner'
   | 'payment_declined'
   | 'unprocessable'
   | 'payload_too_large'

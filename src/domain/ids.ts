@@ -30,6 +30,12 @@ export const ID_PREFIXES = {
   membership: 'mem',
   session: 'ses',
   securityEvent: 'sev',
+  shieldPolicy: 'shp',
+  shieldRule: 'shr',
+  shieldEvent: 'she',
+  securityPolicy: 'tsp',
+  invitation: 'ivt',
+  passwordReset: 'pwr',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -20,6 +20,11 @@ export interface Principal {
   tokenId: string | null;
   /** the session used, when the caller is a user: stable across refreshes (the id of its first row) */
   sessionId: string | null;
+  /**
+   * set: a user whose tenant requires MFA and who has not enabled it; they hold only `account:self`
+   * (to set MFA up) and every other route answers 403 `mfa-setup-required`
+   */
+  mfaSetupRequired?: boolean;
 }
 
 /** A principal acting inside one tenant. */

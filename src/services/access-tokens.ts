@@ -13,6 +13,8 @@ import { isId } from '../domain/ids';
 /** RFC 9068's media type for JWT access tokens: a token of another kind signed with the same key is refused. */
 const ACCESS_TOKEN_TYPE = 'at+jwt';
 const ALGORITHM = 'HS256';
+/** the `mfa` claim of a token whose user must set up MFA before anything else */
+const MFA_SETUP_REQUIRED = 'setup_required';
 
 export interface AccessTokenSettings {
   key: Uint8Array;
@@ -36,6 +38,8 @@ export interface AccessClaims {
   sessionId: string;
   /** null: a platform administrator acting for the platform */
   tenantId: string | null;
+  /** the tenant requires MFA and the user has not enabled it (`mfa: "setup_required"`): only `account:self` */
+  mfaSetupRequired?: boolean;
 }
 
 export async function signAccessToken(
@@ -47,6 +51,7 @@ export async function signAccessToken(
   const token = await new SignJWT({
     sid: claims.sessionId,
     ...(claims.tenantId ? { tid: claims.tenantId } : {}),
+    ...(claims.mfaSetupRequired ? { mfa: MFA_SETUP_REQUIRED } : {}),
   })
     .setProtectedHeader({ alg: ALGORITHM, typ: ACCESS_TOKEN_TYPE })
     .setSubject(claims.userId)
@@ -74,11 +79,17 @@ export async function verifyAccessToken(
       maxTokenAge: settings.ttlSeconds,
       requiredClaims: ['sub', 'sid', 'iat', 'exp'],
     });
-    const { sub, sid, tid } = payload;
+    const { sub, sid, tid, mfa } = payload;
     if (typeof sub !== 'string' || !isId('user', sub)) return null;
     if (typeof sid !== 'string' || !isId('session', sid)) return null;
     if (tid !== undefined && (typeof tid !== 'string' || !isId('tenant', tid))) return null;
-    return { userId: sub, sessionId: sid, tenantId: tid ?? null };
+    if (mfa !== undefined && mfa !== MFA_SETUP_REQUIRED) return null;
+    return {
+      userId: sub,
+      sessionId: sid,
+      tenantId: tid ?? null,
+      ...(mfa === MFA_SETUP_REQUIRED ? { mfaSetupRequired: true } : {}),
+    };
   } catch (err) {
     // Anything jose refuses is just an invalid token; anything else is a fault of ours.
     if (err instanceof errors.JOSEError) return null;

@@ -3,9 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { LockMode } from '@mikro-orm/core';
 import { ApiToken, Tenant } from '../db/entities';
 import type { EntityManager } from '../db/orm';
-import { TOKEN_PREFIX, hashToken, visiblePrefix, type TokenScope } from '../domain/api-tokens';
-import { conflict, notFound } from '../domain/errors';
+import { TOKEN_PREFIX, hashToken, tokenExpiry, visiblePrefix, type TokenScope } from '../domain/api-tokens';
+import { AppError, conflict, notFound } from '../domain/errors';
 import { isId } from '../domain/ids';
+import { permissionsWithin, refusedScopes, tokenPermissions, type Permission } from '../domain/permissions';
 import { recordSecurityEvent } from './security-events';
 
 /** Who made a change, for its security event: the signed-in user (if one did) and where from. */
@@ -20,9 +21,46 @@ export interface IssueTokenInput {
   tenantId: string | null;
   name: string;
   scopes: TokenScope[];
+  /**
+   * The lifetime asked for through the API or the CLI: bounded, and the default lifetime when
+   * neither member is given (see `tokenExpiry`). Without it, `expiresInDays` or no expiry at all
+   * (fixtures and tests).
+   */
+  lifetime?: { inDays?: number | undefined; at?: Date | undefined };
   expiresInDays?: number | undefined;
+  /**
+   * The permissions of the principal minting the token, when one does: the token's must be within
+   * them (403). A platform administrator issuing a tenant's token, or the CLI, gives none.
+   */
+  mintedWithin?: ReadonlySet<Permission>;
   createdByTokenId?: string | null;
   actor?: TokenActor;
+}
+
+/** When the token expires, or why it cannot be made: 400 for scopes or a lifetime out of bounds, 403 above its minter. */
+function checkedExpiry(input: IssueTokenInput, now: Date): Date | null {
+  const owner = input.tenantId === null ? 'platform' : 'tenant';
+  const refused = refusedScopes(owner, input.scopes);
+  if (refused.length > 0) {
+    throw new AppError('validation_failed', `a ${owner} token cannot hold ${refused.join(', ')}`, {
+      errors: [{ field: 'scopes', message: `not for a ${owner} token: ${refused.join(', ')}` }],
+    });
+  }
+  if (input.mintedWithin && !permissionsWithin(tokenPermissions(owner, input.scopes), input.mintedWithin)) {
+    throw new AppError('forbidden', 'a token can only be given permissions its creator holds', {
+      errors: [{ field: 'scopes', message: 'asks for a permission the caller does not hold' }],
+    });
+  }
+  if (input.lifetime) {
+    const expiry = tokenExpiry(now, input.lifetime);
+    if ('refused' in expiry) {
+      throw new AppError('validation_failed', expiry.refused, {
+        errors: [{ field: expiry.field, message: expiry.refused }],
+      });
+    }
+    return expiry.expiresAt;
+  }
+  return input.expiresInDays ? new Date(now.getTime() + input.expiresInDays * 86_400_000) : null;
 }
 
 export interface IssuedToken {
@@ -36,6 +74,7 @@ export function generateTokenSecret(): string {
 }
 
 export async function issueToken(em: EntityManager, input: IssueTokenInput): Promise<IssuedToken> {
+  const expiresAt = checkedExpiry(input, new Date());
   return em.transactional(async (tx) => {
     let tenant: Tenant | null = null;
     if (input.tenantId !== null) {
@@ -54,7 +93,7 @@ export async function issueToken(em: EntityManager, input: IssueTokenInput): Pro
       prefix: visiblePrefix(secret),
       scopes: input.scopes,
       createdByTokenId: input.createdByTokenId ?? null,
-      expiresAt: input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : null,
+      expiresAt,
     });
     await tx.flush();
     await recordSecurityEvent(tx, {
@@ -68,6 +107,7 @@ export async function issueToken(em: EntityManager, input: IssueTokenInput): Pro
         token_id: token.id,
         prefix: token.prefix,
         scopes: token.scopes,
+        expires_at: expiresAt?.toISOString() ?? null,
         created_by_token_id: input.createdByTokenId ?? null,
       },
     });

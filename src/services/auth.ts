@@ -1,6 +1,8 @@
 /**
- * Users and their sign-ins: creating a user with a membership, login, refresh-token rotation with
- * reuse detection, logout, a user's sessions, and password changes. Each change runs in one
+ * Users and their sign-ins: creating a user with a membership, login (with the second factor of a
+ * user who has MFA on, and the security policy of the tenant signed into: its IP allowlist, session
+ * lifetime, lockout and required MFA), refresh-token rotation with reuse detection, logout, a
+ * user's sessions, and password changes. Each change runs in one
  * transaction; password hashing (CPU-bound) happens before it, never inside. Every change of a
  * session family starts by locking the family's first row, so a refresh racing a logout cannot
  * leave a live token in a revoked family. Used by the auth routes and the CLI.
@@ -13,16 +15,24 @@ import { AppError, conflict, forbidden, notFound } from '../domain/errors';
 import { isId, newId } from '../domain/ids';
 import { needsRehash, passwordProblem, type HashParams } from '../domain/passwords';
 import type { MembershipRole } from '../domain/permissions';
+import { ipAllowed, sessionLifetimeS, type Lockout } from '../domain/security-policy';
 import { REFRESH_TOKEN_SHAPE, generateRefreshToken, refreshOutcome } from '../domain/sessions';
+import { recordRecoveryCodeUsed, useSecondFactor, type MfaSettings } from './mfa';
 import { hashPassword, verifyAgainstNobody, verifyPassword } from './passwords';
 import { emailFingerprint, recordSecurityEvent } from './security-events';
+import { lockoutFor, policyOf, type StoredPolicy } from './security-policy';
 
 export interface AuthSettings {
   hashParams: HashParams;
-  /** how long a sign-in lasts from login, refreshed or not */
+  /** how long a sign-in lasts from login, refreshed or not (a tenant's policy may shorten it) */
   sessionTtlSeconds: number;
-  /** wrong passwords in a row that lock an account, and for how long; 10 and 15 minutes unless set */
+  /**
+   * wrong passwords (or MFA codes) in a row that lock an account, and for how long; 10 and 15
+   * minutes unless set. A tenant's policy may set its own: a member of several gets the strictest.
+   */
   lockout?: { threshold: number; durationMs: number };
+  /** how TOTP secrets are sealed and named */
+  mfa: MfaSettings;
 }
 
 const DEFAULT_LOCKOUT = { threshold: 10, durationMs: 15 * 60_000 };
@@ -147,6 +157,11 @@ export interface SignedIn {
   sessionId: string;
   tenantId: string | null;
   refreshToken: string;
+  /**
+   * the tenant requires MFA and the user has not enabled it: the access token carries only
+   * `account:self` until a refresh (or sign-in) after enabling it
+   */
+  mfaSetupRequired: boolean;
 }
 
 /**
@@ -228,22 +243,77 @@ async function countFailure(
   };
 }
 
+/** What a failed sign-in attempt was, for the events it records (an MFA failure knows its tenant). */
+type SignInFailure =
+  | { kind: 'LOGIN_FAILED'; details: Record<string, unknown> }
+  | { kind: 'MFA_FAILED'; tenantId: string | null; details: Record<string, unknown> };
+
+/**
+ * Counts a wrong password or a wrong MFA code against the user (in its own transaction, so it
+ * stands whatever happens next) and records it: HIGH from the FAILURES_HIGH'th in a row, and a
+ * LOGIN_LOCKED event when this one locked the account.
+ */
+async function countSignInFailure(
+  em: EntityManager,
+  userId: string,
+  lockout: Lockout,
+  seen: RequestOrigin,
+  failure: SignInFailure,
+): Promise<void> {
+  await em.transactional(async (tx) => {
+    const { failures, lockedNow, lockedUntil } = await countFailure(tx, userId, lockout, new Date());
+    const tenantId = failure.kind === 'MFA_FAILED' ? failure.tenantId : null;
+    await recordSecurityEvent(tx, {
+      kind: failure.kind,
+      severity: failures >= FAILURES_HIGH ? 'HIGH' : 'LOW',
+      tenantId,
+      userId,
+      ...seen,
+      details: { ...failure.details, consecutive_failures: failures },
+    });
+    if (lockedNow) {
+      await recordSecurityEvent(tx, {
+        kind: 'LOGIN_LOCKED',
+        severity: 'HIGH',
+        tenantId,
+        userId,
+        ...seen,
+        details: { consecutive_failures: failures, locked_until: lockedUntil?.toISOString() ?? null },
+      });
+    }
+  });
+}
+
+/** What a login is given: the credentials, the tenant to act in, and the second factor when MFA is on. */
+export interface LoginInput {
+  email: string;
+  password: string;
+  tenantId?: string | undefined;
+  totpCode?: string | undefined;
+  recoveryCode?: string | undefined;
+}
+
 /**
  * Checks an email and password and opens a session. A wrong email, a wrong password, a disabled
  * account and a locked one are the same 401 after the same work (an unknown email, and any
  * attempt on a locked account, is checked against a dummy hash: a locked account's password is
  * never tried). Each failure is recorded as a security event (HIGH from the third in a row);
- * `lockout.threshold` wrong passwords in a row lock the account for `lockout.durationMs`, and a
- * successful login starts the count afresh. A hash weaker than the current parameters is replaced
- * while the password is at hand.
+ * the lockout's threshold of wrong passwords in a row lock the account for its duration (the
+ * strictest of the user's tenants' policies, else `settings.lockout`), and a successful login
+ * starts the count afresh. A hash weaker than the current parameters is replaced while the
+ * password is at hand.
+ *
+ * With the password right: a client address outside the IP allowlist of the tenant signed into
+ * is 403 `ip-not-allowed` (recorded); a user with MFA on who sent no code is 401 `mfa-required`
+ * (not counted as a failure); a wrong, expired or already used code is 401 and counts like a
+ * wrong password. The session lasts the tenant's session lifetime (at most `sessionTtlSeconds`).
  */
 export async function login(
   em: EntityManager,
   settings: AuthSettings,
-  input: { email: string; password: string; tenantId?: string | undefined },
+  input: LoginInput,
   origin: RequestOrigin,
 ): Promise<SignedIn> {
-  const lockout = settings.lockout ?? DEFAULT_LOCKOUT;
   const seen = { ip: origin.ip, userAgent: origin.userAgent };
   const user = await findUserByEmail(em, input.email);
   if (!user) {
@@ -269,24 +339,10 @@ export async function login(
   }
   const matches = await verifyPassword(user.passwordHash, input.password);
   if (!matches) {
-    await em.transactional(async (tx) => {
-      const { failures, lockedNow, lockedUntil } = await countFailure(tx, user.id, lockout, new Date());
-      await recordSecurityEvent(tx, {
-        kind: 'LOGIN_FAILED',
-        severity: failures >= FAILURES_HIGH ? 'HIGH' : 'LOW',
-        userId: user.id,
-        ...seen,
-        details: { reason: 'wrong_password', consecutive_failures: failures },
-      });
-      if (lockedNow) {
-        await recordSecurityEvent(tx, {
-          kind: 'LOGIN_LOCKED',
-          severity: 'HIGH',
-          userId: user.id,
-          ...seen,
-          details: { consecutive_failures: failures, locked_until: lockedUntil?.toISOString() ?? null },
-        });
-      }
+    const lockout = await lockoutFor(em, user.id, settings.lockout ?? DEFAULT_LOCKOUT);
+    await countSignInFailure(em, user.id, lockout, seen, {
+      kind: 'LOGIN_FAILED',
+      details: { reason: 'wrong_password' },
     });
     throw badCredentials();
   }
@@ -301,6 +357,19 @@ export async function login(
     throw badCredentials();
   }
   const tenant = await tenantForLogin(em, user, input.tenantId);
+  const policy = tenant ? await policyOf(em, tenant.id) : null;
+  if (policy && !ipAllowed(policy.ipAllowlist, origin.ip)) {
+    await recordSecurityEvent(em, {
+      kind: 'LOGIN_IP_REFUSED',
+      severity: 'HIGH',
+      tenantId: policy.tenantId,
+      userId: user.id,
+      ...seen,
+      details: { step: 'login' },
+    });
+    throw ipNotAllowed();
+  }
+  if (user.mfaEnabledAt) await checkLoginSecondFactor(em, settings, user, input, tenant?.id ?? null, seen);
   const rehashed = needsRehash(user.passwordHash, settings.hashParams)
     ? await hashPassword(input.password, settings.hashParams)
     : null;
@@ -318,22 +387,107 @@ export async function login(
       { id: user.id },
       { failedLoginCount: 0, lockedUntil: null, lastLoginAt: new Date() },
     );
-    const id = newId('session');
-    const refreshToken = generateRefreshToken();
-    tx.create(Session, {
-      id,
-      familyId: id,
-      user: user.id,
-      tenant: tenant?.id ?? null,
-      refreshTokenHash: hashToken(refreshToken),
-      expiresAt: new Date(Date.now() + settings.sessionTtlSeconds * 1000),
-      createdIp: clip(origin.ip, IP_MAX),
-      createdUserAgent: clip(origin.userAgent, USER_AGENT_MAX),
-      lastUsedAt: new Date(),
-    });
-    await tx.flush();
-    return { userId: user.id, sessionId: id, tenantId: tenant?.id ?? null, refreshToken };
+    return createSession(tx, settings, { user, tenantId: tenant?.id ?? null, policy }, origin);
   });
+}
+
+const ipNotAllowed = () =>
+  new AppError('ip_not_allowed', 'your address is not in the IP allowlist of the tenant you sign in to');
+
+/**
+ * The second factor of a login whose password was right, for a user with MFA on: none is 401
+ * `mfa-required` (not a failure); a wrong one counts as a failed sign-in. A recovery code used is
+ * recorded with how many are left.
+ */
+async function checkLoginSecondFactor(
+  em: EntityManager,
+  settings: AuthSettings,
+  user: User,
+  input: LoginInput,
+  tenantId: string | null,
+  seen: RequestOrigin,
+): Promise<void> {
+  if (input.totpCode === undefined && input.recoveryCode === undefined) {
+    throw new AppError(
+      'mfa_required',
+      'this account has MFA enabled: send `totp_code` (from your authenticator app) or `recovery_code` with your email and password',
+    );
+  }
+  const outcome = await useSecondFactor(em, settings.mfa, user, {
+    totpCode: input.totpCode,
+    recoveryCode: input.totpCode === undefined ? input.recoveryCode : undefined,
+  });
+  if (!outcome.ok) {
+    const lockout = await lockoutFor(em, user.id, settings.lockout ?? DEFAULT_LOCKOUT);
+    await countSignInFailure(em, user.id, lockout, seen, {
+      kind: 'MFA_FAILED',
+      tenantId,
+      details: {
+        action: 'login',
+        reason: outcome.reason,
+        factor: input.totpCode === undefined ? 'recovery_code' : 'totp',
+      },
+    });
+    throw new AppError('unauthenticated', 'the MFA code is wrong, expired or was already used');
+  }
+  if (outcome.via === 'recovery_code') {
+    await recordRecoveryCodeUsed(em, user.id, { tenantId, ...seen }, 'login', outcome.remaining);
+  }
+}
+
+/**
+ * The first row of a new session family, in the caller's transaction: it lasts the tenant's
+ * session lifetime, and is marked for MFA setup when the tenant requires MFA the user lacks.
+ */
+async function createSession(
+  tx: EntityManager,
+  settings: AuthSettings,
+  input: { user: User; tenantId: string | null; policy: StoredPolicy | null },
+  origin: RequestOrigin,
+): Promise<SignedIn> {
+  const id = newId('session');
+  const refreshToken = generateRefreshToken();
+  tx.create(Session, {
+    id,
+    familyId: id,
+    user: input.user.id,
+    tenant: input.tenantId,
+    refreshTokenHash: hashToken(refreshToken),
+    expiresAt: new Date(Date.now() + sessionLifetimeS(input.policy, settings.sessionTtlSeconds) * 1000),
+    createdIp: clip(origin.ip, IP_MAX),
+    createdUserAgent: clip(origin.userAgent, USER_AGENT_MAX),
+    lastUsedAt: new Date(),
+  });
+  await tx.flush();
+  return {
+    userId: input.user.id,
+    sessionId: id,
+    tenantId: input.tenantId,
+    refreshToken,
+    mfaSetupRequired: mfaSetupRequired(input.policy, input.user),
+  };
+}
+
+/** The tenant requires MFA and the user has not enabled it. */
+function mfaSetupRequired(policy: Pick<StoredPolicy, 'requireMfa'> | null, user: User): boolean {
+  return (policy?.requireMfa ?? false) && !user.mfaEnabledAt;
+}
+
+/**
+ * Opens a session as a login does (the first row of a new family), in the caller's transaction:
+ * for a sign-in that another proof stands for, such as an accepted invitation. The caller has
+ * checked that the user may act in `tenantId`.
+ */
+export async function openSession(
+  tx: EntityManager,
+  settings: AuthSettings,
+  input: { userId: string; tenantId: string | null },
+  origin: RequestOrigin,
+): Promise<SignedIn> {
+  const user = await tx.findOne(User, { id: input.userId });
+  if (!user) throw notFound('user');
+  const policy = input.tenantId ? await policyOf(tx, input.tenantId) : null;
+  return createSession(tx, settings, { user, tenantId: input.tenantId, policy }, origin);
 }
 
 /**
@@ -358,7 +512,10 @@ async function revokeFamilyRows(
   );
 }
 
-type RefreshStep = { kind: 'rotated'; issued: IssuedRefresh; root: Session } | { kind: 'refused' };
+type RefreshStep =
+  | { kind: 'rotated'; issued: IssuedRefresh; root: Session; mfaSetupRequired: boolean }
+  | { kind: 'refused' }
+  | { kind: 'address_refused'; tenantId: string; userId: string };
 
 /** A refresh: the next tokens, or the session it ended because the token had been used before. */
 export type RefreshResult = { refreshed: SignedIn } | { reusedSessionId: string };
@@ -375,6 +532,9 @@ export const refreshTokenReused = () =>
  * A token already exchanged is a copy in someone else's hands: its whole family is revoked (and
  * stays revoked: the transaction commits, and the caller answers 401 with `refreshTokenReused`).
  * Two refreshes racing with the same token are the same case: the second finds it rotated.
+ * From an address outside the tenant's IP allowlist it is 403 `ip-not-allowed` (nothing rotated).
+ * The new access token reflects the user's MFA now: a user who enabled MFA since signing in to a
+ * tenant requiring it gets their role's permissions back from here on.
  */
 export async function refresh(
   em: EntityManager,
@@ -427,6 +587,10 @@ export async function refresh(
     } else if (!row.user.platformAdmin) {
       return { kind: 'refused' };
     }
+    const policy = root.tenant ? await policyOf(tx, root.tenant.id) : null;
+    if (policy && !ipAllowed(policy.ipAllowlist, origin.ip)) {
+      return { kind: 'address_refused', tenantId: policy.tenantId, userId: row.user.id };
+    }
     row.rotatedAt = now;
     root.lastUsedAt = now;
     const next = generateRefreshToken();
@@ -442,16 +606,34 @@ export async function refresh(
       lastUsedAt: now,
     });
     await tx.flush();
-    return { kind: 'rotated', issued: { session, refreshToken: next }, root };
+    return {
+      kind: 'rotated',
+      issued: { session, refreshToken: next },
+      root,
+      mfaSetupRequired: mfaSetupRequired(policy, row.user),
+    };
   });
   if (familyRevoked) return { reusedSessionId: found.familyId };
   if (result.kind === 'refused') throw sessionEnded();
+  if (result.kind === 'address_refused') {
+    await recordSecurityEvent(em, {
+      kind: 'LOGIN_IP_REFUSED',
+      severity: 'HIGH',
+      tenantId: result.tenantId,
+      userId: result.userId,
+      ip: origin.ip,
+      userAgent: origin.userAgent,
+      details: { step: 'refresh', session_id: found.familyId },
+    });
+    throw ipNotAllowed();
+  }
   return {
     refreshed: {
       userId: result.root.user.id,
       sessionId: result.root.id,
       tenantId: result.root.tenant?.id ?? null,
       refreshToken: result.issued.refreshToken,
+      mfaSetupRequired: result.mfaSetupRequired,
     },
   };
 }

@@ -15,10 +15,13 @@ import {
   type TenantStatus,
 } from '../domain/tenants';
 import { newId } from '../domain/ids';
+import { invitationMailText } from '../domain/one-time-tokens';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../workflows/shared';
 import { type OnboardTenantInput } from '../workflows/messages/tenants';
 import type { onboardTenant } from '../workflows/tenants';
+import { newInvitationToken, saveInvitation } from './invitations';
 import { recordNotification } from './notifications';
+import { recordSecurityEvent } from './security-events';
 
 export interface CreateTenantInput {
   slug: string;
@@ -217,17 +220,41 @@ export async function createDefaultQuotas(orm: MikroORM, tenantId: string): Prom
     .execute();
 }
 
-/** The welcome mail in the outbox, once per tenant. */
+/**
+ * The welcome mail in the outbox, once per tenant, carrying the owner's invitation (OWNER, 72
+ * hours). The mail and the invitation are written in one transaction, the invitation only when
+ * the mail was: a retry that finds the mail written writes nothing, so exactly one invitation
+ * token exists and it is in the mail.
+ */
 export async function recordWelcomeNotification(orm: MikroORM, tenant: Tenant): Promise<void> {
-  const { subject, body } = welcomeNotification(tenant);
-  await recordNotification(systemEm(orm), {
-    tenantId: tenant.id,
-    customerId: null,
-    template: 'tenant.welcome',
-    recipient: tenant.ownerEmail,
-    subject,
-    body,
-    dedupeKey: `tenant.welcome:${tenant.id}`,
+  await systemEm(orm).transactional(async (tx) => {
+    const { token, expiresAt } = newInvitationToken();
+    const { subject, body } = welcomeNotification(tenant);
+    const invite = invitationMailText({ tenantName: tenant.name, role: 'OWNER', token, expiresAt });
+    const written = await recordNotification(tx, {
+      tenantId: tenant.id,
+      customerId: null,
+      template: 'tenant.welcome',
+      recipient: tenant.ownerEmail,
+      subject,
+      body: `${body}\n\n${invite}`,
+      dedupeKey: `tenant.welcome:${tenant.id}`,
+    });
+    if (!written) return;
+    const invitation = await saveInvitation(tx, {
+      tenantId: tenant.id,
+      email: tenant.ownerEmail,
+      role: 'OWNER',
+      invitedById: null,
+      token,
+      expiresAt,
+    });
+    await recordSecurityEvent(tx, {
+      kind: 'INVITATION_CREATED',
+      severity: 'MEDIUM',
+      tenantId: tenant.id,
+      details: { invitation_id: invitation.id, role: 'OWNER', by: 'onboarding' },
+    });
   });
 }
 

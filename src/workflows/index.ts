@@ -11,3 +11,4 @@ export { processStripeEvent } from './stripe-events';
 export { dunning } from './dunning';
 export { advanceTestClock } from './test-clocks';
 export { changeSubscriptionPlan } from './subscription-plan-change';
+export { auditVerify } from './audit-verify';

@@ -49,4 +49,5 @@ export const SCHEDULE_IDS = {
   billingRun: 'billing-run',
   trialSweep: 'trial-sweep',
   usageRollup: 'usage-rollup',
+  auditVerify: 'audit-verify',
 } as const;

@@ -1,7 +1,9 @@
 /**
- * Hostile input at the edge: control characters in bodies, queries and paths, undecodable paths,
- * bodies whose Content-Encoding lies, token names, and token material in error logs. Every bad
- * input is a 4xx problem+json and writes nothing.
+ * Hostile input at the edge: control characters in bodies, queries and paths, text that could not
+ * be stored as it was sent (unpaired surrogates, bytes that are not UTF-8), bodies nested too deep,
+ * undecodable paths, bodies whose Content-Encoding lies, token names, and token material in error
+ * logs. Every bad input is a 4xx problem+json and writes nothing. The corpus generated from the
+ * route table (hostile-corpus.test.ts) sends every class of these to every route.
  */
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
@@ -160,6 +162,60 @@ describe('control characters are refused at the edge, naming the field', () => {
       .send({ email: 'unicode@example.test', name: 'Zoë Ångström — 東京 🚀' });
     expect(res.status).toBe(201);
     expect(res.body.name).toBe('Zoë Ångström — 東京 🚀');
+  });
+});
+
+describe('text that could not be stored as it was sent', () => {
+  const customers = () =>
+    http()
+      .post('/api/v1/customers')
+      .set('Authorization', tenantAuth())
+      .set('Content-Type', 'application/json');
+
+  it('refuses an unpaired surrogate (a well-formed JSON escape) in a body value or key, naming it', async () => {
+    await expectRefused(() => customers().send('{"email":"lone@example.test","name":"Zo\\ud800e"}'), 'name');
+    await expectRefused(
+      () => customers().send('{"email":"lone@example.test","name":"ok","extra":["\\udfff"]}'),
+      'extra.0',
+    );
+    const res = await customers().send('{"email":"lone@example.test","name":"ok","k\\udc00":1}');
+    expectProblem(res, 400, 'validation-failed');
+    expect(problemFields(res)).toEqual(['k\\udc00']);
+  });
+
+  it('keeps a surrogate pair: a four-byte character written as JSON escapes', async () => {
+    const res = await customers().send('{"email":"pair@example.test","name":"Launch \\ud83d\\ude80"}');
+    expect(res.status).toBe(201);
+    expect(res.body.name).toBe('Launch 🚀');
+  });
+
+  it.each([
+    ['a stray byte', [0xff]],
+    ['an overlong "/"', [0xc0, 0xaf]],
+    ['an encoded surrogate', [0xed, 0xa0, 0x80]],
+    ['a truncated sequence', [0xe2, 0x82]],
+  ])('refuses a body that is not UTF-8 (%s) instead of storing U+FFFD', async (_what, bad) => {
+    const before = await rowCounts();
+    const body = Buffer.concat([
+      Buffer.from('{"email":"bytes@example.test","name":"ab'),
+      Buffer.from(bad),
+      Buffer.from('cd"}'),
+    ]);
+    const res = await customers().serialize(asIs).send(body);
+    expectProblem(res, 400, 'malformed-request');
+    expect(await rowCounts()).toEqual(before);
+  });
+
+  it('refuses a body nested 10 000 levels deep with a 400, and names where it got too deep', async () => {
+    const before = await rowCounts();
+    const res = await customers().send(
+      `{"email":"deep@example.test","name":"Deep","a":${'['.repeat(10_000)}${']'.repeat(10_000)}}`,
+    );
+    expectProblem(res, 400, 'validation-failed');
+    expect(res.body.errors).toEqual([
+      { field: `a${'.0'.repeat(31)}`, message: 'is nested more than 32 levels deep' },
+    ]);
+    expect(await rowCounts()).toEqual(before);
   });
 });
 

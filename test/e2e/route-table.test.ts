@@ -11,10 +11,23 @@ import { systemEm } from '../../src/db/orm';
 import { issueCreditNote } from '../../src/services/credit-notes';
 import type { Route } from '../../src/api/http/route';
 import { openApiPath } from '../../src/api/http/route';
-import { PERMISSIONS, SELF_PERMISSIONS, type Permission } from '../../src/domain/permissions';
+import type { TokenScope } from '../../src/domain/api-tokens';
+import {
+  MEMBERSHIP_ROLES,
+  PERMISSIONS,
+  SELF_PERMISSIONS,
+  tokenPermissions,
+  userPermissions,
+  type MembershipRole,
+  type Permission,
+} from '../../src/domain/permissions';
 import { authSettings } from '../../src/api/routes/auth';
 import { accessTokenSettings, signAccessToken } from '../../src/services/access-tokens';
 import { createUser, login } from '../../src/services/auth';
+import { issueToken } from '../../src/services/api-tokens';
+import { createInvitation } from '../../src/services/invitations';
+import { replacePolicy } from '../../src/services/security-policy';
+import { DEFAULT_POLICY } from '../../src/domain/security-policy';
 import { startTestStack, type TestStack } from '../helpers/app';
 import { podTenant, registerNode, waitPod, type PodTenant } from '../helpers/pods';
 import { waitFor } from '../helpers/wait';
@@ -25,6 +38,8 @@ let owner: PodTenant;
 let stranger: PodTenant;
 /** `:param` → an id of `owner`'s */
 const ids: Record<string, string> = {};
+/** A signed-in OWNER of `owner`'s, who invites (API tokens cannot). */
+let inviterId: string;
 
 beforeAll(async () => {
   stack = await startTestStack();
@@ -92,7 +107,27 @@ beforeAll(async () => {
     .set('Authorization', owner.auth)
     .send({ name: 'rt-clock' });
   expect(clock.status).toBe(201);
+  // a member and an invitation of the owner's, invited by a signed-in OWNER (tokens cannot invite)
+  const inviter = await createUser(systemEm(stack.db.orm), authSettings(stack.config), {
+    email: 'rt-inviter@rt.test',
+    password: USER_PASSWORD,
+    membership: { tenantId: owner.id, role: 'OWNER' },
+  });
+  inviterId = inviter.user.id;
+  const member = await createUser(systemEm(stack.db.orm), authSettings(stack.config), {
+    email: 'rt-member@rt.test',
+    password: USER_PASSWORD,
+    membership: { tenantId: owner.id, role: 'READONLY' },
+  });
+  const invitation = await createInvitation(systemEm(stack.db.orm), {
+    tenantId: owner.id,
+    email: 'rt-invited@rt.test',
+    role: 'READONLY',
+    actor: { userId: inviterId },
+  });
   Object.assign(ids, {
+    members: member.membership?.id,
+    invitations: invitation.id,
     'test-clocks': clock.body.id,
     'credit-notes': creditNote.id,
     notifications: notifications.body.data[0].id,
@@ -129,6 +164,11 @@ function sampleBody(route: Route): Record<string, unknown> | undefined {
     changePlan: { product_id: owner.pro },
     changeSubscriptionPlan: { product_id: owner.pro },
     advanceTestClock: { frozen_time: new Date(Date.now() + 86_400_000).toISOString() },
+    // within what every holder of tokens:write holds (tokens:write grants tokens:read)
+    createToken: { name: 'rt-walk', scopes: ['tokens:read'] },
+    // valid bodies: what answers is the caller's right to make the change, not validation
+    updateMemberRole: { role: 'SUPPORT' },
+    createInvitation: { email: 'rt-invitee@rt.test', role: 'READONLY' },
   };
   return bodies[route.operationId] ?? (route.body ? {} : undefined);
 }
@@ -172,7 +212,10 @@ describe('the route table', () => {
     }
     const open = routes.filter((r) => 'public' in r.access).map((r) => r.path);
     expect(open.sort()).toEqual([
+      '/api/v1/auth/invitations/accept',
       '/api/v1/auth/login',
+      '/api/v1/auth/password-reset',
+      '/api/v1/auth/password-reset/confirm',
       '/api/v1/auth/refresh',
       '/api/v1/billing/webhooks/stripe',
       '/health',
@@ -278,14 +321,18 @@ async function signIn(email: string): Promise<{ auth: string; sessionId: string 
   return { auth: `Bearer ${token}`, sessionId: signedIn.sessionId };
 }
 
-/** A new OWNER of `tenantId`, signed in. */
-async function newUser(tenantId: string, email: string): Promise<{ auth: string; sessionId: string }> {
-  await createUser(systemEm(stack.db.orm), authSettings(stack.config), {
+/** A new member of `tenantId` (an OWNER unless told), signed in. */
+async function newUser(
+  tenantId: string,
+  email: string,
+  role: MembershipRole = 'OWNER',
+): Promise<{ auth: string; sessionId: string; userId: string; membershipId: string }> {
+  const { user, membership } = await createUser(systemEm(stack.db.orm), authSettings(stack.config), {
     email,
     password: USER_PASSWORD,
-    membership: { tenantId, role: 'OWNER' },
+    membership: { tenantId, role },
   });
-  return signIn(email);
+  return { ...(await signIn(email)), userId: user.id, membershipId: membership?.id ?? '' };
 }
 
 describe('every route for signed-in users only, called', () => {
@@ -308,6 +355,193 @@ describe('every route for signed-in users only, called', () => {
       expect({ route: r.operationId, found: own.status !== 404 }).toEqual({
         route: r.operationId,
         found: true,
+      });
+    }
+  });
+});
+
+/**
+ * Who walks the routes below: a signed-in member of `owner` with one role, or one of its tokens
+ * with some scopes. Either holds exactly the permissions the one table gives it.
+ */
+interface Walker {
+  name: string;
+  auth: string;
+  kind: 'user' | 'token';
+  /** a platform token: tenant routes are not for it */
+  platform?: boolean;
+  role?: MembershipRole;
+  permissions: ReadonlySet<Permission>;
+}
+
+/**
+ * Routes that ask more than their permission of the caller, each with why: they answer 403 to
+ * some holders of it. Every other route answers 403 exactly to those lacking its permission.
+ */
+const REFINED: Record<string, { why: string; refuses: (w: Walker) => boolean }> = {
+  updateMemberRole: { why: 'only a signed-in OWNER changes roles', refuses: (w) => w.role !== 'OWNER' },
+  removeMember: { why: 'a person removes members, never an API token', refuses: (w) => w.kind === 'token' },
+  createInvitation: { why: 'a person invites, never an API token', refuses: (w) => w.kind === 'token' },
+  revokeInvitation: {
+    why: 'a person revokes invitations, never an API token',
+    refuses: (w) => w.kind === 'token',
+  },
+};
+
+/** Routes that end the caller's own sign-in: walked last, so the calls before them keep a credential. */
+const ENDS_OWN_SESSION = new Set(['logout']);
+
+/** What `w` calling `r` must get: 403 when it may not, anything but 401 and 403 when it may. */
+function expectedFor(r: Route, w: Walker): 403 | 'allowed' {
+  if ('public' in r.access) return 'allowed';
+  if (r.access.caller === (w.platform ? 'tenant' : 'platform')) return 403;
+  if (!w.permissions.has(r.access.permission)) return 403;
+  return REFINED[r.operationId]?.refuses(w) ? 403 : 'allowed';
+}
+
+/**
+ * Calls every private route as `w`. Calls that are allowed may really change things (a pod ended,
+ * a token revoked, a member removed): authorization answers before any lookup, so a resource gone
+ * since answers 404 or 409, never 401 or 403, and the walk stays valid. Members and invitations,
+ * whose refusals depend on the target, get fresh throwaway ones for each walker.
+ */
+async function walk(w: Walker): Promise<void> {
+  const em = systemEm(stack.db.orm);
+  const n = ++walkers;
+  const throwaway = await createUser(em, authSettings(stack.config), {
+    email: `rt-throwaway-${n}@rt.test`,
+    password: USER_PASSWORD,
+    membership: { tenantId: owner.id, role: 'READONLY' },
+  });
+  ids.members = throwaway.membership?.id ?? 'x';
+  const invitation = await createInvitation(em, {
+    tenantId: owner.id,
+    email: `rt-invited-${n}@rt.test`,
+    role: 'READONLY',
+    actor: { userId: inviterId },
+  });
+  ids.invitations = invitation.id;
+  const walked = routes
+    .filter((r) => !('public' in r.access))
+    .sort(
+      (a, b) => Number(ENDS_OWN_SESSION.has(a.operationId)) - Number(ENDS_OWN_SESSION.has(b.operationId)),
+    );
+  const wrong: { route: string; expected: 403 | 'allowed'; status: number }[] = [];
+  for (const r of walked) {
+    const res = await call(r, w.auth);
+    const expected = expectedFor(r, w);
+    const ok =
+      expected === 403
+        ? res.status === 403 && /^application\/problem\+json/.test(res.headers['content-type'] ?? '')
+        : res.status !== 401 && res.status !== 403;
+    if (!ok) wrong.push({ route: r.operationId, expected, status: res.status });
+  }
+  expect({ walker: w.name, wrong }).toEqual({ walker: w.name, wrong: [] });
+  // and the walk saw both answers (the walker is neither everything nor nothing)
+  const expectations = walked.map((r) => expectedFor(r, w));
+  expect(expectations).toContain(403);
+}
+let walkers = 0;
+
+describe('every route, called by each membership role and by tokens of fine scopes', () => {
+  it.each(MEMBERSHIP_ROLES.map((role) => [role]))(
+    'answers a signed-in %s 403 exactly where the role lacks the permission',
+    async (role) => {
+      const user = await newUser(owner.id, `rt-walk-${role.toLowerCase()}@rt.test`, role);
+      await walk({ name: role, auth: user.auth, kind: 'user', role, permissions: userPermissions(role) });
+    },
+  );
+
+  it.each<[TokenScope[]]>([
+    [['pods:read']],
+    [['pods:write']],
+    [['billing:read']],
+    [['billing:write', 'catalog:read']],
+    [['catalog:write']],
+    [['tokens:write']],
+    [['members:read', 'security:read', 'audit:read']],
+    [['members:write']],
+    [['security:write']],
+    [['read']],
+    [['admin']],
+  ])('answers a token with %j 403 exactly where its scopes lack the permission', async (scopes) => {
+    const created = await request(stack.app)
+      .post('/api/v1/tokens')
+      .set('Authorization', owner.auth)
+      .send({ name: `rt-walk ${scopes.join(' ')}`, scopes });
+    expect(created.status).toBe(201);
+    await walk({
+      name: scopes.join(' '),
+      auth: `Bearer ${created.body.secret as string}`,
+      kind: 'token',
+      permissions: tokenPermissions('tenant', scopes),
+    });
+  });
+
+  it.each<[TokenScope[]]>([[['read']], [['security:read', 'audit:read']], [['tenants:read']]])(
+    'answers a platform token with %j 403 exactly where its scopes lack the permission, and on tenant routes',
+    async (scopes) => {
+      const { secret } = await issueToken(systemEm(stack.db.orm), {
+        tenantId: null,
+        name: 'rt-walk',
+        scopes,
+      });
+      await walk({
+        name: `platform ${scopes.join(' ')}`,
+        auth: `Bearer ${secret}`,
+        kind: 'token',
+        platform: true,
+        permissions: tokenPermissions('platform', scopes),
+      });
+    },
+  );
+
+  it('answers a member who must still set up MFA 403 on every route but their own account’s', async () => {
+    // the stranger's policy: the owner's members walk above unhindered
+    await replacePolicy(
+      systemEm(stack.db.orm),
+      stranger.id,
+      { ...DEFAULT_POLICY, requireMfa: true },
+      { userId: null, tokenId: null, ip: null, userAgent: null },
+    );
+    const user = await newUser(stranger.id, 'rt-walk-mfa@rt.test', 'OWNER');
+    await walk({
+      name: 'OWNER without the MFA its tenant requires',
+      auth: user.auth,
+      kind: 'user',
+      role: 'OWNER',
+      permissions: new Set(SELF_PERMISSIONS),
+    });
+  });
+
+  it('refines only routes that exist', () => {
+    const served = new Set(routes.map((r) => r.operationId));
+    for (const operationId of [...Object.keys(REFINED), ...ENDS_OWN_SESSION]) {
+      expect({ operationId, served: served.has(operationId) }).toEqual({ operationId, served: true });
+    }
+  });
+
+  it('refuses a pods:read token pod changes and billing reads, and lets it read pods', async () => {
+    const created = await request(stack.app)
+      .post('/api/v1/tokens')
+      .set('Authorization', owner.auth)
+      .send({ name: 'rt pods reader', scopes: ['pods:read'] });
+    const auth = `Bearer ${created.body.secret as string}`;
+    const podRoutes = routes.filter((r) => r.path.startsWith('/api/v1/cloudpods'));
+    for (const r of podRoutes) {
+      const res = await call(r, auth);
+      const reads = r.method === 'get';
+      expect({ route: r.operationId, refused: res.status === 403 }).toEqual({
+        route: r.operationId,
+        refused: !reads,
+      });
+    }
+    const billingReads = routes.filter((r) => r.path.startsWith('/api/v1/billing/') && r.method === 'get');
+    expect(billingReads.length).toBeGreaterThan(3);
+    for (const r of billingReads) {
+      expect({ route: r.operationId, status: (await call(r, auth)).status }).toEqual({
+        route: r.operationId,
+        status: 403,
       });
     }
   });

@@ -1,14 +1,19 @@
 /** Each test file gets its own database, cloned from the migrated template. */
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
+import { appUrlOf } from '../../src/db/roles';
 import { initOrm, type MikroORM } from '../../src/db/orm';
 import { withDatabase } from './pg-url';
 
 export interface TestDatabase {
+  /** the superuser's (the schema owner's) connection */
   url: string;
+  /** the application's connection: `podplane_app_login`, a member of `podplane_app`, owning nothing */
+  appUrl: string;
   name: string;
+  /** connected as the application, as the API and the worker are */
   orm: MikroORM;
-  /** a plain pg client for assertions that must bypass the ORM */
+  /** a plain pg client, as the superuser, for assertions that must bypass the ORM and its role's rights */
   query<T extends object = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
   close(): Promise<void>;
 }
@@ -34,11 +39,13 @@ export async function cloneDatabase(): Promise<{ url: string; name: string }> {
 
 export async function createTestDatabase(): Promise<TestDatabase> {
   const { url, name } = await cloneDatabase();
-  const orm = await initOrm({ databaseUrl: url, poolMax: 5 });
+  const appUrl = appUrlOf(url);
+  const orm = await initOrm({ databaseUrl: appUrl, poolMax: 5 });
   const client = new Client({ connectionString: url });
   await client.connect();
   return {
     url,
+    appUrl,
     name,
     orm,
     query: async <T extends object>(sql: string, params: unknown[] = []) =>

@@ -1,6 +1,7 @@
 /**
- * Once per `npm test`: a real PostgreSQL (DATABASE_URL, or embedded) with a template database
- * migrated exactly as production migrates, one real Temporal dev server (TEMPORAL_ADDRESS,
+ * Once per `npm test`: a real PostgreSQL (DATABASE_URL — a superuser's —, or embedded) with a
+ * template database migrated exactly as production migrates (by the owner) and the application's
+ * login role, one real Temporal dev server (TEMPORAL_ADDRESS,
  * or started here), and stripe-mock for the Stripe client. Test files clone the template and
  * create their own Temporal namespace.
  */
@@ -9,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { MetadataStorage } from '@mikro-orm/core';
 import { Client } from 'pg';
-import { startEmbeddedPostgres } from '../../src/db/embedded';
+import { ensureAppLogin, startEmbeddedPostgres } from '../../src/db/embedded';
 import { initOrm, migrate } from '../../src/db/orm';
 import { SEARCH_ATTRIBUTE_NAMES } from '../../src/workflows/shared';
 import { freePort, startDevServer } from '../../temporal/dev-server';
@@ -57,6 +58,10 @@ async function prepare(teardown: (() => Promise<void>)[]): Promise<void> {
     adminUrl = pg.url;
     log(`embedded PostgreSQL at ${adminUrl.replace(/:[^:@/]*@/, ':***@')}`);
   }
+
+  // The stacks under test connect as the application's login role, so the suite proves its rights
+  // suffice; migrations and the tests' own assertions use the superuser (the schema's owner).
+  await ensureAppLogin(adminUrl);
 
   const template = `podplane_tpl_${runId}`;
   const admin = new Client({ connectionString: adminUrl });

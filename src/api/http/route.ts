@@ -8,6 +8,7 @@ import express, { type Express, type Request, type RequestHandler, type Response
 import type { ResponseConfig } from '@asteasolutions/zod-to-openapi';
 import type { z } from 'zod';
 import type { Config } from '../../config';
+import { withAuditContext, type AuditContext } from '../../db/audit-context';
 import { systemEm, type EntityManager, type MikroORM } from '../../db/orm';
 import { AppError } from '../../domain/errors';
 import { ROLE_PERMISSIONS, type Permission } from '../../domain/permissions';
@@ -16,7 +17,8 @@ import type { Logger } from '../../logger';
 import { authenticate, authorize } from '../middleware/auth';
 import { idempotency } from '../middleware/idempotency';
 import type { RateLimits, RouteRateLimit } from '../middleware/rate-limit';
-import { parse, refuseHostileBody } from '../middleware/validate';
+import { shield } from '../middleware/shield';
+import { parse, refuseHostileBody, refuseMalformedUtf8 } from '../middleware/validate';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -28,8 +30,10 @@ export const TAGS = {
   Billing:
     'Subscriptions, invoices, credit notes and payments: amounts are integers in minor units of their currency',
   Tokens: 'API tokens',
+  Members: 'A tenant’s members, their roles and invitations',
   Auth: 'Sign-in: users, access and refresh tokens, sessions, passwords',
   Security: 'Security events and the signed-in user’s profile',
+  Audit: 'The tamper-evident audit trail: every change, who made it and why, hash-chained per tenant',
   Tenants: 'Tenants and their quotas (platform administrators)',
   Nodes: 'Hypervisor nodes and their capacity (platform administrators)',
   Operations: 'Jobs, dead letters and ops events (platform administrators)',
@@ -153,6 +157,16 @@ export function route<
   };
 }
 
+function auditContextOf(req: Request, operationId: string): AuditContext {
+  const principal = req.principal ?? ANONYMOUS;
+  return {
+    actorType: principal.actorType,
+    actorId: principal.actorId,
+    requestId: req.id,
+    operation: operationId,
+  };
+}
+
 /** The caller of a public route: no tenant, no permission. */
 const ANONYMOUS: Principal = {
   actorType: 'system',
@@ -188,8 +202,14 @@ export function servedRoutes(routes: readonly Route[], config: Config): Route[] 
 /** Mounts every served route with the chain its declaration implies. */
 export function mountRoutes(app: Express, routes: readonly Route[], deps: MountDeps): void {
   const authenticated = authenticate(deps.orm);
+  const shielded = shield(deps.orm);
   const jsonParser = (limit: string) =>
-    express.json({ limit, strict: true, type: ['application/json', 'application/*+json'] });
+    express.json({
+      limit,
+      strict: true,
+      type: ['application/json', 'application/*+json'],
+      verify: refuseMalformedUtf8,
+    });
   const json = jsonParser(deps.config.BODY_LIMIT);
   const idempotent = idempotency(deps.orm);
   const seen = new Set<string>();
@@ -216,7 +236,8 @@ export function mountRoutes(app: Express, routes: readonly Route[], deps: MountD
     } else {
       chain.push(authenticated);
       if (limit) chain.push(limit);
-      chain.push(authorize(r.access));
+      // A refused address learns nothing about the route or its permission (IP allowlist, shield).
+      chain.push(shielded, authorize(r.access));
     }
     if (r.rawBody) {
       chain.push(express.raw({ type: r.rawBody.contentType, limit: deps.config.BODY_LIMIT }));
@@ -224,8 +245,12 @@ export function mountRoutes(app: Express, routes: readonly Route[], deps: MountD
       chain.push(requireJsonBody, r.bodyLimit ? jsonParser(r.bodyLimit) : json, refuseHostileBody);
     }
     if (r.idempotent) chain.push(idempotent);
+    // Every transaction the handler starts tells the audit trail who called, in which request.
     chain.push(async (req, res) => {
-      await r.run(req, res);
+      await withAuditContext(
+        () => auditContextOf(req, r.operationId),
+        () => r.run(req, res),
+      );
     });
     app[r.method](r.path, ...chain);
   }

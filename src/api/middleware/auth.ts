@@ -7,14 +7,16 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { hotQuery } from '../../db/hot';
 import { systemEm, tenantEm, type EntityManager, type MikroORM } from '../../db/orm';
-import { TOKEN_SHAPE, hashToken, type TokenScope } from '../../domain/api-tokens';
+import { TOKEN_SHAPE, hashToken } from '../../domain/api-tokens';
 import { AppError } from '../../domain/errors';
 import {
-  ROLE_PERMISSIONS,
+  SELF_PERMISSIONS,
   isMembershipRole,
+  tokenPermissions,
   tokenRole,
   userPermissions,
   type Permission,
+  type Role,
   type UserRole,
 } from '../../domain/permissions';
 import { can, type Principal } from '../../domain/principal';
@@ -28,7 +30,8 @@ const LAST_USED_GRANULARITY_MS = 60_000;
 interface TokenRow {
   id: string;
   tenant_id: string | null;
-  scopes: TokenScope[];
+  /** as stored: a scope this version does not know grants nothing */
+  scopes: string[];
   revoked_at: string | Date | null;
   expires_at: string | Date | null;
   last_used_at: string | Date | null;
@@ -38,11 +41,18 @@ interface TokenRow {
 /**
  * Token rows by hash, kept for at most TOKEN_CACHE_MS: a busy client does not cost a lookup per
  * request. A revocation in this process forgets the token at once (`forgetToken`); one made
- * elsewhere (another API process, the CLI) takes effect here within TOKEN_CACHE_MS.
+ * elsewhere (another API process, the CLI) takes effect here within TOKEN_CACHE_MS. Expiry is
+ * checked on every request, cached or not. The permissions its scopes grant are worked out once
+ * per lookup.
  */
 export const TOKEN_CACHE_MS = 1000;
 const TOKEN_CACHE_MAX = 10_000;
-type TokenCache = Map<string, { row: TokenRow; until: number }>;
+interface CachedToken {
+  row: TokenRow;
+  permissions: ReadonlySet<Permission>;
+  role: Role;
+}
+type TokenCache = Map<string, CachedToken & { until: number }>;
 /** One cache per `authenticate` (per app); `forgetToken` reaches them all. */
 const caches = new Set<TokenCache>();
 
@@ -51,9 +61,9 @@ async function lookUpToken(
   orm: MikroORM,
   tokenCache: TokenCache,
   hash: string,
-): Promise<{ row: TokenRow | undefined; queried: boolean }> {
+): Promise<{ token: CachedToken | undefined; queried: boolean }> {
   const cached = tokenCache.get(hash);
-  if (cached && cached.until > Date.now()) return { row: cached.row, queried: false };
+  if (cached && cached.until > Date.now()) return { token: cached, queried: false };
   // One prepared statement, no entity hydration.
   const [row] = await hotQuery<TokenRow>(
     orm.em,
@@ -63,13 +73,18 @@ async function lookUpToken(
     [hash],
   );
   // Unknown hashes are not kept: a client guessing tokens must not fill the cache.
-  if (row) {
-    if (tokenCache.size >= TOKEN_CACHE_MAX) tokenCache.delete(tokenCache.keys().next().value as string);
-    tokenCache.set(hash, { row, until: Date.now() + TOKEN_CACHE_MS });
-  } else {
+  if (!row) {
     tokenCache.delete(hash);
+    return { token: undefined, queried: true };
   }
-  return { row, queried: true };
+  const token = {
+    row,
+    permissions: tokenPermissions(row.tenant_id ? 'tenant' : 'platform', row.scopes),
+    role: tokenRole(row.tenant_id, row.scopes),
+  };
+  if (tokenCache.size >= TOKEN_CACHE_MAX) tokenCache.delete(tokenCache.keys().next().value as string);
+  tokenCache.set(hash, { ...token, until: Date.now() + TOKEN_CACHE_MS });
+  return { token, queried: true };
 }
 
 /** A token revoked (or whose tenant changed status) in this process is looked up afresh next time. */
@@ -206,11 +221,16 @@ async function userPrincipal(
     actorId: session.user_id,
     tenantId: session.tenant_id,
     role,
-    permissions: userPermissions(role),
+    // A tenant requiring MFA the user has not enabled: only their own account until they do (and refresh).
+    permissions: claims.mfaSetupRequired ? MFA_SETUP_PERMISSIONS : userPermissions(role),
     tokenId: null,
     sessionId: session.id,
+    ...(claims.mfaSetupRequired ? { mfaSetupRequired: true } : {}),
   };
 }
+
+/** What a user who must set up MFA holds: their own account (MFA setup, sessions, password). */
+const MFA_SETUP_PERMISSIONS: ReadonlySet<Permission> = new Set(SELF_PERMISSIONS);
 
 /** The request's EntityManager, forked on first use: routes that read through prepared statements never pay for a fork. */
 function bindEm(req: Request, orm: MikroORM, principal: Principal): void {
@@ -252,11 +272,13 @@ export function authenticate(orm: MikroORM): RequestHandler {
       next();
       return;
     }
-    const { row: token, queried } = await lookUpToken(orm, tokenCache, hashToken(secret));
+    const { token: found, queried } = await lookUpToken(orm, tokenCache, hashToken(secret));
     // the database answered this request (a cached lookup proves nothing about it)
     if (queried) res.locals.databaseAnswered = true;
     const now = new Date();
-    if (!token || token.revoked_at || (token.expires_at && new Date(token.expires_at) <= now)) {
+    const token = found?.row;
+    // Unknown, revoked and expired tokens get the one answer: it tells a guesser nothing.
+    if (!found || !token || token.revoked_at || (token.expires_at && new Date(token.expires_at) <= now)) {
       throw new AppError('unauthenticated', 'the API token is invalid, expired or revoked');
     }
     if (token.tenant_id && token.tenant_status !== 'ACTIVE') {
@@ -266,19 +288,22 @@ export function authenticate(orm: MikroORM): RequestHandler {
       !token.last_used_at ||
       now.getTime() - new Date(token.last_used_at).getTime() > LAST_USED_GRANULARITY_MS
     ) {
-      await hotQuery(orm.em, 'auth_token_used', 'update api_tokens set last_used_at = $2 where id = $1', [
-        token.id,
-        now,
-      ]);
+      // Conditional: concurrent requests, or other processes, with a stale row write it once a minute.
+      await hotQuery(
+        orm.em,
+        'auth_token_used',
+        `update api_tokens set last_used_at = $2
+          where id = $1 and (last_used_at is null or last_used_at <= $2::timestamptz - interval '1 minute')`,
+        [token.id, now],
+      );
       token.last_used_at = now;
     }
-    const role = tokenRole(token.tenant_id, token.scopes);
     const principal: Principal = {
       actorType: 'api_token',
       actorId: token.id,
       tenantId: token.tenant_id,
-      role,
-      permissions: ROLE_PERMISSIONS[role],
+      role: found.role,
+      permissions: found.permissions,
       tokenId: token.id,
       sessionId: null,
     };
@@ -298,6 +323,12 @@ type Access = { caller: 'tenant' | 'platform' | 'any'; permission: Permission };
 
 /** Why the principal may not call the route, or null when it may. */
 function refusal(access: Access, principal: Principal): AppError | null {
+  if (principal.mfaSetupRequired && !can(principal, access.permission)) {
+    return new AppError(
+      'mfa_setup_required',
+      'your tenant requires MFA: set it up (POST /api/v1/auth/mfa/totp/setup, then …/enable), then refresh your session',
+    );
+  }
   if (access.caller === 'tenant' && !principal.tenantId) {
     return new AppError('forbidden', 'this route needs a tenant API token or a user signed in to a tenant');
   }

@@ -17,11 +17,16 @@ const KINDS: Record<ErrorKind, { status: number; title: string }> = {
   malformed_request: { status: 400, title: 'Malformed request' },
   validation_failed: { status: 400, title: 'Validation failed' },
   unauthenticated: { status: 401, title: 'Authentication required' },
+  mfa_required: { status: 401, title: 'MFA code required' },
   payment_declined: { status: 402, title: 'Payment declined' },
   forbidden: { status: 403, title: 'Forbidden' },
+  mfa_setup_required: { status: 403, title: 'MFA setup required' },
+  ip_blocked: { status: 403, title: 'Address blocked' },
+  ip_not_allowed: { status: 403, title: 'Address not allowed' },
   quota_exceeded: { status: 403, title: 'Quota exceeded' },
   not_found: { status: 404, title: 'Not found' },
   conflict: { status: 409, title: 'Conflict' },
+  last_owner: { status: 409, title: 'Last owner' },
   payload_too_large: { status: 413, title: 'Payload too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   unprocessable: { status: 422, title: 'Unprocessable request' },
@@ -41,7 +46,7 @@ export function statusOf(kind: ErrorKind): number {
 
 export function sendProblem(res: Response, requestId: string, err: AppError): void {
   const { status, title } = KINDS[err.kind];
-  if (err.kind === 'unauthenticated') res.setHeader('WWW-Authenticate', 'Bearer realm="podplane"');
+  if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="podplane"');
   // Every 503 says when to come back; a route that knows better sets the header itself first.
   if (err.kind === 'unavailable' && !res.hasHeader('Retry-After')) {
     res.setHeader('Retry-After', String(DEFAULT_RETRY_AFTER_SECONDS));

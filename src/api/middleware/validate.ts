@@ -9,7 +9,14 @@
  * today is multi-line; names, slugs, ids and patterns must stay on one line (CR LF in a name ends up
  * in headers, CSV exports and terminals). A future free-text field that needs line breaks gets an
  * explicit exemption here, by field path, rather than a weaker rule for everything.
+ *
+ * Text is Unicode, exactly: a body that is not UTF-8 (stray bytes, overlong forms, encoded
+ * surrogates) is 400 rather than decoded to U+FFFD, and a string holding an unpaired surrogate (JSON
+ * allows `"\ud800"`) is 400 rather than stored as U+FFFD — either way what we would keep is not what
+ * was sent. A body nested deeper than `MAX_BODY_DEPTH` is 400 before anything walks it.
  */
+import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import type { z } from 'zod';
 import { AppError, type FieldIssue } from '../../domain/errors';
@@ -18,47 +25,74 @@ import { AppError, type FieldIssue } from '../../domain/errors';
 const CONTROL_CHARACTER = /\p{Cc}/u;
 const CONTROL_CHARACTERS = /\p{Cc}/gu;
 const CONTROL_MESSAGE = 'must not contain control characters';
+/** In a `u` regex a surrogate pair is one code point, so category Cs matches unpaired surrogates only. */
+const LONE_SURROGATE = /\p{Cs}/u;
+const LONE_SURROGATES = /\p{Cs}/gu;
+const SURROGATE_MESSAGE = 'must be well-formed Unicode (an unpaired surrogate is not a character)';
 /** enough to fix a request; a body of ten thousand bad strings does not get ten thousand lines back */
 const MAX_ISSUES = 20;
+/** Deeper than any body a route takes (the deepest is 3); a 10 000-level body is refused unwalked. */
+export const MAX_BODY_DEPTH = 32;
+const DEPTH_MESSAGE = `is nested more than ${MAX_BODY_DEPTH} levels deep`;
 
 type Where = 'body' | 'query' | 'params';
 
-/** A field name safe to echo back: control characters in keys are shown as `\uXXXX`. */
+/** A field name safe to echo back: control characters and lone surrogates in keys are shown as `\uXXXX`. */
 function printable(key: string): string {
-  return key.replace(CONTROL_CHARACTERS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const escape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  return key.replace(CONTROL_CHARACTERS, escape).replace(LONE_SURROGATES, escape);
+}
+
+/** What is wrong with one string (a value or a key), if anything. */
+function stringIssue(s: string): string | undefined {
+  if (CONTROL_CHARACTER.test(s)) return CONTROL_MESSAGE;
+  if (LONE_SURROGATE.test(s)) return SURROGATE_MESSAGE;
+  return undefined;
 }
 
 /**
- * Every string (and object key) in `value` that holds a control character, as field issues named
- * like zod names them (`owner.email`, `records.3.note`). The one place this rule lives.
+ * Every string (and object key) in `value` that holds a control character or an unpaired
+ * surrogate, and every container nested deeper than `MAX_BODY_DEPTH`, as field issues named like
+ * zod names them (`owner.email`, `records.3.note`). The one place these rules live. Walked with
+ * an explicit stack: no input nests deep enough to overflow the call stack.
  */
-export function controlCharacterIssues(value: unknown, where: Where): FieldIssue[] {
+export function hostileStringIssues(value: unknown, where: Where): FieldIssue[] {
   const issues: FieldIssue[] = [];
   const seen = new Set<object>();
-  const visit = (v: unknown, path: string[]) => {
-    if (issues.length >= MAX_ISSUES) return;
+  const name = (path: readonly string[]) => (path.length > 0 ? path.join('.') : where);
+  /** what is left to look at: a value, or a key already found wrong */
+  const pending: ({ value: unknown; path: string[] } | { keyIssue: string; path: string[] })[] = [
+    { value, path: [] },
+  ];
+  while (pending.length > 0 && issues.length < MAX_ISSUES) {
+    const next = pending.pop() as (typeof pending)[number];
+    if ('keyIssue' in next) {
+      issues.push({ field: name(next.path), message: next.keyIssue });
+      continue;
+    }
+    const { value: v, path } = next;
     if (typeof v === 'string') {
-      if (CONTROL_CHARACTER.test(v)) {
-        issues.push({ field: path.length > 0 ? path.join('.') : where, message: CONTROL_MESSAGE });
-      }
-      return;
+      const message = stringIssue(v);
+      if (message) issues.push({ field: name(path), message });
+      continue;
     }
-    if (typeof v !== 'object' || v === null || seen.has(v) || Buffer.isBuffer(v)) return;
+    if (typeof v !== 'object' || v === null || seen.has(v) || Buffer.isBuffer(v)) continue;
     seen.add(v);
-    if (Array.isArray(v)) {
-      v.forEach((item, i) => visit(item, [...path, String(i)]));
-      return;
+    if (path.length >= MAX_BODY_DEPTH) {
+      issues.push({ field: name(path), message: DEPTH_MESSAGE });
+      continue;
     }
-    for (const [key, item] of Object.entries(v)) {
+    const entries: [string, unknown][] = Array.isArray(v)
+      ? v.map((item: unknown, i) => [String(i), item])
+      : Object.entries(v);
+    // pushed last to first, so issues come out in document order
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const [key, item] = entries[i] as [string, unknown];
       const field = [...path, printable(key)];
-      if (CONTROL_CHARACTER.test(key)) {
-        if (issues.length < MAX_ISSUES) issues.push({ field: field.join('.'), message: CONTROL_MESSAGE });
-        continue;
-      }
-      visit(item, field);
+      const keyIssue = Array.isArray(v) ? undefined : stringIssue(key);
+      pending.push(keyIssue ? { keyIssue, path: field } : { value: item, path: field });
     }
-  };
-  visit(value, []);
+  }
   return issues;
 }
 
@@ -128,7 +162,7 @@ export function refuseHostileInput(routes: () => readonly RouteShape[]): Request
       }
     });
     if (pathIssues.length > 0) throw refuse('params', pathIssues);
-    const queryIssues = controlCharacterIssues(req.query, 'query');
+    const queryIssues = hostileStringIssues(req.query, 'query');
     if (queryIssues.length > 0) throw refuse('query', queryIssues);
     next();
   };
@@ -136,7 +170,22 @@ export function refuseHostileInput(routes: () => readonly RouteShape[]): Request
 
 /** The same rule for a JSON body, once the route that takes it has parsed it. */
 export const refuseHostileBody: RequestHandler = (req, _res, next) => {
-  const bodyIssues = controlCharacterIssues(req.body, 'body');
+  const bodyIssues = hostileStringIssues(req.body, 'body');
   if (bodyIssues.length > 0) throw refuse('body', bodyIssues);
   next();
 };
+
+/**
+ * The JSON parser's `verify`: a body declared (or defaulted to) UTF-8 that is not UTF-8 is 400,
+ * instead of being decoded with U+FFFD in place of the bytes that were sent.
+ */
+export function refuseMalformedUtf8(
+  _req: IncomingMessage,
+  _res: ServerResponse,
+  body: Buffer,
+  encoding: string,
+): void {
+  if (/^utf-?8$/i.test(encoding) && !isUtf8(body)) {
+    throw new AppError('malformed_request', 'the body is not valid UTF-8');
+  }
+}

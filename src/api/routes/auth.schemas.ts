@@ -1,5 +1,6 @@
 /** Request and response schemas for /api/v1/auth: sign-in, refresh, sessions and password. */
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../../domain/passwords';
+import { TOTP_DIGITS } from '../../domain/totp';
 import { z } from '../zod';
 
 /**
@@ -11,6 +12,20 @@ const GivenPassword = z
   .string()
   .min(1)
   .max(PASSWORD_MAX_LENGTH * 4);
+
+/** A code from an authenticator app: six digits (spaces around them are ignored). */
+export const TotpCode = z
+  .string()
+  .trim()
+  .regex(new RegExp(`^\\d{${TOTP_DIGITS}}$`), `must be ${TOTP_DIGITS} digits`)
+  .openapi({ example: '123456', description: 'the current code of your authenticator app' });
+
+/** A recovery code as handed out (`xxxx-xxxx-xxxx-xxxx`); case, dashes and spaces do not matter. */
+export const RecoveryCode = z
+  .string()
+  .min(1)
+  .max(64)
+  .openapi({ example: 'abcd-efgh-ijkl-mnop', description: 'one of your recovery codes; each works once' });
 
 /** A new password: its rules (length in characters after NFKC) are checked by the service. */
 const NewPassword = z
@@ -28,6 +43,17 @@ export const LoginBody = z
       description:
         'the tenant to act in; needed by members of several tenants. A platform administrator who names none acts for the platform',
     }),
+    totp_code: TotpCode.optional().openapi({
+      description:
+        'needed (or `recovery_code`) when the account has MFA enabled: without either, the answer is 401 `mfa-required`. Each code works once',
+    }),
+    recovery_code: RecoveryCode.optional().openapi({
+      description: 'instead of `totp_code` when the authenticator is lost; each recovery code works once',
+    }),
+  })
+  .refine((body) => body.totp_code === undefined || body.recovery_code === undefined, {
+    message: 'send either totp_code or recovery_code, not both',
+    path: ['recovery_code'],
   })
   .openapi('Login');
 
@@ -60,6 +86,10 @@ export const SignedInView = z
       .string()
       .nullable()
       .openapi({ description: 'the tenant the session acts in; null for the platform' }),
+    mfa_setup_required: z.literal(true).optional().openapi({
+      description:
+        'present when the tenant requires MFA and you have not enabled it: this access token only manages your own account (every other route answers 403 `mfa-setup-required`). Set MFA up and enable it, then refresh to get your role’s permissions',
+    }),
   })
   .openapi('SignedIn');
 

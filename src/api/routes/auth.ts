@@ -2,7 +2,9 @@
  * /api/v1/auth: users sign in with email and password for a short-lived access token (JWT) and an
  * opaque refresh token, rotate the refresh token, sign out, see and end their sessions, and change
  * their password. Login and refresh are public (their body is the credential); the rest need the
- * user's own access token (`account:self`, which no API token holds).
+ * user's own access token (`account:self`, which no API token holds). A user with MFA on signs in
+ * with a TOTP or recovery code as well (./mfa.ts manages it); the tenant's security policy
+ * (../../services/security-policy.ts) bounds where from, for how long, and with what permissions.
  */
 import type { Request } from 'express';
 import type { Config } from '../../config';
@@ -22,6 +24,7 @@ import {
   type RequestOrigin,
   type SignedIn,
 } from '../../services/auth';
+import { mfaSettings } from '../../services/mfa';
 import { hashParamsOf, prepareDummyHash } from '../../services/passwords';
 import { route, type Route } from '../http/route';
 import { acceptAccessTokens, forgetSessions } from '../middleware/auth';
@@ -42,6 +45,7 @@ export function authSettings(config: Config): AuthSettings {
     hashParams: hashParamsOf(config),
     sessionTtlSeconds: config.SESSION_TTL_S,
     lockout: { threshold: config.LOGIN_LOCKOUT_THRESHOLD, durationMs: config.LOGIN_LOCKOUT_MS },
+    mfa: mfaSettings(config),
   };
 }
 
@@ -70,7 +74,8 @@ function sessionView(session: Session, currentId: string): z.infer<typeof Sessio
   };
 }
 
-async function signedInView(
+/** The answer of a sign-in (login, refresh, an accepted invitation): the access token it signs and the refresh token. */
+export async function signedInView(
   tokens: AccessTokenSettings,
   signedIn: SignedIn,
 ): Promise<z.infer<typeof SignedInView>> {
@@ -78,6 +83,7 @@ async function signedInView(
     userId: signedIn.userId,
     sessionId: signedIn.sessionId,
     tenantId: signedIn.tenantId,
+    mfaSetupRequired: signedIn.mfaSetupRequired,
   });
   return {
     access_token: token,
@@ -86,6 +92,7 @@ async function signedInView(
     refresh_token: signedIn.refreshToken,
     session_id: signedIn.sessionId,
     tenant_id: signedIn.tenantId,
+    ...(signedIn.mfaSetupRequired ? { mfa_setup_required: true as const } : {}),
   };
 }
 
@@ -107,7 +114,13 @@ export function authRoutes(deps: { orm: MikroORM; config: Config }): Route[] {
       description:
         'A wrong email and a wrong password get the same 401 after the same work, so the answer never tells whether an account exists. ' +
         'LOGIN_LOCKOUT_THRESHOLD wrong passwords in a row (10 by default, from any address) lock the account for LOGIN_LOCKOUT_MS (15 minutes): ' +
-        'during the lock every login answers the same 401 without the password being checked, and attempts do not extend it.',
+        'during the lock every login answers the same 401 without the password being checked, and attempts do not extend it. ' +
+        'A tenant’s security policy may set a stricter lockout (a member of several tenants gets the strictest). ' +
+        'With MFA enabled, the password alone answers 401 `mfa-required` (no tokens; not counted as a failure): send `totp_code` or `recovery_code` too. ' +
+        'A wrong, expired or already used code is 401 and counts toward the lockout like a wrong password. ' +
+        'Signing in to a tenant whose IP allowlist does not admit your address is 403 `ip-not-allowed`. ' +
+        'The session lasts the tenant’s session lifetime, never longer than SESSION_TTL_S. ' +
+        'A member of a tenant requiring MFA who has not enabled it gets `mfa_setup_required: true` and a token that only manages their own account.',
       access: { public: 'signing in is how a user gets a credential; the body is the credential' },
       body: LoginBody,
       problems: [401, 403],
@@ -118,7 +131,13 @@ export function authRoutes(deps: { orm: MikroORM; config: Config }): Route[] {
         const signedIn = await login(
           em,
           settings,
-          { email: body.email, password: body.password, tenantId: body.tenant_id },
+          {
+            email: body.email,
+            password: body.password,
+            tenantId: body.tenant_id,
+            totpCode: body.totp_code,
+            recoveryCode: body.recovery_code,
+          },
           originOf(req),
         );
         log.info({ userId: signedIn.userId, sessionId: signedIn.sessionId }, 'user signed in');
@@ -132,10 +151,12 @@ export function authRoutes(deps: { orm: MikroORM; config: Config }): Route[] {
       path: '/api/v1/auth/refresh',
       summary: 'Exchange a refresh token for a new access token and the next refresh token',
       description:
-        'Each refresh token works once. Presenting one that was already exchanged ends every session of its sign-in (it was copied) and answers 401.',
+        'Each refresh token works once. Presenting one that was already exchanged ends every session of its sign-in (it was copied) and answers 401. ' +
+        'The new access token carries your permissions as they are now: after enabling MFA that a tenant requires, refresh to get your role’s permissions. ' +
+        'From an address outside the tenant’s IP allowlist the answer is 403 `ip-not-allowed` and nothing is rotated.',
       access: { public: 'the refresh token in the body is the credential, checked against its stored hash' },
       body: RefreshBody,
-      problems: [401],
+      problems: [401, 403],
       responses: {
         200: { description: 'Refreshed', content: { 'application/json': { schema: SignedInView } } },
       },

@@ -6,19 +6,26 @@ import { createPayments } from '../../providers';
 import type { FaultInjector } from '../../providers/simulator';
 import type { Route } from '../http/route';
 import type { ApiMetrics } from '../middleware/metrics';
+import { auditRoutes } from './audit';
 import { authRoutes } from './auth';
 import { billingSettingsRoutes } from './billing-settings';
 import { cloudPodRoutes } from './cloudpods';
 import { customerRoutes } from './customers';
 import { debugRoutes } from './debug';
 import { healthRoutes } from './health';
+import { memberRoutes } from './members';
+import { mfaRoutes } from './mfa';
+import { invitationRoutes } from './invitations';
 import { invoiceRoutes } from './invoices';
 import { nodeRoutes } from './nodes';
 import { notificationRoutes } from './notifications';
+import { passwordResetRoutes } from './password-reset';
 import { opsRoutes } from './ops';
 import { productRoutes } from './products';
 import { scheduleRoutes } from './schedules';
 import { securityRoutes } from './security';
+import { securityPolicyRoutes } from './security-policy';
+import { shieldRoutes } from './shield';
 import { simulatorRoutes } from './simulator';
 import { subscriptionRoutes } from './subscriptions';
 import { systemRoutes } from './system';
@@ -49,9 +56,16 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     ...systemRoutes({ metrics, openApi: deps.openApi }),
     ...debugRoutes({ config, version: deps.version, commit: deps.commit }),
     ...authRoutes({ orm, config }),
+    ...mfaRoutes({ config }),
     ...tenantRoutes({ temporal, metrics }),
     ...tokenRoutes(),
+    ...memberRoutes(),
+    ...invitationRoutes({ config }),
+    ...passwordResetRoutes({ config }),
     ...securityRoutes({ orm }),
+    ...auditRoutes({ orm }),
+    ...securityPolicyRoutes({ config }),
+    ...shieldRoutes({ orm }),
     ...customerRoutes({ payments }),
     ...productRoutes(),
     ...subscriptionRoutes({ temporal, metrics, config, orm, payments }),

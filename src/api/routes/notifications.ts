@@ -8,6 +8,7 @@ import { notificationPage } from '../../db/repositories/notifications';
 import { pageBody } from '../../db/repositories/pages';
 import { notFound } from '../../domain/errors';
 import { isId } from '../../domain/ids';
+import { redactOneTimeTokens } from '../../domain/one-time-tokens';
 import { route, type Route } from '../http/route';
 import { tenantOf } from '../middleware/auth';
 import { encodeCursor } from './common.schemas';
@@ -30,7 +31,8 @@ export function notificationView(n: Notification): NotificationView {
     customer_id: n.customer?.id ?? null,
     recipient: n.recipient,
     subject: n.subject,
-    body: n.body,
+    // the mail's one-time token (an invitation, a password reset) is for its recipient only
+    body: redactOneTimeTokens(n.body),
     status: n.status,
     attempts: n.attempts,
     last_error: n.lastError ?? null,

@@ -54,7 +54,7 @@ export const SecurityProfile = z
     active_sessions: z.number().int(),
     mfa_enabled: z
       .boolean()
-      .openapi({ description: 'always false: multi-factor sign-in is not offered yet' }),
+      .openapi({ description: 'TOTP is enabled: every sign-in needs a code (setup alone does not count)' }),
     last_login_at: z.string().nullable(),
     password_changed_at: z.string(),
     recent_events: z

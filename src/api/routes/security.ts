@@ -109,7 +109,7 @@ export function securityRoutes(deps: { orm: MikroORM }): Route[] {
           })),
           platform_admin: user.platformAdmin,
           active_sessions: sessions.length,
-          mfa_enabled: false,
+          mfa_enabled: user.mfaEnabledAt != null,
           last_login_at: user.lastLoginAt?.toISOString() ?? null,
           password_changed_at: user.passwordChangedAt.toISOString(),
           recent_events: events.map(securityEventView),

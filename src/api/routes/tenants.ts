@@ -21,7 +21,7 @@ import {
   TenantView,
 } from './tenants.schemas';
 import { tokenView } from './tokens';
-import { CreateTokenBody, TokenCreated } from './tokens.schemas';
+import { CreateTokenBody, TokenCreated, lifetimeOf } from './tokens.schemas';
 
 /** A tenant as the API shows it. */
 export function tenantView(tenant: Tenant) {
@@ -141,7 +141,7 @@ export function tenantRoutes(deps: { temporal: Client; metrics: ApiMetrics }): R
           tenantId: id,
           name: body.name,
           scopes: body.scopes,
-          expiresInDays: body.expires_in_days,
+          lifetime: lifetimeOf(body),
           createdByTokenId: principal.tokenId,
         });
         log.info({ tenantId: id, issuedTokenId: issued.token.id }, 'tenant token issued by platform admin');

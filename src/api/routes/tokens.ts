@@ -1,16 +1,22 @@
-/** /api/v1/tokens: a tenant token manages its own tenant's API tokens. */
+/** /api/v1/tokens: a tenant's principal (a token with tokens:*, or an OWNER or ADMIN) manages its tenant's API tokens. */
 import type { Request } from 'express';
 import type { ApiToken } from '../../db/entities';
 import { dataBody } from '../../db/repositories/pages';
 import { tokenPage } from '../../db/repositories/tenancy';
-import { scopesWithin, type TokenScope } from '../../domain/api-tokens';
-import { AppError } from '../../domain/errors';
+import { DEFAULT_TOKEN_LIFETIME_DAYS, MAX_TOKEN_LIFETIME_DAYS } from '../../domain/api-tokens';
 import type { Principal } from '../../domain/principal';
 import { issueToken, revokeToken, type TokenActor } from '../../services/api-tokens';
 import { route, type Route } from '../http/route';
 import { forgetToken, tenantOf } from '../middleware/auth';
 import type { z } from '../zod';
-import { CreateTokenBody, TokenCreated, TokenIdParams, TokenList, TokenView } from './tokens.schemas';
+import {
+  CreateTokenBody,
+  TokenCreated,
+  TokenIdParams,
+  TokenList,
+  TokenView,
+  lifetimeOf,
+} from './tokens.schemas';
 
 /** An API token as the API shows it: never its secret or hash. */
 export function tokenView(token: ApiToken): z.infer<typeof TokenView> {
@@ -39,11 +45,6 @@ function actorOf(principal: Principal, req: Request): TokenActor {
   };
 }
 
-/** The scopes the caller holds: a token may only mint tokens with these. */
-function heldScopes(principal: Principal): TokenScope[] {
-  return principal.permissions.has('tokens:write') ? ['read', 'write'] : ['read'];
-}
-
 export function tokenRoutes(): Route[] {
   return [
     route({
@@ -52,23 +53,23 @@ export function tokenRoutes(): Route[] {
       method: 'post',
       path: '/api/v1/tokens',
       summary: 'Create an API token for the calling tenant; the secret is shown once',
+      description:
+        'The token holds the permissions its scopes grant, never more than the caller holds (a user ' +
+        'mints within their role, a token within its scopes: 403 otherwise). It expires after ' +
+        `\`expires_in_days\` or at \`expires_at\` (at most ${MAX_TOKEN_LIFETIME_DAYS} days ahead; ` +
+        `${DEFAULT_TOKEN_LIFETIME_DAYS} days when neither is given).`,
       access: write,
       body: CreateTokenBody,
       responses: {
         201: { description: 'Token created', content: { 'application/json': { schema: TokenCreated } } },
       },
       async handle({ req, principal, em, body, res, log }) {
-        const held = heldScopes(principal);
-        if (!scopesWithin(body.scopes, held)) {
-          throw new AppError('forbidden', 'a token can only create tokens with scopes it holds itself', {
-            errors: [{ field: 'scopes', message: `allowed: ${held.join(', ')}` }],
-          });
-        }
         const issued = await issueToken(em, {
           tenantId: tenantOf(principal),
           name: body.name,
           scopes: body.scopes,
-          expiresInDays: body.expires_in_days,
+          lifetime: lifetimeOf(body),
+          mintedWithin: principal.permissions,
           createdByTokenId: principal.tokenId,
           actor: actorOf(principal, req),
         });

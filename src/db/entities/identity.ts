@@ -44,6 +44,25 @@ export class User extends Row {
 
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   lastLoginAt?: Date | null;
+
+  /**
+   * the TOTP secret, sealed (AES-256-GCM under TENANT_SECRETS_ENCRYPTION_KEY, bound to this user);
+   * set from MFA setup on, checked at sign-in only once `mfaEnabledAt` is set
+   */
+  @Property({ type: 'text', nullable: true })
+  mfaSecret?: string | null;
+
+  /** set: MFA is on, and every sign-in needs a TOTP or recovery code */
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  mfaEnabledAt?: Date | null;
+
+  /** the last TOTP time step accepted: a code of this step or an earlier one is refused (no replay) */
+  @Property({ type: 'integer', nullable: true })
+  mfaLastStep?: number | null;
+
+  /** hex SHA-256 of each recovery code not used yet */
+  @Property({ type: 'text[]', defaultRaw: "'{}'" })
+  mfaRecoveryCodes: string[] & Opt = [];
 }
 
 /** A user's role in one tenant; a user has at most one membership per tenant. */

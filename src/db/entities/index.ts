@@ -13,10 +13,13 @@ import {
 import { Customer, Product } from './catalog';
 import { Backup, CloudPod, CoreNode, OpsEvent, ProvisioningJob } from './cloudpods';
 import { IdempotencyKey } from './idempotency';
+import { Invitation, PasswordResetToken } from './invitations';
 import { Membership, Session, User } from './identity';
 import { Notification } from './notifications';
 import { SubscriptionPlanChange } from './plan-changes';
 import { SecurityEvent } from './security';
+import { TenantSecurityPolicy } from './security-policy';
+import { ShieldEvent, ShieldPolicy, ShieldRule } from './shield';
 import { SimBackup, SimDnsRecord, SimFaultRule, SimVm } from './simulator';
 import { ApiToken, Tenant, TenantBillingSettings, TenantQuota, TenantUsage } from './tenancy';
 import { TestClock } from './test-clocks';
@@ -26,10 +29,13 @@ export * from './billing';
 export * from './catalog';
 export * from './cloudpods';
 export * from './idempotency';
+export * from './invitations';
 export * from './identity';
 export * from './notifications';
 export * from './plan-changes';
 export * from './security';
+export * from './security-policy';
+export * from './shield';
 export * from './simulator';
 export * from './tenancy';
 export * from './test-clocks';
@@ -68,6 +74,12 @@ export const ENTITIES = [
   Membership,
   Session,
   SecurityEvent,
+  Invitation,
+  PasswordResetToken,
+  TenantSecurityPolicy,
+  ShieldPolicy,
+  ShieldRule,
+  ShieldEvent,
 ];
 
 /** Entities whose rows belong to one tenant (a `tenant` relation); the tenant filter covers them. */
@@ -93,4 +105,9 @@ export const TENANT_SCOPED_ENTITIES = [
   UsageDaily,
   TestClock,
   Membership,
+  Invitation,
+  TenantSecurityPolicy,
+  ShieldPolicy,
+  ShieldRule,
+  ShieldEvent,
 ];

@@ -16,6 +16,11 @@ import { Migration20261123220300 } from './Migration20261123220300';
 import { Migration20261123221000 } from './Migration20261123221000';
 import { Migration20261123231000 } from './Migration20261123231000';
 import { Migration20261123234500 } from './Migration20261123234500';
+import { Migration20261124005000 } from './Migration20261124005000';
+import { Migration20261124010000 } from './Migration20261124010000';
+import { Migration20261124011000 } from './Migration20261124011000';
+import { Migration20261124013000 } from './Migration20261124013000';
+import { Migration20261124024500 } from './Migration20261124024500';
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261121220725', class: Migration20261121220725 },
@@ -34,4 +39,9 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261123221000', class: Migration20261123221000 },
   { name: 'Migration20261123231000', class: Migration20261123231000 },
   { name: 'Migration20261123234500', class: Migration20261123234500 },
+  { name: 'Migration20261124005000', class: Migration20261124005000 },
+  { name: 'Migration20261124010000', class: Migration20261124010000 },
+  { name: 'Migration20261124011000', class: Migration20261124011000 },
+  { name: 'Migration20261124013000', class: Migration20261124013000 },
+  { name: 'Migration20261124024500', class: Migration20261124024500 },
 ];

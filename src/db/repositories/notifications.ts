@@ -1,5 +1,6 @@
 /** The notification list as JSON text (see pages.ts) in the shape of `notificationView` (api/routes/notifications.ts). */
 import type { NotificationStatus } from '../entities';
+import { redactOneTimeTokens } from '../../domain/one-time-tokens';
 import type { EntityManager } from '../orm';
 import { PageWhere, intJson, isoJson, textJson, textPage, utc, type Page } from './pages';
 
@@ -45,7 +46,7 @@ export function notificationPage(
     limit: q.limit,
     item: (r) =>
       `{"id":${textJson(r.id)},"kind":${textJson(r.template)},"customer_id":${textJson(r.customer_id)},` +
-      `"recipient":${textJson(r.recipient)},"subject":${textJson(r.subject)},"body":${textJson(r.body)},` +
+      `"recipient":${textJson(r.recipient)},"subject":${textJson(r.subject)},"body":${textJson(redactOneTimeTokens(r.body))},` +
       `"status":${textJson(r.status)},"attempts":${intJson(r.attempts)},"last_error":${textJson(r.last_error)},` +
       `"next_attempt_at":${isoJson(r.next_attempt_at)},"created_at":${isoJson(r.created_at)},` +
       `"sent_at":${isoJson(r.sent_at)}}`,
