@@ -10,10 +10,13 @@ import { Migration } from '@mikro-orm/migrations';
  * later migrations create.
  *
  * Audit: AFTER ROW triggers on the business tables append each change to its tenant's hash chain
- * (`audit_events`, chain `platform` for rows without a tenant) in the same transaction. One upsert of
- * the chain's head (`audit_heads`) takes the next seq under the head row's lock — one tenant's
- * writers queue there until commit, other tenants never wait — and computes the new hash; one
- * insert appends the event. The hash's canonical text is defined once, in `audit_hash` here, and
+ * (`audit_events`, chain `platform` for rows without a tenant) in the same transaction. They are
+ * constraint triggers deferred to the commit: each change's before and after are the row's at the
+ * time of the change, but the chain is appended when the transaction commits, so the head row's
+ * lock is held only for the commit itself, however long the transaction ran, and seq follows commit
+ * order. One upsert of the chain's head (`audit_heads`) takes the next seq under the head row's
+ * lock — one tenant's committers queue there, other tenants never wait — and computes the new
+ * hash; one insert appends the event. The hash's canonical text is defined once, in `audit_hash` here, and
  * reimplemented in src/domain/audit.ts, which `podplane audit:verify` uses so that verifying never
  * trusts the database's own function. `audit_events` refuses UPDATE, DELETE and TRUNCATE by
  * triggers (the owner included) and the app role may only read it; the trigger function is
@@ -169,7 +172,7 @@ begin
   if exists (select 1 from pg_trigger where tgrelid = tbl and tgname = 'audit_row') then
     execute format('drop trigger audit_row on %s', tbl);
   end if;
-  execute format('create trigger audit_row after insert or update or delete on %s for each row execute function audit_record(%s)',
+  execute format('create constraint trigger audit_row after insert or update or delete on %s deferrable initially deferred for each row execute function audit_record(%s)',
                  tbl, coalesce((select string_agg(quote_literal(c), ', ') from unnest(ignored) c), ''));
 end $$;`);
 
