@@ -679,6 +679,32 @@ export function activeSessions(em: EntityManager, userId: string): Promise<Sessi
 }
 
 /**
+ * Ends every session of a user whose password was just changed or reset (but `keepSessionId`,
+ * the one that changed it), inside the caller's transaction: the families' first rows are locked,
+ * then every row of them is revoked. Returns the families ended.
+ */
+export async function endSessionsForNewPassword(
+  tx: EntityManager,
+  userId: string,
+  now: Date,
+  keepSessionId: string | null,
+): Promise<Session[]> {
+  const families = await tx.find(
+    Session,
+    { user: userId, parent: null, revokedAt: null, ...(keepSessionId ? { id: { $ne: keepSessionId } } : {}) },
+    { lockMode: LockMode.PESSIMISTIC_WRITE },
+  );
+  if (families.length > 0) {
+    await tx.nativeUpdate(
+      Session,
+      { familyId: { $in: families.map((f) => f.id) }, revokedAt: null },
+      { revokedAt: now, revokeReason: 'PASSWORD_CHANGED', updatedAt: now },
+    );
+  }
+  return families;
+}
+
+/**
  * Changes a user's password after checking the current one, and ends every other session of the
  * user (the one making the change stays signed in). Returns the sessions ended.
  */
@@ -706,23 +732,7 @@ export async function changePassword(
       { passwordHash, passwordChangedAt: now, updatedAt: now },
     );
     if (changed === 0) throw conflict('the password was changed meanwhile; sign in again');
-    const families = await tx.find(
-      Session,
-      {
-        user: user.id,
-        parent: null,
-        revokedAt: null,
-        ...(opts.keepSessionId ? { id: { $ne: opts.keepSessionId } } : {}),
-      },
-      { lockMode: LockMode.PESSIMISTIC_WRITE },
-    );
-    if (families.length > 0) {
-      await tx.nativeUpdate(
-        Session,
-        { familyId: { $in: families.map((f) => f.id) }, revokedAt: null },
-        { revokedAt: now, revokeReason: 'PASSWORD_CHANGED', updatedAt: now },
-      );
-    }
+    const families = await endSessionsForNewPassword(tx, user.id, now, opts.keepSessionId ?? null);
     await recordSecurityEvent(tx, {
       kind: 'PASSWORD_CHANGED',
       severity: 'MEDIUM',

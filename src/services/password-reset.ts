@@ -6,7 +6,7 @@
  * of theirs and clears a lockout, in one transaction that first locks the token's row.
  */
 import { LockMode, raw } from '@mikro-orm/core';
-import { Membership, PasswordResetToken, Session, User } from '../db/entities';
+import { Membership, PasswordResetToken, User } from '../db/entities';
 import type { EntityManager } from '../db/orm';
 import { hashToken } from '../domain/api-tokens';
 import { AppError } from '../domain/errors';
@@ -17,7 +17,7 @@ import {
   passwordResetMail,
 } from '../domain/one-time-tokens';
 import { passwordProblem } from '../domain/passwords';
-import { normalizeEmail, type AuthSettings, type RequestOrigin } from './auth';
+import { endSessionsForNewPassword, normalizeEmail, type AuthSettings, type RequestOrigin } from './auth';
 import { recordNotification } from './notifications';
 import { hashPassword } from './passwords';
 import { emailFingerprint, recordSecurityEvent } from './security-events';
@@ -149,18 +149,7 @@ export async function confirmPasswordReset(
       { id: userId },
       { passwordHash, passwordChangedAt: now, failedLoginCount: 0, lockedUntil: null, updatedAt: now },
     );
-    const families = await tx.find(
-      Session,
-      { user: userId, parent: null, revokedAt: null },
-      { lockMode: LockMode.PESSIMISTIC_WRITE },
-    );
-    if (families.length > 0) {
-      await tx.nativeUpdate(
-        Session,
-        { familyId: { $in: families.map((f) => f.id) }, revokedAt: null },
-        { revokedAt: now, revokeReason: 'PASSWORD_CHANGED', updatedAt: now },
-      );
-    }
+    const families = await endSessionsForNewPassword(tx, userId, now, null);
     await recordSecurityEvent(tx, {
       kind: 'PASSWORD_RESET',
       severity: 'MEDIUM',
