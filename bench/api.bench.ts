@@ -70,7 +70,7 @@ async function startApi(): Promise<typeof api> {
       NODE_ENV: 'development',
       LOG_LEVEL: 'warn',
       PORT: String(port),
-      DATABASE_URL: stack.db.url,
+      DATABASE_URL: stack.db.appUrl,
       DATABASE_POOL_MAX: '20',
       TEMPORAL_ADDRESS: temporalAddress(),
       TEMPORAL_NAMESPACE: stack.namespace,

@@ -108,7 +108,7 @@ const productionEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({
   ...process.env,
   NODE_ENV: 'development',
   LOG_LEVEL: 'warn',
-  DATABASE_URL: stack.db.url,
+  DATABASE_URL: stack.db.appUrl,
   TEMPORAL_ADDRESS: temporalAddress(),
   ...extra,
 });
