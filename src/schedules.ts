@@ -19,85 +19,83 @@ import { ROLLUP_LOOKBACK_DAYS } from './workflows/messages/usage';
 
 const MANAGED_NOTE = 'managed by podplane schedules:sync';
 
+/** What sets one schedule apart; every schedule skips overlaps and carries the managed note. */
+interface ScheduleDef {
+  id: string;
+  cron: string;
+  workflowType: string;
+  taskQueue: string;
+  summary: string;
+  catchupWindow: string;
+}
+
+function schedule(def: ScheduleDef): ScheduleOptions {
+  return {
+    scheduleId: def.id,
+    spec: { cronExpressions: [def.cron], timezone: 'UTC' },
+    action: {
+      type: 'startWorkflow',
+      workflowType: def.workflowType,
+      // one workflow id per schedule: with overlap SKIP, at most one run at a time
+      workflowId: def.id,
+      taskQueue: def.taskQueue,
+      args: [],
+      staticSummary: def.summary,
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: def.catchupWindow },
+    state: { note: MANAGED_NOTE },
+  };
+}
+
 export function scheduleDefinitions(): ScheduleOptions[] {
   return [
-    {
-      scheduleId: SCHEDULE_IDS.maintenanceCleanup,
-      spec: { cronExpressions: ['0 3 * * *'], timezone: 'UTC' },
-      action: {
-        type: 'startWorkflow',
-        workflowType: 'maintenanceCleanup',
-        workflowId: 'maintenance-cleanup',
-        taskQueue: TASK_QUEUES.maintenance,
-        args: [],
-        staticSummary: 'Daily housekeeping: purge long-dead API tokens and expired Idempotency-Keys',
-      },
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
-      state: { note: MANAGED_NOTE },
-    },
-    {
-      scheduleId: SCHEDULE_IDS.billingRun,
-      spec: { cronExpressions: ['0 * * * *'], timezone: 'UTC' },
-      action: {
-        type: 'startWorkflow',
-        workflowType: 'billingRun',
-        workflowId: SCHEDULE_IDS.billingRun,
-        taskQueue: TASK_QUEUES.billing,
-        args: [],
-        staticSummary: 'Hourly: start the renewal of every subscription whose period ended (trials included)',
-      },
+    schedule({
+      id: SCHEDULE_IDS.maintenanceCleanup,
+      cron: '0 3 * * *',
+      workflowType: 'maintenanceCleanup',
+      taskQueue: TASK_QUEUES.maintenance,
+      summary: 'Daily housekeeping: purge long-dead API tokens and expired Idempotency-Keys',
+      catchupWindow: '1 hour',
+    }),
+    schedule({
+      id: SCHEDULE_IDS.billingRun,
+      cron: '0 * * * *',
+      workflowType: 'billingRun',
+      taskQueue: TASK_QUEUES.billing,
+      summary: 'Hourly: start the renewal of every subscription whose period ended (trials included)',
       // A day: after an outage the missed run is still taken once the engine is back (SKIP keeps it
       // to one at a time), so no period stays unbilled for longer than the outage.
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
-      state: { note: MANAGED_NOTE },
-    },
-    {
-      scheduleId: SCHEDULE_IDS.trialSweep,
-      spec: { cronExpressions: ['15 * * * *'], timezone: 'UTC' },
-      action: {
-        type: 'startWorkflow',
-        workflowType: 'trialSweep',
-        workflowId: SCHEDULE_IDS.trialSweep,
-        taskQueue: TASK_QUEUES.billing,
-        args: [],
-        staticSummary: 'Hourly: record the reminders of trials ending in 7, 3 and 1 days',
-      },
+      catchupWindow: '1 day',
+    }),
+    schedule({
+      id: SCHEDULE_IDS.trialSweep,
+      cron: '15 * * * *',
+      workflowType: 'trialSweep',
+      taskQueue: TASK_QUEUES.billing,
+      summary: 'Hourly: record the reminders of trials ending in 7, 3 and 1 days',
       // Reminders are only worth sending near their time; the next sweep sends the latest one due.
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '2 hours' },
-      state: { note: MANAGED_NOTE },
-    },
-    {
-      scheduleId: SCHEDULE_IDS.usageRollup,
-      spec: { cronExpressions: ['0 2 * * *'], timezone: 'UTC' },
-      action: {
-        type: 'startWorkflow',
-        workflowType: 'usageRollup',
-        workflowId: SCHEDULE_IDS.usageRollup,
-        taskQueue: TASK_QUEUES.billing,
-        args: [],
-        staticSummary: `Daily 02:00 UTC: roll up the last ${ROLLUP_LOOKBACK_DAYS} UTC days of usage records into usage_daily`,
-      },
+      catchupWindow: '2 hours',
+    }),
+    schedule({
+      id: SCHEDULE_IDS.usageRollup,
+      cron: '0 2 * * *',
+      workflowType: 'usageRollup',
+      taskQueue: TASK_QUEUES.billing,
+      summary: `Daily 02:00 UTC: roll up the last ${ROLLUP_LOOKBACK_DAYS} UTC days of usage records into usage_daily`,
       // Each run rolls up the three days before it, so a run missed by up to two days is covered by
       // the one taken late; beyond that, the next day's run covers what is still in its window.
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '2 days' },
-      state: { note: MANAGED_NOTE },
-    },
-    {
-      scheduleId: SCHEDULE_IDS.auditVerify,
-      spec: { cronExpressions: ['0 4 * * 0'], timezone: 'UTC' },
-      action: {
-        type: 'startWorkflow',
-        workflowType: 'auditVerify',
-        workflowId: SCHEDULE_IDS.auditVerify,
-        taskQueue: TASK_QUEUES.maintenance,
-        args: [],
-        staticSummary:
-          'Weekly, Sunday 04:00 UTC: recompute every audit chain; a break raises a CRITICAL security event',
-      },
+      catchupWindow: '2 days',
+    }),
+    schedule({
+      id: SCHEDULE_IDS.auditVerify,
+      cron: '0 4 * * 0',
+      workflowType: 'auditVerify',
+      taskQueue: TASK_QUEUES.maintenance,
+      summary:
+        'Weekly, Sunday 04:00 UTC: recompute every audit chain; a break raises a CRITICAL security event',
       // A week late is still worth a check; the next one comes a week later anyway.
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
-      state: { note: MANAGED_NOTE },
-    },
+      catchupWindow: '1 day',
+    }),
   ];
 }
 
