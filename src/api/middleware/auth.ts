@@ -276,11 +276,11 @@ export function authenticate(orm: MikroORM): RequestHandler {
     // the database answered this request (a cached lookup proves nothing about it)
     if (queried) res.locals.databaseAnswered = true;
     const now = new Date();
-    const token = found?.row;
     // Unknown, revoked and expired tokens get the one answer: it tells a guesser nothing.
-    if (!found || !token || token.revoked_at || (token.expires_at && new Date(token.expires_at) <= now)) {
+    if (!found || found.row.revoked_at || (found.row.expires_at && new Date(found.row.expires_at) <= now)) {
       throw new AppError('unauthenticated', 'the API token is invalid, expired or revoked');
     }
+    const token = found.row;
     if (token.tenant_id && token.tenant_status !== 'ACTIVE') {
       throw new AppError('forbidden', `the tenant is ${token.tenant_status}; its tokens cannot be used`);
     }
