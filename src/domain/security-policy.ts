@@ -4,7 +4,7 @@
  * (never longer than the platform's SESSION_TTL_S), and the lockout that applies to a user who is
  * a member of several tenants (the strictest one among them).
  */
-import { BlockList, isIP } from 'node:net';
+import { allowlistAdmits, compileAllowlist, parseCidr, parseIp } from './shield';
 
 /** Bounds of what a tenant may set. */
 export const POLICY_LIMITS = {
@@ -32,25 +32,11 @@ export const DEFAULT_POLICY: PolicyValues = {
   lockoutDurationS: null,
 };
 
-interface Cidr {
-  address: string;
-  prefix: number;
-  family: 'ipv4' | 'ipv6';
-}
-
-/** `10.0.0.0/8`, `2001:db8::/32`, or a single address (a /32 or /128); null when it is none of these. */
-export function parseCidr(entry: string): Cidr | null {
-  const match = /^([^/\s]+)(?:\/(\d{1,3}))?$/.exec(entry);
-  if (!match?.[1]) return null;
-  const version = isIP(match[1]);
-  if (version === 0) return null;
-  const max = version === 4 ? 32 : 128;
-  const prefix = match[2] === undefined ? max : Number(match[2]);
-  if (prefix > max) return null;
-  return { address: match[1], prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
-}
-
-/** Why an allowlist cannot be stored, one message per wrong entry; empty when it can. */
+/**
+ * Why an allowlist cannot be stored, one message per wrong entry; empty when it can. Entries are
+ * parsed as the shield parses its rules (./shield.ts `parseCidr`): one reading of an address for
+ * storing and for admitting.
+ */
 export function allowlistProblems(entries: readonly string[]): { index: number; message: string }[] {
   const problems = entries.flatMap((entry, index) =>
     parseCidr(entry) ? [] : [{ index, message: 'is not an IPv4 or IPv6 address or CIDR' }],
@@ -64,28 +50,17 @@ export function allowlistProblems(entries: readonly string[]): { index: number; 
   return problems;
 }
 
-/** `::ffff:192.0.2.1` → `192.0.2.1`; any other address as it is. */
-function unmapped(ip: string): string {
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
-  return mapped?.[1] ?? ip;
+/** The allowlist as stored: each entry normalised (`10.1.2.3/8` → `10.0.0.0/8`), each once. */
+export function normalisedAllowlist(entries: readonly string[]): string[] {
+  return [...new Set(entries.map((e) => parseCidr(e)?.text ?? e))];
 }
 
 /**
  * Whether the allowlist admits `ip`: an empty list admits every address; an unknown address (none,
- * or not an IP) only an empty list.
+ * or not an IP) only an empty list. IPv4-mapped IPv6 addresses are their IPv4 address.
  */
 export function ipAllowed(allowlist: readonly string[], ip: string | null | undefined): boolean {
-  if (allowlist.length === 0) return true;
-  if (!ip) return false;
-  const address = unmapped(ip);
-  const version = isIP(address);
-  if (version === 0) return false;
-  const list = new BlockList();
-  for (const entry of allowlist) {
-    const cidr = parseCidr(entry);
-    if (cidr) list.addSubnet(cidr.address, cidr.prefix, cidr.family);
-  }
-  return list.check(address, version === 4 ? 'ipv4' : 'ipv6');
+  return allowlistAdmits(compileAllowlist(allowlist), ip ? parseIp(ip) : null);
 }
 
 /** How long a new session of the tenant lasts: its policy's lifetime, never more than the platform's. */

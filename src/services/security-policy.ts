@@ -12,6 +12,7 @@ import {
   POLICY_LIMITS,
   allowlistProblems,
   ipAllowed,
+  normalisedAllowlist,
   strictestLockout,
   type Lockout,
   type PolicyValues,
@@ -93,7 +94,7 @@ export async function replacePolicy(
       { errors: [{ field: 'ip_allowlist', message: `must admit ${actor.ip ?? 'your address'}` }] },
     );
   }
-  const allowlist = [...new Set(values.ipAllowlist)];
+  const allowlist = normalisedAllowlist(values.ipAllowlist);
   return em.transactional(async (tx) => {
     let row = await tx.findOne(TenantSecurityPolicy, { tenant: tenantId });
     const before = row ? valuesOf(row) : DEFAULT_POLICY;

@@ -2,27 +2,42 @@
 import {
   allowlistProblems,
   ipAllowed,
-  parseCidr,
+  normalisedAllowlist,
   sessionLifetimeS,
   strictestLockout,
 } from '../../src/domain/security-policy';
 
 describe('IP allowlist entries', () => {
   it.each([
-    ['10.0.0.0/8', { address: '10.0.0.0', prefix: 8, family: 'ipv4' }],
-    ['192.0.2.7', { address: '192.0.2.7', prefix: 32, family: 'ipv4' }],
-    ['2001:db8::/32', { address: '2001:db8::', prefix: 32, family: 'ipv6' }],
-    ['::1', { address: '::1', prefix: 128, family: 'ipv6' }],
-    ['0.0.0.0/0', { address: '0.0.0.0', prefix: 0, family: 'ipv4' }],
-    ['10.0.0.0/33', null],
-    ['2001:db8::/129', null],
-    ['10.0.0/8', null],
-    ['example.com', null],
-    ['10.0.0.0/8 ', null],
-    ['', null],
-    ["1.2.3.4/8'; drop table users;--", null],
-  ])('%p parses to %p', (entry, expected) => {
-    expect(parseCidr(entry)).toEqual(expected);
+    ['10.0.0.0/8', '10.0.0.0/8'],
+    ['10.1.2.3/8', '10.0.0.0/8'],
+    ['192.0.2.7', '192.0.2.7/32'],
+    ['2001:DB8::/32', '2001:db8::/32'],
+    ['::1', '::1/128'],
+    ['0.0.0.0/0', '0.0.0.0/0'],
+    ['::ffff:10.0.0.0/104', '10.0.0.0/8'],
+  ])('%p is stored as %p', (entry, stored) => {
+    expect(allowlistProblems([entry])).toEqual([]);
+    expect(normalisedAllowlist([entry])).toEqual([stored]);
+  });
+
+  it.each([
+    '10.0.0.0/33',
+    '2001:db8::/129',
+    '10.0.0/8',
+    'example.com',
+    '',
+    'fe80::1%eth0',
+    "1.2.3.4/8'; drop table users;--",
+  ])('%p is refused', (entry) => {
+    expect(allowlistProblems([entry])).toEqual([{ index: 0, message: expect.any(String) }]);
+  });
+
+  it('stores each network once, however it was spelled', () => {
+    expect(normalisedAllowlist(['10.0.0.0/8', '10.9.9.9/8', '2001:db8::/32', '2001:DB8:0::/32'])).toEqual([
+      '10.0.0.0/8',
+      '2001:db8::/32',
+    ]);
   });
 
   it('names every wrong entry by its index', () => {
